@@ -1,0 +1,142 @@
+// cli/cmd_stat.c — `spearlabel stat DB`: what a dataset holds.
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "storage/row.h"
+#include "storage/store.h"
+
+static const char HELP[] =
+    "usage: spearlabel stat DB\n\n"
+    "Prints what the dataset DB holds: rows, errors by stage, total semantic and\n"
+    "text ids, audio hours, quality flags, model fingerprints, and the history of\n"
+    "runs that wrote it. Reads committed data only; safe while a job writes.\n\n"
+    "Options:\n"
+    "  -h, --help   this text\n";
+
+typedef struct totals {
+    size_t rows, errors, bad;
+    unsigned long long n_sem, n_text;
+    double seconds;
+    size_t flag_maxlen, flag_loop;
+    size_t by_stage[REC_STAGE_COUNT];
+} totals;
+
+static int scan(store *s, totals *t, sl_err *err)
+{
+    store_iter *it;
+    int rc = store_iter_open(&it, s, STORE_ROWS, err);
+    if (rc)
+        return rc;
+    const void *k, *v;
+    size_t kn, vn;
+    while ((rc = store_iter_next(it, &k, &kn, &v, &vn, err)) == 1) {
+        rec_header h;
+        sl_err e;
+        t->rows++;
+        if (rec_row_decode(v, vn, &h, &e)) {
+            t->bad++;
+            continue;
+        }
+        t->n_sem += h.n_semantic;
+        t->n_text += h.n_text;
+        t->seconds += (double)h.duration_s;
+        t->flag_maxlen += (h.flags & REC_FLAG_MAXLEN) != 0;
+        t->flag_loop += (h.flags & REC_FLAG_LOOP) != 0;
+    }
+    store_iter_close(it);
+    if (rc < 0)
+        return rc;
+    if ((rc = store_iter_open(&it, s, STORE_ERRORS, err)))
+        return rc;
+    while ((rc = store_iter_next(it, &k, &kn, &v, &vn, err)) == 1) {
+        rec_error e;
+        sl_err e2;
+        t->errors++;
+        if (rec_error_decode(v, vn, &e, &e2))
+            t->bad++;
+        else
+            t->by_stage[e.stage]++;
+    }
+    store_iter_close(it);
+    return rc < 0 ? rc : SL_OK;
+}
+
+static int print_meta(store *s, sl_err *err)
+{
+    store_iter *it;
+    int rc = store_iter_open(&it, s, STORE_META, err);
+    if (rc)
+        return rc;
+    const void *k, *v;
+    size_t kn, vn;
+    int printed_runs = 0, printed_meta = 0;
+    while ((rc = store_iter_next(it, &k, &kn, &v, &vn, err)) == 1) {
+        if ((kn == 6 && !memcmp(k, "format", 6)) || (kn == 14 && !memcmp(k, "format_version", 14)))
+            continue;
+        int is_run = kn > 4 && !memcmp(k, "run/", 4);
+        if (is_run && !printed_runs) {
+            printf("runs:\n");
+            printed_runs = 1;
+        } else if (!is_run && !printed_meta) {
+            printf("meta:\n");
+            printed_meta = 1;
+        }
+        printf("  %-24.*s %.*s\n", (int)kn, (const char *)k, (int)vn, (const char *)v);
+    }
+    store_iter_close(it);
+    return rc < 0 ? rc : SL_OK;
+}
+
+int cmd_stat(int argc, char **argv)
+{
+    static const struct option opts[] = {{"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'h') {
+            fputs(HELP, stdout);
+            return SL_EXIT_OK;
+        }
+        return cli_usage_error("stat", "unknown option");
+    }
+    if (argc - optind != 1)
+        return cli_usage_error("stat", "expected one dataset directory");
+    const char *dir = argv[optind];
+    store *s;
+    sl_err err;
+    if (store_open(&s, dir, STORE_READ, store_default_params(), &err)) {
+        fprintf(stderr, "spearlabel stat: %s\n", err.msg);
+        return SL_EXIT_FAIL;
+    }
+    totals t = {0};
+    int rc = scan(s, &t, &err);
+    if (rc == SL_OK) {
+        printf("dataset:       %s\n", dir);
+        printf("format:        %s v%d\n", STORE_FORMAT_NAME, STORE_FORMAT_VERSION);
+        printf("rows:          %zu\n", t.rows);
+        printf("errors:        %zu", t.errors);
+        const char *sep = " (";
+        for (int i = 0; i < REC_STAGE_COUNT; i++)
+            if (t.by_stage[i]) {
+                printf("%s%s: %zu", sep, rec_stage_name((unsigned)i), t.by_stage[i]);
+                sep = ", ";
+            }
+        printf("%s\n", sep[0] == ',' ? ")" : "");
+        printf("semantic ids:  %llu\n", t.n_sem);
+        printf("text ids:      %llu\n", t.n_text);
+        printf("audio hours:   %.4f\n", t.seconds / 3600.0);
+        printf("flags:         max-length %zu, loop %zu\n", t.flag_maxlen, t.flag_loop);
+        if (t.bad)
+            printf("damaged:       %zu records (run 'spearlabel verify')\n", t.bad);
+        rc = print_meta(s, &err);
+    }
+    store_close(s);
+    if (rc) {
+        fprintf(stderr, "spearlabel stat: %s\n", err.msg);
+        return SL_EXIT_FAIL;
+    }
+    return SL_EXIT_OK;
+}

@@ -1,0 +1,31 @@
+// pipeline/ops.h — the dense kernels every model goes through.
+//
+// Every matrix product of the project is one ops_matmul() call over CBLAS
+// sgemm (OpenBLAS), row-major, so transposes and leading dimensions are right
+// in one place. Threads: OpenBLAS owns them (ops_set_threads once per process,
+// before work starts); the rest of the code is single-threaded.
+#pragma once
+#include <stddef.h>
+
+typedef enum ops_trans { OPS_N = 0, OPS_T = 1 } ops_trans;
+
+// C[M,N] = alpha * op(A)[M,K] . op(B)[K,N] + beta * C, all row-major.
+// op(A) = A (lda >= K) or A^T (A stored [K,M], lda >= M); likewise op(B).
+void ops_matmul(ops_trans ta, ops_trans tb, size_t M, size_t N, size_t K, float alpha,
+                const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C,
+                size_t ldc);
+
+// y[M,N] = x[M,K] . W^T + b for a PyTorch Linear weight W[N,K] (b may be NULL).
+void ops_linear(const float *x, size_t M, size_t K, const float *W, const float *b, size_t N,
+                float *y);
+
+// OpenBLAS thread count for this process (n >= 1).
+void ops_set_threads(int n);
+int ops_get_threads(void);
+// The number of threads the user asked for: --threads if > 0, else
+// SLURM_CPUS_PER_TASK, else 1.
+int ops_threads_default(int flag_value);
+// OpenBLAS's own description of the kernel it runs ("Haswell", ...), for bench output.
+const char *ops_blas_config(void);
+// The core OpenBLAS picked at run time ("Haswell", "SkylakeX", ...).
+const char *ops_blas_corename(void);
