@@ -205,8 +205,13 @@ static int open_tables(store *s, int create, sl_err *err)
         return rc ? lmdb_fail(err, s, "create", rc) : SL_OK;
     }
     rc = check_format(s, txn, err);
-    mdb_txn_abort(txn);
-    return rc;
+    if (rc) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    // Committing (even a read-only txn) is what keeps the table handles open.
+    rc = mdb_txn_commit(txn);
+    return rc ? lmdb_fail(err, s, "open tables", rc) : SL_OK;
 }
 
 int store_open(store **out, const char *dir, store_mode mode, store_params p, sl_err *err)
