@@ -1,0 +1,51 @@
+// pipeline/tokens.h — audio file -> semantic token ids, the front half of a worker.
+//
+//   tok_pipeline (shared, immutable): HuBERT model + layer + k-means centroids
+//   tok_state    (one per thread):    audio reader, HuBERT and k-means scratch
+//
+// Per utterance: audio_read_file -> hubert_forward(layer) -> km_assign. A
+// failure names the stage it happened in (tok_failed_stage), so a job can write
+// an error record ("audio: too long", "features: ...", "tokens: ...").
+// No MPI, no LMDB. Buffers are sized at tok_state_new for max_seconds of audio
+// and reused; nothing is allocated per utterance in the steady state.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "pipeline/audio.h"
+
+typedef enum tok_stage {
+    TOK_STAGE_NONE = 0,     // no failure
+    TOK_STAGE_AUDIO = 1,    // decode / resample / length limits
+    TOK_STAGE_FEATURES = 2, // HuBERT
+    TOK_STAGE_TOKENS = 3    // k-means assignment
+} tok_stage;
+
+const char *tok_stage_name(tok_stage s); // "none" "audio" "features" "tokens"
+
+typedef struct tok_pipeline tok_pipeline;
+typedef struct tok_state tok_state;
+
+// hubert_dir: HF-style directory (see hubert.h); layer 0..n_layers; final_norm as in
+// hubert.h; kmeans_path: .npy or .safetensors (its only 2-D tensor) with [K, hidden]
+// centroids; ap.min_samples is raised to the model's receptive field if lower.
+int tok_pipeline_open(tok_pipeline **out, const char *hubert_dir, int layer, int final_norm,
+                      const char *kmeans_path, audio_params ap, sl_err *err);
+void tok_pipeline_close(tok_pipeline *p); // NULL is fine
+size_t tok_pipeline_k(const tok_pipeline *p);
+
+int tok_state_new(tok_state **out, const tok_pipeline *p, sl_err *err);
+void tok_state_free(tok_state *s); // NULL is fine
+
+// Tokenises the audio file at path. *ids (n entries, values 0..K-1) is lent from s
+// until the next call on s; *duration_s is the input's duration. On failure: negative
+// sl_code, *ids NULL, *n 0, err filled, tok_failed_stage(s) tells the stage.
+int tok_run(const tok_pipeline *p, tok_state *s, const char *path, const int32_t **ids,
+            size_t *n, float *duration_s, sl_err *err);
+// Same for an in-memory file image (name for messages).
+int tok_run_memory(const tok_pipeline *p, tok_state *s, const void *bytes, size_t n_bytes,
+                   const char *name, const int32_t **ids, size_t *n, float *duration_s,
+                   sl_err *err);
+// The stage of the last failure on s (TOK_STAGE_NONE after a success).
+tok_stage tok_failed_stage(const tok_state *s);
