@@ -17,6 +17,8 @@ static const command COMMANDS[] = {
     {"stat", cmd_stat, "counts, fingerprints and run history of a dataset"},
     {"export", cmd_export, "stream rows or errors as JSON lines or TSV"},
     {"verify", cmd_verify, "decode every record and report damage"},
+    {"features", cmd_features, "HuBERT layer features of one audio file (.npy)"},
+    {"tokens", cmd_tokens, "semantic token ids (HuBERT + k-means) of audio files"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 
