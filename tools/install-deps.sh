@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages spearlabel needs to build, test and run its
+# example. Only what is missing is installed; `apt-get update` runs once, and
+# only when something is missing. Needs root (or sudo).
+# usage: tools/install-deps.sh [--bench]   (--bench adds torch & co. for bench/)
+set -euo pipefail
+
+pkgs=(
+  build-essential cmake pkg-config            # toolchain
+  libopenmpi-dev openmpi-bin                  # MPI
+  libopenblas-dev                             # sgemm
+  liblmdb-dev                                 # the dataset
+  libsndfile1-dev libsoxr-dev                 # audio decode + resampling
+  libjansson-dev libssl-dev                   # JSON headers, sha256 fingerprints
+  libcunit1-dev                               # unit tests
+  espeak-ng sox libsox-fmt-all                # test and example speech
+  python3 python3-numpy python3-lmdb          # third-party readers in tests
+)
+if [ "${1:-}" = "--bench" ]; then
+  pkgs+=(python3-torch python3-torchaudio python3-scipy python3-sklearn python3-threadpoolctl
+         python3-tqdm python3-packaging linux-perf)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=
+if [ "$(id -u)" != 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  SUDO=sudo
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
