@@ -170,10 +170,33 @@ static int read_mono(audio_reader *r, SNDFILE *sf, const SF_INFO *info, const ch
     return SL_OK;
 }
 
+// libsndfile opens a WAV/AIFF whose data chunk runs past the end of the file and
+// silently shortens it; its log then holds e.g. "data : 93072 (should be 956)".
+// Returns that line (in buf) when the sound data chunk was cut short, else NULL.
+static const char *cut_chunk(SNDFILE *sf, char *buf, size_t cap)
+{
+    buf[0] = 0;
+    sf_command(sf, SFC_GET_LOG_INFO, buf, (int)cap);
+    for (char *line = buf; line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl)
+            *nl = 0;
+        if ((!strncmp(line, "data :", 6) || !strncmp(line, "SSND :", 6)) &&
+            strstr(line, "(should be"))
+            return line;
+        line = nl ? nl + 1 : NULL;
+    }
+    return NULL;
+}
+
 static int decode(audio_reader *r, SNDFILE *sf, SF_INFO *info, const char *name,
                   audio_result *res, sl_err *err)
 {
     memset(res, 0, sizeof *res);
+    char log[2048];
+    const char *cut = cut_chunk(sf, log, sizeof log);
+    if (cut)
+        return sl_fail(err, SL_ECORRUPT, "audio: %s: truncated: libsndfile: %s", name, cut);
     if (info->channels < 1 || info->samplerate < 1)
         return sl_fail(err, SL_EFORMAT, "audio: %s: %d channels at %d Hz", name, info->channels,
                        info->samplerate);
