@@ -22,3 +22,10 @@
 #define TOL_PRE_FEATURES_L2 8.1e-05f
 #define TOL_PRE_FEATURES_L3 8.1e-05f
 #define TOL_PRE_LAST_HIDDEN_STATE 3.3e-05f
+
+// SPEAR-TTS speech->text (s2t_tiny.safetensors)
+#define TOL_S2T_ENCODER_OUT 4.8e-05f
+#define TOL_S2T_ENCODER_OUT_BATCH 4.8e-05f // valid positions only
+#define TOL_S2T_LOGITS 7.8e-05f
+#define TOL_S2T_STEP_LOGITS 6.5e-05f
+#define TOL_S2T_BEAM_SCORE 1e-04f // no table row: a float32 sum over ~20 steps (MANIFEST notes)

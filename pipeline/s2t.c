@@ -1,0 +1,916 @@
+// pipeline/s2t.c — SPEAR-TTS speech->text model: loader, encoder, decoder with
+// KV cache and per-source cross-attention K/V. See s2t.h. Decoding strategies
+// are in beam.c.
+#include "pipeline/s2t.h"
+
+#include <float.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pipeline/ops.h"
+#include "pipeline/weights.h"
+
+typedef struct s2t_layer {
+    const float *attn_gamma; // (dim)
+    const float *wq;         // (heads*dim_head, dim)
+    const float *wkv;        // (2*kv_heads*dim_head, dim): K rows, then V rows, head-major
+    const float *wo;         // (dim, heads*dim_head)
+    const float *x_gamma;    // cross-attention (decoder only), (dim)
+    const float *x_wq;       // (heads*dim_head, dim)
+    const float *x_wkv;      // (2*heads*dim_head, dim)
+    const float *x_wo;       // (dim, heads*dim_head)
+    const float *null_kv;    // (2, heads, 1, dim_head): [0] keys, [1] values
+    const float *ff_gamma;   // (dim)
+    const float *w1, *b1;    // (2*ff_inner, dim), (2*ff_inner)
+    const float *w2, *b2;    // (dim, ff_inner), (dim)
+} s2t_layer;
+
+struct s2t_model {
+    wts_file *w;
+    s2t_config c;
+    const float *speech_emb; // (n_speech_vocab, dim)
+    const float *text_emb;   // (n_text_vocab, dim), also the logits matrix (tied)
+    const float *start_text; // (dim)
+    const float *enc_final;  // (dim)
+    const float *dec_final;  // (dim)
+    float *inv_freq;         // (dim_head/2) rotary frequencies, owned
+    s2t_layer *enc;          // source_depth
+    s2t_layer *dec;          // target_depth
+};
+
+struct s2t_state {
+    const s2t_model *m;
+    s2t_limits lim;
+    int max_pos;      // rotary table rows
+    int cache_pos;    // decoder positions per row (max_len + 1)
+    int rows_cap;     // max_batch * max_beam
+    int dec_cap;      // decoder activation rows: max(rows_cap, max_len + 1)
+    float *cos_t, *sin_t; // (max_pos, dim_head/2)
+    // encoder scratch for one source (n <= max_src_len + 1)
+    float *ex, *eh;   // (n, dim)
+    float *eqkv;      // (n, 3*heads*dim_head): q | k | v
+    float *eatt;      // (n, heads*dim_head)
+    float *eff;       // (n, 2*ff_inner)
+    float *score;     // attention scores, score_cap floats
+    size_t score_cap;
+    // encoded sources
+    int n_src;
+    int *src_pos;     // (max_batch) positions per source incl. EOS
+    size_t *enc_off;  // (max_batch) first row of the source in enc_out
+    float *enc_out;   // (sum src_pos, dim)
+    size_t *x_off;    // (max_batch) first row of the source in x_k/x_v (the null key)
+    float **x_k, **x_v; // per decoder layer: (sum (src_pos + 1), heads*dim_head)
+    // decoder
+    int n_rows, len;
+    int *row_src;     // (rows_cap)
+    float **kc, **vc;   // per layer: (rows_cap, cache_pos, kv_heads*dim_head), rotated keys
+    float **kc2, **vc2; // reorder targets, swapped with kc/vc
+    float *dx, *dh;   // (dec_cap, dim)
+    float *dq;        // (dec_cap, heads*dim_head)
+    float *dkv;       // (dec_cap, 2*kv_heads*dim_head)
+    float *datt;      // (dec_cap, heads*dim_head)
+    float *dff;       // (dec_cap, 2*ff_inner)
+    float *logits;    // (dec_cap, n_text_vocab)
+    size_t bytes;
+};
+
+// ---------------------------------------------------------------- loading ---
+
+static int cfg_int(const char *path, json_t *cfg, const char *key, int required, int dflt,
+                   int *out, sl_err *err)
+{
+    json_t *v = json_object_get(cfg, key);
+    if (!v || json_is_null(v)) {
+        if (required)
+            return sl_fail(err, SL_EFORMAT, "s2t: %s: config key \"%s\" is missing", path, key);
+        *out = dflt;
+        return SL_OK;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < -1000000000 ||
+        json_integer_value(v) > 1000000000)
+        return sl_fail(err, SL_EFORMAT, "s2t: %s: config key \"%s\" is not an integer", path, key);
+    *out = (int)json_integer_value(v);
+    return SL_OK;
+}
+
+static int cfg_bool(const char *path, json_t *cfg, const char *key, int dflt, int *out,
+                    sl_err *err)
+{
+    json_t *v = json_object_get(cfg, key);
+    if (!v || json_is_null(v)) {
+        *out = dflt;
+        return SL_OK;
+    }
+    if (!json_is_boolean(v))
+        return sl_fail(err, SL_EFORMAT, "s2t: %s: config key \"%s\" is not a boolean", path, key);
+    *out = json_is_true(v);
+    return SL_OK;
+}
+
+static int parse_config(s2t_model *m, const char *path, sl_err *err)
+{
+    const char *js = wts_metadata(m->w, "config");
+    if (!js)
+        return sl_fail(err, SL_EFORMAT, "s2t: %s: no __metadata__[\"config\"] (the TextToSemantic "
+                       "constructor arguments as JSON)", path);
+    json_error_t je;
+    json_t *cfg = json_loads(js, 0, &je);
+    if (!cfg)
+        return sl_fail(err, SL_EFORMAT, "s2t: %s: __metadata__[\"config\"] is not JSON: %s", path,
+                       je.text);
+    int rc = SL_OK;
+    s2t_config *c = &m->c;
+    int eos_sem, eos_text, semantic_pad, ff_inner_cfg;
+    if (!json_is_object(cfg)) {
+        rc = sl_fail(err, SL_EFORMAT, "s2t: %s: config is not a JSON object", path);
+        goto done;
+    }
+    if ((rc = cfg_int(path, cfg, "dim", 1, 0, &c->dim, err)) ||
+        (rc = cfg_int(path, cfg, "source_depth", 1, 0, &c->source_depth, err)) ||
+        (rc = cfg_int(path, cfg, "target_depth", 1, 0, &c->target_depth, err)) ||
+        (rc = cfg_int(path, cfg, "num_semantic_token_ids", 1, 0, &c->n_semantic, err)) ||
+        (rc = cfg_int(path, cfg, "num_text_token_ids", 1, 0, &c->n_text, err)) ||
+        (rc = cfg_int(path, cfg, "heads", 0, 8, &c->heads, err)) ||
+        (rc = cfg_int(path, cfg, "dim_head", 0, 64, &c->dim_head, err)) ||
+        (rc = cfg_int(path, cfg, "target_kv_heads", 0, c->heads, &c->kv_heads, err)) ||
+        (rc = cfg_int(path, cfg, "semantic_pad_id", 0, -1, &semantic_pad, err)) ||
+        (rc = cfg_int(path, cfg, "text_pad_id", 0, 0, &c->text_pad, err)) ||
+        (rc = cfg_int(path, cfg, "ff_inner_dim", 0, -1, &ff_inner_cfg, err)) ||
+        (rc = cfg_bool(path, cfg, "autoset_semantic_eos_id", 1, &eos_sem, err)) ||
+        (rc = cfg_bool(path, cfg, "autoset_text_eos_id", 1, &eos_text, err)))
+        goto done;
+    json_t *fm = json_object_get(cfg, "ff_mult");
+    double ff_mult = 4.0;
+    if (fm && !json_is_null(fm)) {
+        if (!json_is_number(fm)) {
+            rc = sl_fail(err, SL_EFORMAT, "s2t: %s: config key \"ff_mult\" is not a number", path);
+            goto done;
+        }
+        ff_mult = json_number_value(fm);
+    }
+    if (c->dim <= 0 || c->heads <= 0 || c->dim_head <= 0 || c->dim_head % 2 || c->kv_heads <= 0 ||
+        c->heads % c->kv_heads || c->source_depth <= 0 || c->target_depth <= 0 ||
+        c->n_semantic <= 0 || c->n_text <= 0 || ff_mult <= 0) {
+        rc = sl_fail(err, SL_EFORMAT, "s2t: %s: config values out of range (dim %d, heads %d, "
+                     "dim_head %d (must be even), target_kv_heads %d (must divide heads), depths "
+                     "%d/%d, vocab %d/%d)", path, c->dim, c->heads, c->dim_head, c->kv_heads,
+                     c->source_depth, c->target_depth, c->n_semantic, c->n_text);
+        goto done;
+    }
+    // ref: FeedForward's dim_inner = int(dim * mult * 2 / 3), in Python floats.
+    c->ff_inner = (int)((double)c->dim * ff_mult * 2.0 / 3.0);
+    if (ff_inner_cfg >= 0 && ff_inner_cfg != c->ff_inner) {
+        rc = sl_fail(err, SL_EFORMAT, "s2t: %s: config ff_inner_dim %d disagrees with "
+                     "int(dim * ff_mult * 2 / 3) = %d", path, ff_inner_cfg, c->ff_inner);
+        goto done;
+    }
+    c->speech_eos = eos_sem ? c->n_semantic : -1;
+    c->text_eos = eos_text ? c->n_text : -1;
+    c->n_speech_vocab = c->n_semantic + (eos_sem ? 1 : 0);
+    c->n_text_vocab = c->n_text + (eos_text ? 1 : 0);
+    // Derived constants the generator wrote: check them when present.
+    int v;
+    if ((rc = cfg_int(path, cfg, "speech_eos_id", 0, c->speech_eos, &v, err)))
+        goto done;
+    if (v != c->speech_eos) {
+        rc = sl_fail(err, SL_EFORMAT, "s2t: %s: config speech_eos_id %d, expected %d", path, v,
+                     c->speech_eos);
+        goto done;
+    }
+    if ((rc = cfg_int(path, cfg, "text_eos_id", 0, c->text_eos, &v, err)))
+        goto done;
+    if (v != c->text_eos) {
+        rc = sl_fail(err, SL_EFORMAT, "s2t: %s: config text_eos_id %d, expected %d", path, v,
+                     c->text_eos);
+        goto done;
+    }
+    if (semantic_pad >= 0 && semantic_pad < c->n_speech_vocab) {
+        rc = sl_fail(err, SL_EFORMAT, "s2t: %s: semantic_pad_id %d collides with a semantic id "
+                     "(only a negative pad id is supported)", path, semantic_pad);
+        goto done;
+    }
+    json_t *ri = json_object_get(cfg, "rotary_interleaved");
+    if (ri && json_is_false(ri)) {
+        rc = sl_fail(err, SL_EFORMAT, "s2t: %s: rotary_interleaved false is not supported", path);
+        goto done;
+    }
+done:
+    json_decref(cfg);
+    return rc;
+}
+
+static int get_attn(const s2t_model *m, const char *pfx, int kvh, const float **gamma,
+                    const float **wq, const float **wkv, const float **wo, sl_err *err)
+{
+    const s2t_config *c = &m->c;
+    size_t d = (size_t)c->dim, hd = (size_t)c->heads * (size_t)c->dim_head;
+    size_t kvd = (size_t)kvh * (size_t)c->dim_head;
+    char n[256];
+    int rc;
+    snprintf(n, sizeof n, "%s.norm.gamma", pfx);
+    if ((rc = wts_get1(m->w, n, d, gamma, err)))
+        return rc;
+    snprintf(n, sizeof n, "%s.to_q.0.weight", pfx);
+    if ((rc = wts_get2(m->w, n, hd, d, wq, err)))
+        return rc;
+    snprintf(n, sizeof n, "%s.to_kv.0.weight", pfx);
+    if ((rc = wts_get2(m->w, n, 2 * kvd, d, wkv, err)))
+        return rc;
+    snprintf(n, sizeof n, "%s.to_out.weight", pfx);
+    return wts_get2(m->w, n, d, hd, wo, err);
+}
+
+static int get_freqs(s2t_model *m, const char *pfx, sl_err *err)
+{
+    char n[256];
+    snprintf(n, sizeof n, "%s.rotary_emb.freqs", pfx);
+    size_t half = (size_t)m->c.dim_head / 2;
+    if (!wts_find(m->w, n))
+        return SL_OK; // not stored: computed from theta 10000 below
+    const float *f;
+    int rc = wts_get1(m->w, n, half, &f, err);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < half; i++)
+        if (f[i] != m->inv_freq[i])
+            return sl_fail(err, SL_EFORMAT, "s2t: %s: tensor \"%s\"[%zu] = %g differs from "
+                           "1/10000^(2i/dim_head) = %g (only the default rotary is supported)",
+                           wts_path(m->w), n, i, (double)f[i], (double)m->inv_freq[i]);
+    return SL_OK;
+}
+
+static int get_layer(s2t_model *m, const char *tr, int i, int decoder, s2t_layer *L, sl_err *err)
+{
+    const s2t_config *c = &m->c;
+    size_t d = (size_t)c->dim, in = (size_t)c->ff_inner;
+    char p[200], n[256];
+    int rc;
+    snprintf(p, sizeof p, "%s.layers.%d.0", tr, i);
+    if ((rc = get_attn(m, p, decoder ? c->kv_heads : c->heads, &L->attn_gamma, &L->wq, &L->wkv,
+                       &L->wo, err)) ||
+        (rc = get_freqs(m, p, err)))
+        return rc;
+    if (decoder) {
+        snprintf(p, sizeof p, "%s.layers.%d.1", tr, i);
+        if ((rc = get_attn(m, p, c->heads, &L->x_gamma, &L->x_wq, &L->x_wkv, &L->x_wo, err)))
+            return rc;
+        snprintf(n, sizeof n, "%s.null_kv", p);
+        size_t s[4] = {2, (size_t)c->heads, 1, (size_t)c->dim_head};
+        if ((rc = wts_get(m->w, n, 4, s, &L->null_kv, err)))
+            return rc;
+    }
+    snprintf(n, sizeof n, "%s.layers.%d.2.0.gamma", tr, i);
+    if ((rc = wts_get1(m->w, n, d, &L->ff_gamma, err)))
+        return rc;
+    snprintf(n, sizeof n, "%s.layers.%d.2.1.weight", tr, i);
+    if ((rc = wts_get2(m->w, n, 2 * in, d, &L->w1, err)))
+        return rc;
+    snprintf(n, sizeof n, "%s.layers.%d.2.1.bias", tr, i);
+    if ((rc = wts_get1(m->w, n, 2 * in, &L->b1, err)))
+        return rc;
+    snprintf(n, sizeof n, "%s.layers.%d.2.4.weight", tr, i);
+    if ((rc = wts_get2(m->w, n, d, in, &L->w2, err)))
+        return rc;
+    snprintf(n, sizeof n, "%s.layers.%d.2.4.bias", tr, i);
+    return wts_get1(m->w, n, d, &L->b2, err);
+}
+
+// A layer index beyond the configured depth means config and file disagree.
+static int check_no_extra_layer(const s2t_model *m, const char *tr, int depth, sl_err *err)
+{
+    char n[256];
+    snprintf(n, sizeof n, "%s.layers.%d.0.norm.gamma", tr, depth);
+    if (wts_find(m->w, n))
+        return sl_fail(err, SL_EFORMAT, "s2t: %s: tensor \"%s\" exists but the config says "
+                       "depth %d", wts_path(m->w), n, depth);
+    return SL_OK;
+}
+
+int s2t_open(s2t_model **out, const char *path, sl_err *err)
+{
+    *out = NULL;
+    s2t_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return sl_fail(err, SL_ENOMEM, "s2t: out of memory");
+    int rc = wts_open(&m->w, path, err);
+    if (rc)
+        goto fail;
+    if ((rc = parse_config(m, path, err)))
+        goto fail;
+    const s2t_config *c = &m->c;
+    size_t d = (size_t)c->dim, half = (size_t)c->dim_head / 2;
+    m->inv_freq = malloc(half * sizeof(float));
+    m->enc = calloc((size_t)c->source_depth, sizeof(s2t_layer));
+    m->dec = calloc((size_t)c->target_depth, sizeof(s2t_layer));
+    if (!m->inv_freq || !m->enc || !m->dec) {
+        rc = sl_fail(err, SL_ENOMEM, "s2t: out of memory");
+        goto fail;
+    }
+    // ref: rotary-embedding-torch: 1 / theta^(arange(0, dim, 2)[:dim/2] / dim) in float32.
+    for (size_t i = 0; i < half; i++)
+        m->inv_freq[i] = 1.0f / powf(10000.0f, (float)(2 * i) / (float)c->dim_head);
+    if ((rc = wts_get2(m->w, "token_emb.speech.weight", (size_t)c->n_speech_vocab, d,
+                       &m->speech_emb, err)) ||
+        (rc = wts_get2(m->w, "token_emb.text.weight", (size_t)c->n_text_vocab, d, &m->text_emb,
+                       err)) ||
+        (rc = wts_get1(m->w, "start_token.text", d, &m->start_text, err)) ||
+        (rc = wts_get1(m->w, "source_transformer.final_norm.gamma", d, &m->enc_final, err)) ||
+        (rc = wts_get1(m->w, "target_transformer.final_norm.gamma", d, &m->dec_final, err)))
+        goto fail;
+    // The logits are tied to the text embedding; a stored copy must agree in shape.
+    const float *tied;
+    if (wts_find(m->w, "to_logits.text.weight") &&
+        (rc = wts_get2(m->w, "to_logits.text.weight", (size_t)c->n_text_vocab, d, &tied, err)))
+        goto fail;
+    for (int i = 0; i < c->source_depth; i++)
+        if ((rc = get_layer(m, "source_transformer", i, 0, &m->enc[i], err)))
+            goto fail;
+    for (int i = 0; i < c->target_depth; i++)
+        if ((rc = get_layer(m, "target_transformer", i, 1, &m->dec[i], err)))
+            goto fail;
+    if ((rc = check_no_extra_layer(m, "source_transformer", c->source_depth, err)) ||
+        (rc = check_no_extra_layer(m, "target_transformer", c->target_depth, err)))
+        goto fail;
+    *out = m;
+    return SL_OK;
+fail:
+    s2t_close(m);
+    return rc;
+}
+
+void s2t_close(s2t_model *m)
+{
+    if (!m)
+        return;
+    wts_close(m->w);
+    free(m->inv_freq);
+    free(m->enc);
+    free(m->dec);
+    free(m);
+}
+
+const s2t_config *s2t_model_config(const s2t_model *m) { return &m->c; }
+
+// ------------------------------------------------------------------ state ---
+
+typedef struct plan {
+    size_t n_src_pos; // encoder rows for one source
+    size_t tot_pos;   // encoder rows of all sources
+    size_t rows_cap, dec_cap, cache_pos, max_pos, score_cap;
+} plan;
+
+static int make_plan(const s2t_model *m, s2t_limits lim, plan *p)
+{
+    if (lim.max_batch < 1 || lim.max_beam < 1 || lim.max_src_len < 1 || lim.max_len < 1 ||
+        lim.max_batch > (1 << 16) || lim.max_beam > 256 || lim.max_src_len > (1 << 24) ||
+        lim.max_len > (1 << 20))
+        return -1;
+    p->n_src_pos = (size_t)lim.max_src_len + 1;
+    p->tot_pos = p->n_src_pos * (size_t)lim.max_batch;
+    p->rows_cap = (size_t)lim.max_batch * (size_t)lim.max_beam;
+    p->cache_pos = (size_t)lim.max_len + 1;
+    p->dec_cap = p->rows_cap > p->cache_pos ? p->rows_cap : p->cache_pos;
+    p->max_pos = p->n_src_pos > p->cache_pos ? p->n_src_pos : p->cache_pos;
+    size_t hq = (size_t)m->c.heads; // queries of one kv group at one step <= heads
+    size_t q_rows = p->cache_pos > (size_t)lim.max_beam * hq ? p->cache_pos
+                                                              : (size_t)lim.max_beam * hq;
+    size_t keys = p->n_src_pos + 1 > p->cache_pos ? p->n_src_pos + 1 : p->cache_pos;
+    size_t enc = p->n_src_pos * p->n_src_pos;
+    p->score_cap = q_rows * keys > enc ? q_rows * keys : enc;
+    (void)m;
+    return 0;
+}
+
+size_t s2t_state_bytes(const s2t_model *m, s2t_limits lim)
+{
+    plan p;
+    if (make_plan(m, lim, &p))
+        return 0;
+    const s2t_config *c = &m->c;
+    size_t d = (size_t)c->dim, hd = (size_t)c->heads * (size_t)c->dim_head;
+    size_t kvd = (size_t)c->kv_heads * (size_t)c->dim_head, ff = 2 * (size_t)c->ff_inner;
+    size_t L = (size_t)c->target_depth, half = (size_t)c->dim_head / 2;
+    size_t f = 2 * p.max_pos * half + p.n_src_pos * (2 * d + 3 * hd + hd + ff) + p.score_cap +
+               p.tot_pos * d + L * 2 * (p.tot_pos + (size_t)lim.max_batch) * hd +
+               L * 4 * p.rows_cap * p.cache_pos * kvd +
+               p.dec_cap * (2 * d + hd + 2 * kvd + hd + ff + (size_t)c->n_text_vocab);
+    return f * sizeof(float) + (size_t)lim.max_batch * (sizeof(int) + 2 * sizeof(size_t)) +
+           p.rows_cap * sizeof(int);
+}
+
+void s2t_state_free(s2t_state *s)
+{
+    if (!s)
+        return;
+    int L = s->m->c.target_depth;
+    free(s->cos_t);
+    free(s->sin_t);
+    free(s->ex);
+    free(s->eh);
+    free(s->eqkv);
+    free(s->eatt);
+    free(s->eff);
+    free(s->score);
+    free(s->src_pos);
+    free(s->enc_off);
+    free(s->enc_out);
+    free(s->x_off);
+    for (int i = 0; i < L; i++) {
+        if (s->x_k)
+            free(s->x_k[i]);
+        if (s->x_v)
+            free(s->x_v[i]);
+        if (s->kc)
+            free(s->kc[i]);
+        if (s->vc)
+            free(s->vc[i]);
+        if (s->kc2)
+            free(s->kc2[i]);
+        if (s->vc2)
+            free(s->vc2[i]);
+    }
+    free(s->x_k);
+    free(s->x_v);
+    free(s->kc);
+    free(s->vc);
+    free(s->kc2);
+    free(s->vc2);
+    free(s->row_src);
+    free(s->dx);
+    free(s->dh);
+    free(s->dq);
+    free(s->dkv);
+    free(s->datt);
+    free(s->dff);
+    free(s->logits);
+    free(s);
+}
+
+static float *falloc(s2t_state *s, size_t n, int *bad)
+{
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    if (!p)
+        *bad = 1;
+    s->bytes += n * sizeof(float);
+    return p;
+}
+
+int s2t_state_new(s2t_state **out, const s2t_model *m, s2t_limits lim, sl_err *err)
+{
+    *out = NULL;
+    plan p;
+    if (make_plan(m, lim, &p))
+        return sl_fail(err, SL_EINVAL, "s2t: state limits out of range (batch %d, beam %d, "
+                       "source %d, length %d)", lim.max_batch, lim.max_beam, lim.max_src_len,
+                       lim.max_len);
+    s2t_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return sl_fail(err, SL_ENOMEM, "s2t: out of memory");
+    s->m = m;
+    s->lim = lim;
+    s->max_pos = (int)p.max_pos;
+    s->cache_pos = (int)p.cache_pos;
+    s->rows_cap = (int)p.rows_cap;
+    s->dec_cap = (int)p.dec_cap;
+    s->score_cap = p.score_cap;
+    const s2t_config *c = &m->c;
+    size_t d = (size_t)c->dim, hd = (size_t)c->heads * (size_t)c->dim_head;
+    size_t kvd = (size_t)c->kv_heads * (size_t)c->dim_head, ff = 2 * (size_t)c->ff_inner;
+    size_t half = (size_t)c->dim_head / 2, L = (size_t)c->target_depth;
+    int bad = 0;
+    s->cos_t = falloc(s, p.max_pos * half, &bad);
+    s->sin_t = falloc(s, p.max_pos * half, &bad);
+    s->ex = falloc(s, p.n_src_pos * d, &bad);
+    s->eh = falloc(s, p.n_src_pos * d, &bad);
+    s->eqkv = falloc(s, p.n_src_pos * 3 * hd, &bad);
+    s->eatt = falloc(s, p.n_src_pos * hd, &bad);
+    s->eff = falloc(s, p.n_src_pos * ff, &bad);
+    s->score = falloc(s, p.score_cap, &bad);
+    s->enc_out = falloc(s, p.tot_pos * d, &bad);
+    s->src_pos = calloc((size_t)lim.max_batch, sizeof(int));
+    s->enc_off = calloc((size_t)lim.max_batch, sizeof(size_t));
+    s->x_off = calloc((size_t)lim.max_batch, sizeof(size_t));
+    s->row_src = calloc(p.rows_cap, sizeof(int));
+    s->x_k = calloc(L, sizeof(float *));
+    s->x_v = calloc(L, sizeof(float *));
+    s->kc = calloc(L, sizeof(float *));
+    s->vc = calloc(L, sizeof(float *));
+    s->kc2 = calloc(L, sizeof(float *));
+    s->vc2 = calloc(L, sizeof(float *));
+    if (!s->src_pos || !s->enc_off || !s->x_off || !s->row_src || !s->x_k || !s->x_v || !s->kc ||
+        !s->vc || !s->kc2 || !s->vc2)
+        bad = 1;
+    for (size_t i = 0; !bad && i < L; i++) {
+        size_t xrows = p.tot_pos + (size_t)lim.max_batch, cache = p.rows_cap * p.cache_pos * kvd;
+        s->x_k[i] = falloc(s, xrows * hd, &bad);
+        s->x_v[i] = falloc(s, xrows * hd, &bad);
+        s->kc[i] = falloc(s, cache, &bad);
+        s->vc[i] = falloc(s, cache, &bad);
+        s->kc2[i] = falloc(s, cache, &bad);
+        s->vc2[i] = falloc(s, cache, &bad);
+    }
+    s->dx = falloc(s, p.dec_cap * d, &bad);
+    s->dh = falloc(s, p.dec_cap * d, &bad);
+    s->dq = falloc(s, p.dec_cap * hd, &bad);
+    s->dkv = falloc(s, p.dec_cap * 2 * kvd, &bad);
+    s->datt = falloc(s, p.dec_cap * hd, &bad);
+    s->dff = falloc(s, p.dec_cap * ff, &bad);
+    s->logits = falloc(s, p.dec_cap * (size_t)c->n_text_vocab, &bad);
+    if (bad) {
+        s2t_state_free(s);
+        return sl_fail(err, SL_ENOMEM, "s2t: out of memory for a decoding state of %zu MiB "
+                       "(batch %d, beam %d, source %d, length %d)",
+                       s2t_state_bytes(m, lim) >> 20, lim.max_batch, lim.max_beam,
+                       lim.max_src_len, lim.max_len);
+    }
+    // ref: angle = float32(position) * inv_freq in float32, then cos/sin.
+    for (size_t pos = 0; pos < p.max_pos; pos++)
+        for (size_t i = 0; i < half; i++) {
+            float a = (float)pos * m->inv_freq[i];
+            s->cos_t[pos * half + i] = cosf(a);
+            s->sin_t[pos * half + i] = sinf(a);
+        }
+    *out = s;
+    return SL_OK;
+}
+
+s2t_limits s2t_state_limits(const s2t_state *s) { return s->lim; }
+const s2t_model *s2t_state_model(const s2t_state *s) { return s->m; }
+
+// ---------------------------------------------------------------- kernels ---
+
+// ref: F.normalize(x) * sqrt(dim) * gamma, F.normalize dividing by max(||x||, 1e-12).
+static void rmsnorm(const float *x, size_t n, size_t d, const float *gamma, float *y)
+{
+    float scale = sqrtf((float)d);
+    for (size_t r = 0; r < n; r++) {
+        const float *a = x + r * d;
+        float *b = y + r * d;
+        double ss = 0.0;
+        for (size_t i = 0; i < d; i++)
+            ss += (double)a[i] * (double)a[i];
+        float nrm = (float)sqrt(ss);
+        float inv = 1.0f / (nrm > 1e-12f ? nrm : 1e-12f);
+        for (size_t i = 0; i < d; i++)
+            b[i] = a[i] * inv * scale * gamma[i];
+    }
+}
+
+// Interleaved rotary on one head vector at position pos.
+static void rotate(float *x, size_t half, const float *cs, const float *sn)
+{
+    for (size_t i = 0; i < half; i++) {
+        float a = x[2 * i], b = x[2 * i + 1];
+        x[2 * i] = a * cs[i] - b * sn[i];
+        x[2 * i + 1] = b * cs[i] + a * sn[i];
+    }
+}
+
+// Softmax over the first n_valid of each row (later entries get weight 0:
+// what masking with -FLT_MAX gives).
+static void softmax_rows(float *s, size_t rows, size_t ld, size_t n_valid_base, int causal,
+                         size_t n)
+{
+    for (size_t r = 0; r < rows; r++) {
+        float *x = s + r * ld;
+        size_t nv = causal ? n_valid_base + r : n_valid_base;
+        if (nv > n)
+            nv = n;
+        float mx = -FLT_MAX;
+        for (size_t j = 0; j < nv; j++)
+            mx = x[j] > mx ? x[j] : mx;
+        float sum = 0.0f;
+        for (size_t j = 0; j < nv; j++) {
+            x[j] = expf(x[j] - mx);
+            sum += x[j];
+        }
+        float inv = 1.0f / sum;
+        for (size_t j = 0; j < nv; j++)
+            x[j] *= inv;
+        for (size_t j = nv; j < n; j++)
+            x[j] = 0.0f;
+    }
+}
+
+// out[M, dh] (ldo) = softmax(Q[M, dh] (ldq) . K[N, dh]^T (ldk) * scale) . V[N, dh] (ldv).
+// causal < 0: every key valid; else query row r sees keys 0 .. causal + r.
+static void attend(const float *Q, size_t ldq, size_t M, const float *K, size_t ldk,
+                   const float *V, size_t ldv, size_t N, size_t dh, float scale, long causal,
+                   float *out, size_t ldo, float *score)
+{
+    ops_matmul(OPS_N, OPS_T, M, N, dh, scale, Q, ldq, K, ldk, 0.0f, score, N);
+    if (causal >= 0)
+        softmax_rows(score, M, N, (size_t)causal + 1, 1, N);
+    else
+        softmax_rows(score, M, N, N, 0, N);
+    ops_matmul(OPS_N, OPS_N, M, dh, N, 1.0f, score, N, V, ldv, 0.0f, out, ldo);
+}
+
+// x[n, d] += FF(x): RMSNorm -> Linear(d, 2*inner) -> GEGLU -> Linear(inner, d).
+static void feed_forward(const s2t_layer *L, size_t n, size_t d, size_t inner, float *x,
+                         float *h, float *f)
+{
+    rmsnorm(x, n, d, L->ff_gamma, h);
+    ops_linear(h, n, d, L->w1, L->b1, 2 * inner, f);
+    for (size_t r = 0; r < n; r++) {
+        float *a = f + r * 2 * inner;
+        for (size_t i = 0; i < inner; i++) {
+            float g = a[inner + i];
+            // exact erf GELU (F.gelu default); x = GELU(gate) * a
+            a[i] *= 0.5f * g * (1.0f + erff(g * 0.70710678118654752f));
+        }
+    }
+    for (size_t r = 0; r < n; r++)
+        for (size_t i = 0; i < d; i++)
+            x[r * d + i] += L->b2[i];
+    ops_matmul(OPS_N, OPS_T, n, d, inner, 1.0f, f, 2 * inner, L->w2, inner, 1.0f, x, d);
+}
+
+// ---------------------------------------------------------------- encoder ---
+
+static void encode_one(s2t_state *s, const int32_t *ids, int n_ids, float *out)
+{
+    const s2t_model *m = s->m;
+    const s2t_config *c = &m->c;
+    size_t d = (size_t)c->dim, H = (size_t)c->heads, dh = (size_t)c->dim_head, hd = H * dh;
+    size_t half = dh / 2, inner = (size_t)c->ff_inner;
+    size_t n = (size_t)n_ids + (c->speech_eos >= 0 ? 1 : 0);
+    float scale = 1.0f / sqrtf((float)dh);
+    for (size_t t = 0; t < n; t++) {
+        int id = t < (size_t)n_ids ? ids[t] : c->speech_eos;
+        memcpy(s->ex + t * d, m->speech_emb + (size_t)id * d, d * sizeof(float));
+    }
+    size_t ld = 3 * hd;
+    for (int l = 0; l < c->source_depth; l++) {
+        const s2t_layer *L = &m->enc[l];
+        rmsnorm(s->ex, n, d, L->attn_gamma, s->eh);
+        ops_matmul(OPS_N, OPS_T, n, hd, d, 1.0f, s->eh, d, L->wq, d, 0.0f, s->eqkv, ld);
+        ops_matmul(OPS_N, OPS_T, n, 2 * hd, d, 1.0f, s->eh, d, L->wkv, d, 0.0f, s->eqkv + hd, ld);
+        for (size_t t = 0; t < n; t++)
+            for (size_t h = 0; h < 2 * H; h++) // q heads then k heads
+                rotate(s->eqkv + t * ld + h * dh, half, s->cos_t + t * half, s->sin_t + t * half);
+        for (size_t h = 0; h < H; h++)
+            attend(s->eqkv + h * dh, ld, n, s->eqkv + hd + h * dh, ld, s->eqkv + 2 * hd + h * dh,
+                   ld, n, dh, scale, -1, s->eatt + h * dh, hd, s->score);
+        ops_matmul(OPS_N, OPS_T, n, d, hd, 1.0f, s->eatt, hd, L->wo, hd, 1.0f, s->ex, d);
+        feed_forward(L, n, d, inner, s->ex, s->eh, s->eff);
+    }
+    rmsnorm(s->ex, n, d, m->enc_final, out);
+}
+
+int s2t_encode(s2t_state *s, const int32_t *const *src, const int *src_len, int n_src,
+               sl_err *err)
+{
+    const s2t_model *m = s->m;
+    const s2t_config *c = &m->c;
+    if (n_src < 1 || n_src > s->lim.max_batch)
+        return sl_fail(err, SL_EINVAL, "s2t: %d sources (state holds 1..%d)", n_src,
+                       s->lim.max_batch);
+    for (int i = 0; i < n_src; i++) {
+        if (src_len[i] < 0 || src_len[i] > s->lim.max_src_len)
+            return sl_fail(err, SL_EINVAL, "s2t: source %d has %d ids (state holds up to %d)", i,
+                           src_len[i], s->lim.max_src_len);
+        if (src_len[i] == 0 && c->speech_eos < 0)
+            return sl_fail(err, SL_EINVAL, "s2t: source %d is empty", i);
+        for (int t = 0; t < src_len[i]; t++)
+            if (src[i][t] < 0 || src[i][t] >= c->n_semantic)
+                return sl_fail(err, SL_EINVAL, "s2t: source %d: id %d at position %d is outside "
+                               "[0, %d)", i, (int)src[i][t], t, c->n_semantic);
+    }
+    size_t d = (size_t)c->dim, hd = (size_t)c->heads * (size_t)c->dim_head;
+    size_t off = 0, xoff = 0;
+    for (int i = 0; i < n_src; i++) {
+        int n = src_len[i] + (c->speech_eos >= 0 ? 1 : 0);
+        s->src_pos[i] = n;
+        s->enc_off[i] = off;
+        s->x_off[i] = xoff;
+        float *eo = s->enc_out + off * d;
+        encode_one(s, src[i], src_len[i], eo);
+        // Cross-attention K/V of every decoder layer, once per source: row 0 is
+        // the learned null key/value, rows 1..n the projected encoder output.
+        for (int l = 0; l < c->target_depth; l++) {
+            const s2t_layer *L = &m->dec[l];
+            float *xk = s->x_k[l] + xoff * hd, *xv = s->x_v[l] + xoff * hd;
+            memcpy(xk, L->null_kv, hd * sizeof(float));
+            memcpy(xv, L->null_kv + hd, hd * sizeof(float));
+            ops_matmul(OPS_N, OPS_T, (size_t)n, hd, d, 1.0f, eo, d, L->x_wkv, d, 0.0f, xk + hd, hd);
+            ops_matmul(OPS_N, OPS_T, (size_t)n, hd, d, 1.0f, eo, d, L->x_wkv + hd * d, d, 0.0f,
+                       xv + hd, hd);
+        }
+        off += (size_t)n;
+        xoff += (size_t)n + 1;
+    }
+    s->n_src = n_src;
+    s->n_rows = 0;
+    s->len = 0;
+    return SL_OK;
+}
+
+const float *s2t_encoder_output(const s2t_state *s, int i, int *n_pos)
+{
+    if (i < 0 || i >= s->n_src)
+        return NULL;
+    if (n_pos)
+        *n_pos = s->src_pos[i];
+    return s->enc_out + s->enc_off[i] * (size_t)s->m->c.dim;
+}
+
+// ---------------------------------------------------------------- decoder ---
+
+static int check_rows(const s2t_state *s, int n_rows, const int *row_src, sl_err *err)
+{
+    if (n_rows < 1 || n_rows > s->rows_cap)
+        return sl_fail(err, SL_EINVAL, "s2t: %d decoder rows (state holds 1..%d)", n_rows,
+                       s->rows_cap);
+    for (int r = 0; r < n_rows; r++) {
+        if (row_src[r] < 0 || row_src[r] >= s->n_src)
+            return sl_fail(err, SL_EINVAL, "s2t: row %d decodes source %d of %d", r, row_src[r],
+                           s->n_src);
+        if (r && row_src[r] < row_src[r - 1])
+            return sl_fail(err, SL_EINVAL, "s2t: rows of one source must be contiguous "
+                           "(row_src not sorted at row %d)", r);
+    }
+    return SL_OK;
+}
+
+int s2t_dec_begin(s2t_state *s, int n_rows, const int *row_src, sl_err *err)
+{
+    int rc = check_rows(s, n_rows, row_src, err);
+    if (rc)
+        return rc;
+    memcpy(s->row_src, row_src, (size_t)n_rows * sizeof(int));
+    s->n_rows = n_rows;
+    s->len = 0;
+    return SL_OK;
+}
+
+int s2t_dec_length(const s2t_state *s) { return s->len; }
+
+// Runs n_rows x n_new positions (row-major in s->dx) through the decoder,
+// with s->len positions already cached per row; leaves the final-normed
+// states in s->dh and the logits in s->logits.
+static void dec_forward(s2t_state *s, size_t n_rows, size_t n_new)
+{
+    const s2t_model *m = s->m;
+    const s2t_config *c = &m->c;
+    size_t d = (size_t)c->dim, H = (size_t)c->heads, dh = (size_t)c->dim_head, hd = H * dh;
+    size_t G = (size_t)c->kv_heads, kvd = G * dh, half = dh / 2, inner = (size_t)c->ff_inner;
+    size_t P = (size_t)s->cache_pos, L0 = (size_t)s->len, N = n_rows * n_new;
+    size_t nk = L0 + n_new; // keys per row after this call
+    float scale = 1.0f / sqrtf((float)dh);
+    for (int l = 0; l < c->target_depth; l++) {
+        const s2t_layer *L = &m->dec[l];
+        // causal self-attention, GQA, rotary, KV cache
+        rmsnorm(s->dx, N, d, L->attn_gamma, s->dh);
+        ops_linear(s->dh, N, d, L->wq, NULL, hd, s->dq);
+        ops_linear(s->dh, N, d, L->wkv, NULL, 2 * kvd, s->dkv);
+        for (size_t r = 0; r < n_rows; r++)
+            for (size_t j = 0; j < n_new; j++) {
+                size_t pos = L0 + j, i = r * n_new + j;
+                const float *cs = s->cos_t + pos * half, *sn = s->sin_t + pos * half;
+                for (size_t h = 0; h < H; h++)
+                    rotate(s->dq + i * hd + h * dh, half, cs, sn);
+                float *k = s->dkv + i * 2 * kvd, *v = k + kvd;
+                for (size_t g = 0; g < G; g++)
+                    rotate(k + g * dh, half, cs, sn);
+                memcpy(s->kc[l] + (r * P + pos) * kvd, k, kvd * sizeof(float));
+                memcpy(s->vc[l] + (r * P + pos) * kvd, v, kvd * sizeof(float));
+            }
+        for (size_t r = 0; r < n_rows; r++) {
+            const float *K = s->kc[l] + r * P * kvd, *V = s->vc[l] + r * P * kvd;
+            if (n_new == 1) {
+                // ref: einops repeat 'b h ... -> b (g h) ...': query head i uses kv head
+                // i % kv_heads, so the heads of kv head g sit kvd apart in the q row
+                // and go through one product.
+                for (size_t g = 0; g < G; g++)
+                    attend(s->dq + r * hd + g * dh, kvd, H / G, K + g * dh, kvd, V + g * dh, kvd,
+                           nk, dh, scale, -1, s->datt + r * hd + g * dh, kvd, s->score);
+            } else {
+                for (size_t h = 0; h < H; h++) {
+                    size_t g = h % G;
+                    attend(s->dq + r * n_new * hd + h * dh, hd, n_new, K + g * dh, kvd,
+                           V + g * dh, kvd, nk, dh, scale, (long)L0, s->datt + r * n_new * hd + h * dh,
+                           hd, s->score);
+                }
+            }
+        }
+        ops_matmul(OPS_N, OPS_T, N, d, hd, 1.0f, s->datt, hd, L->wo, hd, 1.0f, s->dx, d);
+        // cross-attention: the rows of one source share its K/V in one product
+        rmsnorm(s->dx, N, d, L->x_gamma, s->dh);
+        ops_linear(s->dh, N, d, L->x_wq, NULL, hd, s->dq);
+        for (size_t r0 = 0; r0 < n_rows;) {
+            size_t r1 = r0 + 1;
+            int src = s->row_src[r0];
+            while (r1 < n_rows && s->row_src[r1] == src)
+                r1++;
+            size_t nkx = (size_t)s->src_pos[src] + 1;
+            const float *K = s->x_k[l] + s->x_off[src] * hd, *V = s->x_v[l] + s->x_off[src] * hd;
+            for (size_t h = 0; h < H; h++)
+                attend(s->dq + r0 * n_new * hd + h * dh, hd, (r1 - r0) * n_new, K + h * dh, hd,
+                       V + h * dh, hd, nkx, dh, scale, -1, s->datt + r0 * n_new * hd + h * dh, hd,
+                       s->score);
+            r0 = r1;
+        }
+        ops_matmul(OPS_N, OPS_T, N, d, hd, 1.0f, s->datt, hd, L->x_wo, hd, 1.0f, s->dx, d);
+        feed_forward(L, N, d, inner, s->dx, s->dh, s->dff);
+    }
+    rmsnorm(s->dx, N, d, m->dec_final, s->dh);
+    ops_matmul(OPS_N, OPS_T, N, (size_t)c->n_text_vocab, d, 1.0f, s->dh, d, m->text_emb, d, 0.0f,
+               s->logits, (size_t)c->n_text_vocab);
+    s->len += (int)n_new;
+}
+
+const float *s2t_dec_step(s2t_state *s, const int32_t *tokens, sl_err *err)
+{
+    const s2t_model *m = s->m;
+    size_t d = (size_t)m->c.dim;
+    if (s->n_rows < 1) {
+        sl_fail(err, SL_EINVAL, "s2t: decoder step before s2t_dec_begin");
+        return NULL;
+    }
+    if (s->len + 1 > s->cache_pos) {
+        sl_fail(err, SL_EINVAL, "s2t: decoder position %d past the state's max_len %d", s->len,
+                s->lim.max_len);
+        return NULL;
+    }
+    for (int r = 0; r < s->n_rows; r++) {
+        const float *e = m->start_text;
+        if (s->len > 0) {
+            int t = tokens[r];
+            if (t < 0 || t >= m->c.n_text_vocab) {
+                sl_fail(err, SL_EINVAL, "s2t: row %d: text id %d outside [0, %d)", r, t,
+                        m->c.n_text_vocab);
+                return NULL;
+            }
+            e = m->text_emb + (size_t)t * d;
+        }
+        memcpy(s->dx + (size_t)r * d, e, d * sizeof(float));
+    }
+    dec_forward(s, (size_t)s->n_rows, 1);
+    return s->logits;
+}
+
+int s2t_dec_reorder(s2t_state *s, int n_rows, const int *parent, const int *row_src, sl_err *err)
+{
+    int rc = check_rows(s, n_rows, row_src, err);
+    if (rc)
+        return rc;
+    int identity = n_rows <= s->n_rows;
+    for (int r = 0; r < n_rows; r++) {
+        if (parent[r] < 0 || parent[r] >= s->n_rows)
+            return sl_fail(err, SL_EINVAL, "s2t: reorder: row %d continues row %d of %d", r,
+                           parent[r], s->n_rows);
+        identity &= parent[r] == r;
+    }
+    const s2t_config *c = &s->m->c;
+    size_t P = (size_t)s->cache_pos, kvd = (size_t)c->kv_heads * (size_t)c->dim_head;
+    size_t bytes = (size_t)s->len * kvd * sizeof(float);
+    if (!identity && bytes) {
+        for (int l = 0; l < c->target_depth; l++) {
+            for (int r = 0; r < n_rows; r++) {
+                memcpy(s->kc2[l] + (size_t)r * P * kvd, s->kc[l] + (size_t)parent[r] * P * kvd,
+                       bytes);
+                memcpy(s->vc2[l] + (size_t)r * P * kvd, s->vc[l] + (size_t)parent[r] * P * kvd,
+                       bytes);
+            }
+            float *t = s->kc[l];
+            s->kc[l] = s->kc2[l];
+            s->kc2[l] = t;
+            t = s->vc[l];
+            s->vc[l] = s->vc2[l];
+            s->vc2[l] = t;
+        }
+    }
+    memcpy(s->row_src, row_src, (size_t)n_rows * sizeof(int));
+    s->n_rows = n_rows;
+    return SL_OK;
+}
+
+int s2t_dec_forced(s2t_state *s, int i, const int32_t *target, int n, float *out, sl_err *err)
+{
+    const s2t_model *m = s->m;
+    size_t d = (size_t)m->c.dim, V = (size_t)m->c.n_text_vocab;
+    if (i < 0 || i >= s->n_src)
+        return sl_fail(err, SL_EINVAL, "s2t: forced decode of source %d of %d", i, s->n_src);
+    if (n < 0 || n + 1 > s->cache_pos)
+        return sl_fail(err, SL_EINVAL, "s2t: forced decode of %d tokens (state holds %d)", n,
+                       s->lim.max_len);
+    memcpy(s->dx, m->start_text, d * sizeof(float));
+    for (int t = 0; t < n; t++) {
+        if (target[t] < 0 || (size_t)target[t] >= V)
+            return sl_fail(err, SL_EINVAL, "s2t: target id %d outside [0, %zu)", (int)target[t], V);
+        memcpy(s->dx + (size_t)(t + 1) * d, m->text_emb + (size_t)target[t] * d,
+               d * sizeof(float));
+    }
+    s->row_src[0] = i;
+    s->n_rows = 1;
+    s->len = 0;
+    dec_forward(s, 1, (size_t)n + 1);
+    memcpy(out, s->logits, (size_t)(n + 1) * V * sizeof(float));
+    s->n_rows = 0; // the cache now holds a forced sequence: s2t_dec_begin before stepping
+    s->len = 0;
+    return SL_OK;
+}

@@ -1,0 +1,121 @@
+// pipeline/s2t.h — the SPEAR-TTS speech->text encoder-decoder (spear-tts-pytorch
+// 0.4.8 `TextToSemantic` used speech -> text), the last model stage of the
+// worker: semantic ids -> text logits. Decoding strategies (greedy, sampling,
+// beam search) live in pipeline/beam.h and drive this module.
+//
+// Model file: a safetensors file holding the TextToSemantic state dict, with
+// the constructor arguments as a JSON object in __metadata__["config"]
+// (dim, heads, dim_head, target_kv_heads, source_depth, target_depth,
+// num_semantic_token_ids, num_text_token_ids, ...). Every shape that follows
+// from the config is checked; a missing tensor, a wrong shape or a missing /
+// ill-typed config key is an error naming it. Weights are mmapped read-only
+// (pipeline/weights.h); the model copies nothing and is immutable, so any
+// number of threads may share one s2t_model.
+//
+// Architecture (see ../shared/golden/MANIFEST.md, "SPEAR-TTS speech->text
+// conventions"): RMSNorm x/max(||x||,1e-12)*sqrt(dim)*gamma before every block,
+// GEGLU feed-forward with exact erf GELU, interleaved rotary positions on q and
+// k of every self-attention, grouped-query attention in the decoder
+// self-attention with the einops tiling (query head i uses kv head
+// i % kv_heads), cross-attention with a learned null key/value and no rotary,
+// final RMSNorm, text logits tied to the text embedding.
+//
+// Per-thread state: s2t_state holds every activation buffer, the decoder
+// self-attention KV cache and the cross-attention K/V of the current sources,
+// all allocated once by s2t_state_new() for the limits given there. Nothing
+// is allocated per source or per token afterwards.
+//
+// Source layout: sources are given WITHOUT the speech EOS; s2t_encode()
+// appends it (when the model has one). Sources of different lengths are not
+// padded: each is encoded on its own key range, which gives exactly what the
+// reference's padded batch with key mask `ids != pad` gives at the valid
+// positions (a masked key has softmax weight exactly 0), without computing
+// the padding.
+//
+// Errors: SL_EIO (cannot read the file), SL_EFORMAT/SL_ECORRUPT (header,
+// config or shapes), SL_ENOTFOUND (tensor absent), SL_EINVAL (arguments
+// beyond the state's limits, ids out of range), SL_ENOMEM.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+typedef struct s2t_model s2t_model;
+typedef struct s2t_state s2t_state;
+
+typedef struct s2t_config {
+    int dim;            // model width
+    int heads;          // query heads (encoder, decoder self and cross attention)
+    int dim_head;       // width of one head
+    int kv_heads;       // decoder self-attention kv heads (target_kv_heads, GQA)
+    int source_depth;   // encoder layers
+    int target_depth;   // decoder layers
+    int ff_inner;       // GEGLU inner width (int(dim * ff_mult * 2 / 3))
+    int n_semantic;     // num_semantic_token_ids (source ids are 0..n_semantic-1)
+    int n_text;         // num_text_token_ids
+    int speech_eos;     // = n_semantic, or -1 when autoset_semantic_eos_id is false
+    int text_eos;       // = n_text, or -1 when autoset_text_eos_id is false (never ends)
+    int n_speech_vocab; // rows of the speech embedding (n_semantic + 1 with EOS)
+    int n_text_vocab;   // text logits classes (n_text + 1 with EOS)
+    int text_pad;       // text_pad_id (0); an ordinary output class for the decoder
+} s2t_config;
+
+// Opens MODEL (safetensors + __metadata__["config"]). On failure returns a
+// negative sl_code, fills *err and leaves *out NULL.
+int s2t_open(s2t_model **out, const char *path, sl_err *err);
+void s2t_close(s2t_model *m); // NULL is fine; every state of m must be freed first
+// Lent; lives until s2t_close().
+const s2t_config *s2t_model_config(const s2t_model *m);
+
+// Sizes of a per-thread state. Every call on the state must stay within them.
+typedef struct s2t_limits {
+    int max_batch;   // sources per call
+    int max_beam;    // hypotheses per source (1 for greedy / sampling)
+    int max_src_len; // source ids per source, WITHOUT the speech EOS
+    int max_len;     // text tokens per hypothesis (EOS included)
+} s2t_limits;
+
+// Allocates everything the limits need (KV cache, cross K/V, activations).
+int s2t_state_new(s2t_state **out, const s2t_model *m, s2t_limits lim, sl_err *err);
+void s2t_state_free(s2t_state *s); // NULL is fine
+s2t_limits s2t_state_limits(const s2t_state *s);
+const s2t_model *s2t_state_model(const s2t_state *s);
+// Bytes allocated by s2t_state_new() for these limits (for sizing a job).
+size_t s2t_state_bytes(const s2t_model *m, s2t_limits lim);
+
+// --- Encoder -----------------------------------------------------------------
+// Encodes n_src sources (src[i][0..src_len[i]), semantic ids in
+// [0, n_semantic), no EOS: appended here) and computes, once per source, the
+// cross-attention keys/values of every decoder layer. Replaces the previous
+// sources of the state and resets the decoder.
+int s2t_encode(s2t_state *s, const int32_t *const *src, const int *src_len, int n_src,
+               sl_err *err);
+// Encoder output of source i of the last s2t_encode: (n_pos, dim) row-major,
+// n_pos = src_len[i] + 1 with the EOS. Lent until the next s2t_encode.
+const float *s2t_encoder_output(const s2t_state *s, int i, int *n_pos);
+
+// --- Decoder (incremental, KV cache) -------------------------------------------
+// Starts decoding n_rows hypotheses; row r decodes source row_src[r]. Rows of
+// one source must be contiguous (row_src non-decreasing): the hypotheses of a
+// source share its cross-attention K/V in one matrix product.
+int s2t_dec_begin(s2t_state *s, int n_rows, const int *row_src, sl_err *err);
+// Advances every row by one position: feeds the text start token at the
+// first step (tokens ignored, may be NULL), else tokens[r] (the row's last
+// text id). Returns the logits of the next token, (n_rows, n_text_vocab),
+// lent until the next decoder call; NULL on error (position past max_len).
+const float *s2t_dec_step(s2t_state *s, const int32_t *tokens, sl_err *err);
+// Reorders / selects rows: new row r continues old row parent[r] (its KV
+// cache is copied), and decodes source row_src[r] (contiguous per source as in
+// s2t_dec_begin). n_rows may shrink (finished sources leave) or grow (beams
+// fan out from one start row) up to max_batch * max_beam.
+int s2t_dec_reorder(s2t_state *s, int n_rows, const int *parent, const int *row_src,
+                    sl_err *err);
+// Number of positions already in the cache (0 after s2t_dec_begin).
+int s2t_dec_length(const s2t_state *s);
+
+// Teacher forcing: logits after [start, target[0..n)) for source i of the
+// last s2t_encode, all n+1 positions at once through the causal path (no
+// target key mask, as generate()); out = (n + 1, n_text_vocab), caller-owned.
+// Uses the decoder: call s2t_dec_begin again before incremental decoding.
+int s2t_dec_forced(s2t_state *s, int i, const int32_t *target, int n, float *out, sl_err *err);
