@@ -19,6 +19,7 @@ static const command COMMANDS[] = {
     {"verify", cmd_verify, "decode every record and report damage"},
     {"features", cmd_features, "HuBERT layer features of one audio file (.npy)"},
     {"tokens", cmd_tokens, "semantic token ids (HuBERT + k-means) of audio files"},
+    {"decode", cmd_decode, "semantic ids -> text ids with the SPEAR-TTS speech->text model"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 

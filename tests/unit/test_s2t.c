@@ -1,0 +1,213 @@
+// tests/unit/test_s2t.c — loading the speech->text model: malformed files give
+// clear errors naming the tensor or config key; bad arguments are refused.
+// Variants of tests/data/s2t_tiny.safetensors are written with an edited header.
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/fileio.h"
+#include "pipeline/beam.h"
+#include "pipeline/s2t.h"
+#include "tests/testutil.h"
+
+static unsigned char *g_file;
+static size_t g_size, g_hlen;
+static const char *g_dir;
+
+static void load_tiny(void)
+{
+    FILE *f = fopen(sl_test_data("s2t_tiny.safetensors"), "rb");
+    if (!f) {
+        perror("s2t_tiny.safetensors");
+        exit(1);
+    }
+    fseek(f, 0, SEEK_END);
+    g_size = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    g_file = malloc(g_size);
+    if (fread(g_file, 1, g_size, f) != g_size)
+        exit(1);
+    fclose(f);
+    g_hlen = 0;
+    for (int i = 7; i >= 0; i--)
+        g_hlen = (g_hlen << 8) | g_file[i];
+}
+
+// Writes the tiny model with its header passed through edit(); returns the path.
+static const char *variant(const char *name, void (*edit)(json_t *hdr, json_t *cfg))
+{
+    static char path[4300];
+    json_t *hdr = json_loadb((const char *)g_file + 8, g_hlen, 0, NULL);
+    json_t *meta = json_object_get(hdr, "__metadata__");
+    json_t *cfg = json_loads(json_string_value(json_object_get(meta, "config")), 0, NULL);
+    edit(hdr, cfg);
+    if (cfg && json_object_get(meta, "config")) {
+        char *cs = json_dumps(cfg, JSON_COMPACT);
+        json_object_set_new(meta, "config", json_string(cs));
+        free(cs);
+    }
+    json_decref(cfg);
+    char *hs = json_dumps(hdr, JSON_COMPACT);
+    size_t n = strlen(hs), padded = (n + 7) / 8 * 8;
+    snprintf(path, sizeof path, "%s/%s.safetensors", g_dir, name);
+    FILE *f = fopen(path, "wb");
+    unsigned char len[8];
+    for (int i = 0; i < 8; i++)
+        len[i] = (unsigned char)((uint64_t)padded >> (8 * i));
+    fwrite(len, 1, 8, f);
+    fwrite(hs, 1, n, f);
+    for (size_t i = n; i < padded; i++)
+        fputc(' ', f);
+    fwrite(g_file + 8 + g_hlen, 1, g_size - 8 - g_hlen, f);
+    fclose(f);
+    free(hs);
+    json_decref(hdr);
+    return path;
+}
+
+static void expect_fail(const char *path, int code, const char *needle1, const char *needle2)
+{
+    s2t_model *m = (s2t_model *)1;
+    sl_err e;
+    int rc = s2t_open(&m, path, &e);
+    printf("\n    -> %s", e.msg);
+    CU_ASSERT_EQUAL(rc, code);
+    CU_ASSERT_PTR_NULL(m);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, needle1));
+    if (needle2)
+        CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, needle2));
+}
+
+static void no_edit(json_t *h, json_t *c) { (void)h, (void)c; }
+
+static void test_roundtrip_ok(void)
+{
+    s2t_model *m;
+    sl_err e;
+    CU_ASSERT_EQUAL_FATAL(s2t_open(&m, variant("same", no_edit), &e), SL_OK);
+    const s2t_config *c = s2t_model_config(m);
+    CU_ASSERT_EQUAL(c->dim, 64);
+    CU_ASSERT_EQUAL(c->heads, 4);
+    CU_ASSERT_EQUAL(c->kv_heads, 2);
+    CU_ASSERT_EQUAL(c->ff_inner, 170);
+    CU_ASSERT_EQUAL(c->speech_eos, 16);
+    CU_ASSERT_EQUAL(c->text_eos, 40);
+    CU_ASSERT_EQUAL(c->n_text_vocab, 41);
+    s2t_close(m);
+}
+
+static void test_truncated(void)
+{
+    char path[4300];
+    snprintf(path, sizeof path, "%s/trunc.safetensors", g_dir);
+    FILE *f = fopen(path, "wb");
+    fwrite(g_file, 1, g_size * 6 / 10, f);
+    fclose(f);
+    expect_fail(path, SL_ECORRUPT, "trunc.safetensors", "truncated");
+    f = fopen(path, "wb"); // cut inside the header
+    fwrite(g_file, 1, 100, f);
+    fclose(f);
+    expect_fail(path, SL_ECORRUPT, "header length", NULL);
+}
+
+static void edit_shape(json_t *h, json_t *c)
+{
+    json_t *t = json_object_get(h, "target_transformer.layers.1.0.to_out.weight");
+    json_object_set_new(t, "shape", json_pack("[ii]", 32, 128));
+}
+
+static void edit_missing_key(json_t *h, json_t *c) { json_object_del(c, "num_text_token_ids"); }
+
+static void edit_missing_tensor(json_t *h, json_t *c)
+{
+    json_t *t = json_object_get(h, "target_transformer.layers.1.1.null_kv");
+    json_object_set(h, "target_transformer.layers.1.1.null_kv_renamed", t);
+    json_object_del(h, "target_transformer.layers.1.1.null_kv");
+}
+
+static void edit_heads(json_t *h, json_t *c) { json_object_set_new(c, "heads", json_integer(8)); }
+static void edit_depth(json_t *h, json_t *c)
+{
+    json_object_set_new(c, "target_depth", json_integer(1));
+}
+static void edit_no_config(json_t *h, json_t *c)
+{
+    json_object_del(json_object_get(h, "__metadata__"), "config");
+}
+static void edit_bad_type(json_t *h, json_t *c) { json_object_set_new(c, "dim", json_string("64")); }
+static void edit_kv_heads(json_t *h, json_t *c)
+{
+    json_object_set_new(c, "target_kv_heads", json_integer(3));
+}
+
+static void test_malformed(void)
+{
+    expect_fail(variant("shape", edit_shape), SL_EFORMAT,
+                "\"target_transformer.layers.1.0.to_out.weight\" has shape [32, 128], expected "
+                "[64, 64]", NULL);
+    expect_fail(variant("key", edit_missing_key), SL_EFORMAT, "\"num_text_token_ids\"",
+                "missing");
+    expect_fail(variant("tensor", edit_missing_tensor), SL_ENOTFOUND,
+                "\"target_transformer.layers.1.1.null_kv\"", "missing");
+    expect_fail(variant("heads", edit_heads), SL_EFORMAT, "source_transformer.layers.0.0.to_q",
+                "expected [128, 64]");
+    expect_fail(variant("depth", edit_depth), SL_EFORMAT, "target_transformer.layers.1",
+                "depth 1");
+    expect_fail(variant("noconfig", edit_no_config), SL_EFORMAT, "__metadata__[\"config\"]",
+                NULL);
+    expect_fail(variant("type", edit_bad_type), SL_EFORMAT, "\"dim\"", "not an integer");
+    expect_fail(variant("kvheads", edit_kv_heads), SL_EFORMAT, "target_kv_heads 3", NULL);
+    printf("\n");
+}
+
+static void test_bad_arguments(void)
+{
+    s2t_model *m;
+    sl_err e;
+    CU_ASSERT_EQUAL_FATAL(s2t_open(&m, sl_test_data("s2t_tiny.safetensors"), &e), SL_OK);
+    beam_state *b;
+    s2t_limits lim = {2, 2, 10, 8};
+    CU_ASSERT_EQUAL_FATAL(beam_state_new(&b, m, lim, &e), SL_OK);
+    int32_t ok[3] = {1, 2, 3}, bad[3] = {1, 16, 3}, big[11] = {0};
+    const int32_t *s1[1] = {bad};
+    int n3 = 3, n11 = 11;
+    beam_params p = beam_default_params();
+    p.beam = 2;
+    beam_result r[3];
+    CU_ASSERT_EQUAL(beam_decode(b, s1, &n3, 1, &p, r, &e), SL_EINVAL); // 16 = EOS, not an id
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "id 16"));
+    s1[0] = big;
+    CU_ASSERT_EQUAL(beam_decode(b, s1, &n11, 1, &p, r, &e), SL_EINVAL);
+    const int32_t *s3[3] = {ok, ok, ok};
+    int l3[3] = {3, 3, 3};
+    CU_ASSERT_EQUAL(beam_decode(b, s3, l3, 3, &p, r, &e), SL_EINVAL); // batch 3 > 2
+    p.beam = 3;
+    CU_ASSERT_EQUAL(beam_decode(b, s3, l3, 2, &p, r, &e), SL_EINVAL);
+    p.beam = 2;
+    CU_ASSERT_EQUAL(beam_decode(b, s3, l3, 2, &p, r, &e), SL_OK);
+    CU_ASSERT(r[0].n_ids >= 0 && r[0].n_ids <= 8);
+    // an empty source is just the speech EOS
+    int l0 = 0;
+    CU_ASSERT_EQUAL(beam_decode(b, s3, &l0, 1, &p, r, &e), SL_OK);
+    beam_state_free(b);
+    s2t_close(m);
+}
+
+int main(void)
+{
+    load_tiny();
+    g_dir = sl_test_tmpdir("s2t");
+    static const sl_test_case cases[] = {
+        {"rewritten model still loads", test_roundtrip_ok},
+        {"truncated file", test_truncated},
+        {"wrong shape, missing key/tensor, config vs shapes", test_malformed},
+        {"bad arguments are refused", test_bad_arguments},
+        {NULL, NULL},
+    };
+    int rc = sl_test_main("s2t", cases);
+    sl_test_rmtree(g_dir);
+    free(g_file);
+    return rc;
+}
