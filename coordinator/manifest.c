@@ -1,0 +1,280 @@
+// coordinator/manifest.c — see manifest.h.
+#define _XOPEN_SOURCE 700 // nftw
+#include "coordinator/manifest.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "common/fileio.h"
+#include "common/log.h"
+
+typedef struct builder {
+    man_item *items;
+    size_t n, cap;
+} builder;
+
+static int add_item(builder *b, const char *id, size_t id_len, const char *path,
+                    int64_t n_samples, const char *bad, size_t line, sl_err *err)
+{
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 1024;
+        man_item *n = realloc(b->items, cap * sizeof *n);
+        if (!n)
+            return sl_fail(err, SL_ENOMEM, "manifest: out of memory");
+        b->items = n;
+        b->cap = cap;
+    }
+    man_item *it = &b->items[b->n];
+    memset(it, 0, sizeof *it);
+    it->id = strndup(id, id_len);
+    it->path = strdup(path);
+    it->bad = bad ? strdup(bad) : NULL;
+    it->n_samples = n_samples;
+    it->line = line;
+    if (!it->id || !it->path || (bad && !it->bad)) {
+        free(it->id);
+        free(it->path);
+        free(it->bad);
+        return sl_fail(err, SL_ENOMEM, "manifest: out of memory");
+    }
+    b->n++;
+    return SL_OK;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    const man_item *x = a, *y = b;
+    int c = strcmp(x->id, y->id);
+    if (c)
+        return c;
+    return x->line < y->line ? -1 : x->line > y->line; // stable: first occurrence wins
+}
+
+static void item_free(man_item *it)
+{
+    free(it->id);
+    free(it->path);
+    free(it->bad);
+}
+
+// Sorts and drops duplicate ids (reporting each once).
+static void finish(builder *b, manifest *m, const char *src)
+{
+    qsort(b->items, b->n, sizeof *b->items, cmp_id);
+    size_t w = 0;
+    int reported = 0; // the current id's duplicates were already reported
+    for (size_t r = 0; r < b->n; r++) {
+        if (w > 0 && strcmp(b->items[w - 1].id, b->items[r].id) == 0) {
+            if (!reported)
+                SL_LOG(WARN, "manifest", "%s: id \"%s\" appears more than once (lines %zu and "
+                       "%zu): processed once", src, b->items[r].id, b->items[w - 1].line,
+                       b->items[r].line);
+            reported = 1;
+            m->n_duplicates++;
+            item_free(&b->items[r]);
+            continue;
+        }
+        reported = 0;
+        b->items[w++] = b->items[r];
+    }
+    m->items = b->items;
+    m->n = w;
+}
+
+static char *dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return strdup(".");
+    if (slash == path)
+        return strdup("/");
+    return strndup(path, (size_t)(slash - path));
+}
+
+static int is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int man_load(const char *path, manifest *out, sl_err *err)
+{
+    memset(out, 0, sizeof *out);
+    char *text;
+    size_t n;
+    int rc = sl_read_file(path, (size_t)1 << 34, (void **)&text, &n, err);
+    if (rc)
+        return sl_err_prefix(err, "manifest");
+    builder b = {0};
+    char *root = NULL;
+    int tsv = 0;
+    size_t line_no = 0;
+    char *p = text, *end = text + n;
+    char full[8192];
+    while (p < end) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        char *le = nl ? nl : end;
+        line_no++;
+        size_t len = (size_t)(le - p);
+        if (len && p[len - 1] == '\r')
+            len--;
+        p[len] = '\0';
+        char *line = p;
+        p = nl ? nl + 1 : end;
+        if (line_no == 1) {
+            if (len && is_dir(line)) {
+                tsv = 1;
+                root = strdup(line);
+                continue;
+            }
+            root = dir_of(path);
+        }
+        if (len == 0)
+            continue;
+        if (memchr(line, '\0', len)) {
+            SL_LOG(WARN, "manifest", "%s:%zu: line holds a NUL byte: skipped", path, line_no);
+            out->n_bad_lines++;
+            continue;
+        }
+        char *tab = strchr(line, '\t');
+        int64_t count = -1;
+        const char *bad = NULL;
+        char badbuf[256];
+        size_t id_len = tab ? (size_t)(tab - line) : len;
+        if (tab) {
+            char *cnt = tab + 1;
+            char *e2;
+            errno = 0;
+            long long v = strtoll(cnt, &e2, 10);
+            while (*e2 == ' ' || *e2 == '\t')
+                e2++;
+            if (*cnt == '\0') {
+                count = -1;
+            } else if (errno || *e2 != '\0' || v < 0) {
+                snprintf(badbuf, sizeof badbuf, "manifest %s line %zu: bad sample count \"%.60s\"",
+                         path, line_no, cnt);
+                bad = badbuf;
+                out->n_bad_lines++;
+                SL_LOG(WARN, "manifest", "%s", badbuf);
+            } else {
+                count = v;
+            }
+        }
+        if (id_len == 0) {
+            SL_LOG(WARN, "manifest", "%s:%zu: empty path: skipped", path, line_no);
+            out->n_bad_lines++;
+            continue;
+        }
+        line[id_len] = '\0';
+        if (tsv || line[0] != '/')
+            snprintf(full, sizeof full, "%s/%s", root, line);
+        else
+            snprintf(full, sizeof full, "%s", line);
+        if ((rc = add_item(&b, line, id_len, full, count, bad, line_no, err)))
+            goto fail;
+    }
+    free(text);
+    text = NULL;
+    out->root = root ? root : strdup("");
+    finish(&b, out, path);
+    if (out->n_duplicates)
+        SL_LOG(WARN, "manifest", "%s: %zu duplicate ids ignored", path, out->n_duplicates);
+    return SL_OK;
+fail:
+    free(text);
+    free(root);
+    for (size_t i = 0; i < b.n; i++)
+        item_free(&b.items[i]);
+    free(b.items);
+    return rc;
+}
+
+// nftw has no user pointer: the walk state lives here for the duration of one man_walk.
+static struct {
+    builder *b;
+    const char *exts;
+    size_t root_len;
+    sl_err *err;
+    int rc;
+} g_walk;
+
+static int ext_ok(const char *name, const char *exts)
+{
+    const char *dot = strrchr(name, '.');
+    if (!dot || strchr(dot, '/'))
+        return 0;
+    dot++;
+    size_t dl = strlen(dot);
+    const char *e = exts;
+    while (*e) {
+        const char *c = strchr(e, ',');
+        size_t el = c ? (size_t)(c - e) : strlen(e);
+        if (el == dl && strncasecmp(e, dot, el) == 0)
+            return 1;
+        if (!c)
+            break;
+        e = c + 1;
+    }
+    return 0;
+}
+
+static int walk_cb(const char *fpath, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)ftw;
+    struct stat st;
+    if (type == FTW_SL) { // follow links to files only
+        if (stat(fpath, &st) != 0 || !S_ISREG(st.st_mode))
+            return 0;
+    } else if (type != FTW_F || !S_ISREG(sb->st_mode)) {
+        if (type == FTW_DNR)
+            SL_LOG(WARN, "manifest", "%s: cannot read directory: skipped", fpath);
+        return 0;
+    }
+    if (!ext_ok(fpath, g_walk.exts))
+        return 0;
+    const char *rel = fpath + g_walk.root_len;
+    while (*rel == '/')
+        rel++;
+    g_walk.rc = add_item(g_walk.b, rel, strlen(rel), fpath, -1, NULL, 0, g_walk.err);
+    return g_walk.rc ? 1 : 0;
+}
+
+int man_walk(const char *dir, const char *exts, manifest *out, sl_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!is_dir(dir))
+        return sl_fail(err, SL_EIO, "manifest: --audio-dir %s: not a directory", dir);
+    builder b = {0};
+    g_walk.b = &b;
+    g_walk.exts = exts && *exts ? exts : MAN_DEFAULT_EXTS;
+    g_walk.root_len = strlen(dir);
+    g_walk.err = err;
+    g_walk.rc = SL_OK;
+    if (nftw(dir, walk_cb, 64, FTW_PHYS) != 0 || g_walk.rc) {
+        int rc = g_walk.rc ? g_walk.rc
+                           : sl_fail(err, SL_EIO, "manifest: walk %s: %s", dir, strerror(errno));
+        for (size_t i = 0; i < b.n; i++)
+            item_free(&b.items[i]);
+        free(b.items);
+        return rc;
+    }
+    out->root = strdup(dir);
+    finish(&b, out, dir);
+    return SL_OK;
+}
+
+void man_free(manifest *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->n; i++)
+        item_free(&m->items[i]);
+    free(m->items);
+    free(m->root);
+    memset(m, 0, sizeof *m);
+}
