@@ -1,0 +1,129 @@
+// bench/s2t_bench.c — times pipeline/beam.h decoding of a speech->text model
+// on fixed sources with a forced output length. Driven by bench/s2t_bench.py,
+// which builds the model, runs the seed's generate() on the same weights and
+// prints the comparison; this program prints one JSON line per setting.
+//
+//   s2t_bench --s2t MODEL --ids IDS.npy [--beam N (0 = greedy)] [--batch B]
+//             [--len L] [--threads T] [--reps R]
+// IDS.npy: int64 [B, T] semantic ids (no padding, no EOS). Every source is
+// decoded to exactly L tokens (min_len = max_len = L).
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/npy.h"
+#include "pipeline/beam.h"
+#include "pipeline/ops.h"
+#include "pipeline/s2t.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv)
+{
+    const char *model = NULL, *ids_path = NULL;
+    int beam = 4, batch = 1, len = 128, threads = 1, reps = 3;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--s2t"))
+            model = argv[i + 1];
+        else if (!strcmp(argv[i], "--ids"))
+            ids_path = argv[i + 1];
+        else if (!strcmp(argv[i], "--beam"))
+            beam = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--batch"))
+            batch = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--len"))
+            len = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--threads"))
+            threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--reps"))
+            reps = atoi(argv[i + 1]);
+        else {
+            fprintf(stderr, "s2t_bench: unknown option %s\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!model || !ids_path || beam < 0 || batch < 1 || len < 1 || threads < 1 || reps < 1 ||
+        reps > 100) {
+        fprintf(stderr, "usage: s2t_bench --s2t MODEL --ids IDS.npy [--beam N] [--batch B] "
+                        "[--len L] [--threads T] [--reps R]\n");
+        return 2;
+    }
+    ops_set_threads(threads);
+    sl_err err;
+    sl_npy ids;
+    s2t_model *m;
+    if (sl_npy_read(ids_path, &ids, &err) || s2t_open(&m, model, &err)) {
+        fprintf(stderr, "s2t_bench: %s\n", err.msg);
+        return 1;
+    }
+    if (ids.dtype != SL_NPY_I64 || ids.ndim != 2 || ids.shape[0] < (size_t)batch) {
+        fprintf(stderr, "s2t_bench: %s: want int64 [>= %d, T]\n", ids_path, batch);
+        return 1;
+    }
+    size_t T = ids.shape[1];
+    int32_t *src = malloc((size_t)batch * T * sizeof(int32_t));
+    const int32_t **sp = malloc((size_t)batch * sizeof(*sp));
+    int *sl = malloc((size_t)batch * sizeof(int));
+    beam_result *res = malloc((size_t)batch * sizeof(beam_result));
+    for (int b = 0; b < batch; b++) {
+        for (size_t t = 0; t < T; t++)
+            src[(size_t)b * T + t] = (int32_t)((const int64_t *)ids.data)[(size_t)b * T + t];
+        sp[b] = src + (size_t)b * T;
+        sl[b] = (int)T;
+    }
+    s2t_limits lim = {batch, beam > 0 ? beam : 1, (int)T, len};
+    beam_state *bs;
+    if (beam_state_new(&bs, m, lim, &err)) {
+        fprintf(stderr, "s2t_bench: %s\n", err.msg);
+        return 1;
+    }
+    beam_params p = beam_default_params();
+    p.method = beam > 0 ? BEAM_SEARCH : BEAM_GREEDY;
+    p.beam = beam > 0 ? beam : 1;
+    p.max_len = len;
+    p.min_len = len;
+    double t_run[100];
+    int n_tok = 0;
+    for (int r = -1; r < reps; r++) { // r = -1: warm-up
+        double t0 = now();
+        if (beam_decode(bs, sp, sl, batch, &p, res, &err)) {
+            fprintf(stderr, "s2t_bench: %s\n", err.msg);
+            return 1;
+        }
+        double dt = now() - t0;
+        if (r >= 0)
+            t_run[r] = dt;
+        n_tok = 0;
+        for (int b = 0; b < batch; b++)
+            n_tok += res[b].n_ids;
+    }
+    qsort(t_run, (size_t)reps, sizeof(double), cmp_double);
+    double best = t_run[0], med = t_run[reps / 2];
+    printf("{\"impl\": \"c\", \"method\": \"%s\", \"beam\": %d, \"batch\": %d, \"threads\": %d, "
+           "\"src_len\": %zu, \"tokens\": %d, \"min_s\": %.6f, \"median_s\": %.6f, "
+           "\"tok_per_s\": %.3f, \"score0\": %.6f, \"corename\": \"%s\", \"state_mib\": %.1f}\n",
+           beam > 0 ? "beam" : "greedy", beam, batch, threads, T, n_tok, best, med,
+           (double)n_tok / best, (double)res[0].score, ops_blas_corename(),
+           (double)s2t_state_bytes(m, lim) / 1048576.0);
+    beam_state_free(bs);
+    s2t_close(m);
+    sl_npy_free(&ids);
+    free(src);
+    free(sp);
+    free(sl);
+    free(res);
+    return 0;
+}
