@@ -323,7 +323,8 @@ static void test_kmeans_ties_and_safetensors(void)
     for (size_t t = 0; t < n; t++)
         diff += got[t] != g[t];
     CU_ASSERT_EQUAL(diff, 0);
-    CU_ASSERT(km_open(&m, path, "absent", &e) == SL_ENOTFOUND);
+    km_model *none;
+    CU_ASSERT(km_open(&none, path, "absent", &e) == SL_ENOTFOUND && none == NULL);
     free(got);
     free(g);
     sl_npy_free(&f);
