@@ -2,14 +2,9 @@
 // follows its name (argv[0] = the sub-command) and returns an exit code.
 #pragma once
 
-// Exit codes scripts can rely on.
-enum {
-    SL_EXIT_OK = 0,          // done
-    SL_EXIT_FAIL = 1,        // runtime error (message on stderr)
-    SL_EXIT_USAGE = 2,       // bad flags or arguments
-    SL_EXIT_INTERRUPTED = 3, // stopped by a signal; state is consistent, re-run to resume
-};
+#include "common/exitcode.h" // SL_EXIT_OK, _FAIL, _USAGE, _INTERRUPTED
 
+int cmd_run(int argc, char **argv);
 int cmd_stat(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_verify(int argc, char **argv);

@@ -14,6 +14,7 @@ typedef struct command {
 } command;
 
 static const command COMMANDS[] = {
+    {"run", cmd_run, "label a corpus: audio -> semantic ids -> text ids -> dataset (MPI)"},
     {"stat", cmd_stat, "counts, fingerprints and run history of a dataset"},
     {"export", cmd_export, "stream rows or errors as JSON lines or TSV"},
     {"verify", cmd_verify, "decode every record and report damage"},

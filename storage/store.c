@@ -429,6 +429,11 @@ int store_del_error(store *s, const void *key, size_t key_len, sl_err *err)
     return do_write(s, OP_DEL, STORE_ERRORS, key, key_len, NULL, 0, err);
 }
 
+int store_del_meta(store *s, const char *key, sl_err *err)
+{
+    return do_write(s, OP_DEL, STORE_META, key, strlen(key), NULL, 0, err);
+}
+
 int store_put_meta(store *s, const char *key, const char *val, sl_err *err)
 {
     return do_write(s, OP_PUT_OVERWRITE, STORE_META, key, strlen(key), val, strlen(val), err);

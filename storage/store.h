@@ -63,6 +63,8 @@ int store_put_error(store *s, const void *key, size_t key_len, const void *val, 
 int store_del_error(store *s, const void *key, size_t key_len, sl_err *err);
 // Sets (overwrites) a meta value in the current batch; NUL-terminated key and value.
 int store_put_meta(store *s, const char *key, const char *val, sl_err *err);
+// Deletes a meta value in the current batch; absent is fine.
+int store_del_meta(store *s, const char *key, sl_err *err);
 // Commits the batch. On success every put since the last commit is durable.
 int store_commit(store *s, sl_err *err);
 // Drops the batch: nothing since the last commit is stored.

@@ -1,0 +1,57 @@
+// coordinator/coord.h — rank 0 of `spearlabel run`: the only LMDB writer.
+//
+// coord_run() plans the units of the manifest, skips what the dataset already
+// holds, hands units to workers (pull scheduling: each worker keeps up to
+// PROTO_PREFETCH units), stores the rows and errors they return in batched
+// commits, and records the run. With one rank it executes the units itself
+// through params.exec, so one process and an MPI job give the same dataset.
+//
+// Resume is exact: rows of a unit are committed in one transaction, units
+// are fixed by the manifest and flags, and a unit with anything missing is
+// recomputed whole (only the missing ids are stored), so a resumed dataset
+// equals an uninterrupted one byte for byte.
+// Stop: a stop signal (common/stop.h) ends dispatch; results in flight are
+// collected for up to grace_s seconds, committed, and the run is recorded as
+// interrupted (exit SL_EXIT_INTERRUPTED = 3). SIGTERM under mpirun is followed
+// by SIGKILL a second later: rank 0 commits first, then waits.
+// Crashes: a unit whose processing crashed (CRASH message or crash note)
+// marks its ids in meta ("crash/<id>"); the next run retries each alone;
+// a second crash stores an error record "crashed the worker".
+// Rank 0 never busy-waits: it polls with MPI_Iprobe and sleeps up to 1 ms.
+#pragma once
+#include <stddef.h>
+
+#include "common/err.h"
+#include "coordinator/jobmeta.h"
+#include "coordinator/manifest.h"
+#include "coordinator/protocol.h"
+
+// Executes one WORK message in-process (one-rank runs), appending RESULT bytes.
+// stats receives PROTO_N_STATS accumulators. Returns SL_OK or a fatal error.
+typedef int (*coord_exec_fn)(void *ctx, const void *work, size_t work_len, proto_buf *result,
+                             double *stats, sl_err *err);
+
+typedef struct coord_params {
+    const char *out;            // dataset directory
+    const manifest *m;
+    size_t unit_items;          // utterances per unit (default 4)
+    double unit_seconds;        // audio seconds per unit where known (default 120)
+    int retry_errors;           // recompute ids that are stored as errors
+    double grace_s;             // seconds to collect in-flight work after a stop signal
+    double progress_s;          // seconds between progress lines in logs
+    size_t commit_rows;         // commit after this many records...
+    double commit_s;            // ...or this many seconds
+    size_t initial_map_bytes;   // LMDB map for a new dataset (0 = default)
+    const jm_fp *fps;           // fingerprints that must match on resume
+    size_t n_fps;
+    int argc;                   // command line, for the run record
+    char **argv;
+    coord_exec_fn exec;         // for one-rank runs
+    void *exec_ctx;
+} coord_params;
+
+coord_params coord_default_params(void);
+
+// Returns an exit code: 0 finished, 1 failed (err filled), 3 interrupted.
+// Collective over MPI_COMM_WORLD with worker_run() on the other ranks.
+int coord_run(const coord_params *p, sl_err *err);

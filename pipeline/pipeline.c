@@ -1,0 +1,252 @@
+// pipeline/pipeline.c — see pipeline.h.
+#include "pipeline/pipeline.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pipeline/s2t.h"
+#include "pipeline/tokens.h"
+
+struct pl {
+    pl_params p;
+    tok_pipeline *tok;
+    tok_state *ts;
+    s2t_model *s2t;
+    beam_state *bs;
+    int speech_eos, text_eos;
+    int max_src;           // semantic ids per utterance the decoder state holds
+    int32_t *sem;          // [max_batch][max_src + 1] semantic ids of the unit
+    int *sem_len;          // [max_batch]
+    int32_t *txt;          // [max_batch][max_len + 1]
+    beam_result *br;       // [max_batch]
+    const int32_t **src;   // [max_batch] sources of the batched decode
+    int *src_len;          // [max_batch]
+    int *which;            // [max_batch] the unit index of each source
+};
+
+pl_params pl_default_params(void)
+{
+    pl_params p;
+    memset(&p, 0, sizeof p);
+    p.layer = 9;
+    p.audio = audio_default_params();
+    p.beam = beam_default_params();
+    p.max_batch = 4;
+    return p;
+}
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int max_len_of(const pl_params *p) { return p->beam.max_len > 0 ? p->beam.max_len : 256; }
+
+int pl_open(pl **out, const pl_params *p, sl_err *err)
+{
+    *out = NULL;
+    pl *x = calloc(1, sizeof *x);
+    if (!x)
+        return sl_fail(err, SL_ENOMEM, "pipeline: out of memory");
+    x->p = *p;
+    if (x->p.max_batch < 1)
+        x->p.max_batch = 1;
+    if (x->p.seed_layout)
+        x->p.beam.keep_eos = 1;
+    int rc = SL_OK;
+    int max_len = max_len_of(p);
+    // 320 samples per frame at 16 kHz: 50 ids per second of audio.
+    x->max_src = (int)(p->audio.max_seconds * 50.0f) + 2;
+    if (!p->null_pipeline) {
+        if ((rc = tok_pipeline_open(&x->tok, p->hubert_dir, p->layer, p->final_norm, p->kmeans,
+                                    p->audio, err)) ||
+            (rc = tok_state_new(&x->ts, x->tok, err)) || (rc = s2t_open(&x->s2t, p->s2t, err)))
+            goto fail;
+        const s2t_config *cfg = s2t_model_config(x->s2t);
+        if (tok_pipeline_k(x->tok) > (size_t)cfg->n_semantic) {
+            rc = sl_fail(err, SL_EINVAL, "pipeline: k-means %s has %zu clusters but %s reads "
+                         "only %d semantic ids", p->kmeans, tok_pipeline_k(x->tok), p->s2t,
+                         cfg->n_semantic);
+            goto fail;
+        }
+        x->speech_eos = cfg->speech_eos;
+        x->text_eos = cfg->text_eos;
+        s2t_limits lim = {.max_batch = x->p.max_batch,
+                          .max_beam = p->beam.method == BEAM_SEARCH ? p->beam.beam : 1,
+                          .max_src_len = x->max_src, .max_len = max_len};
+        if ((rc = beam_state_new(&x->bs, x->s2t, lim, err)))
+            goto fail;
+    }
+    x->sem = malloc(sizeof(int32_t) * (size_t)x->p.max_batch * (size_t)(x->max_src + 1));
+    x->sem_len = calloc((size_t)x->p.max_batch, sizeof(int));
+    x->txt = malloc(sizeof(int32_t) * (size_t)x->p.max_batch * (size_t)(max_len + 1));
+    x->br = calloc((size_t)x->p.max_batch, sizeof(beam_result));
+    x->src = calloc((size_t)x->p.max_batch, sizeof(int32_t *));
+    x->src_len = calloc((size_t)x->p.max_batch, sizeof(int));
+    x->which = calloc((size_t)x->p.max_batch, sizeof(int));
+    if (!x->sem || !x->sem_len || !x->txt || !x->br || !x->src || !x->src_len || !x->which) {
+        rc = sl_fail(err, SL_ENOMEM, "pipeline: out of memory");
+        goto fail;
+    }
+    *out = x;
+    return SL_OK;
+fail:
+    pl_close(x);
+    return rc;
+}
+
+void pl_close(pl *x)
+{
+    if (!x)
+        return;
+    beam_state_free(x->bs);
+    s2t_close(x->s2t);
+    tok_state_free(x->ts);
+    tok_pipeline_close(x->tok);
+    free(x->sem);
+    free(x->sem_len);
+    free(x->txt);
+    free(x->br);
+    free(x->src);
+    free(x->src_len);
+    free(x->which);
+    free(x);
+}
+
+int pl_text_loops(const int32_t *ids, size_t n)
+{
+    const size_t span = 12; // the last 12 ids: >= 3 repeats of any n-gram with n <= 4
+    if (n < span)
+        return 0;
+    for (size_t g = 1; g <= 4; g++) {
+        const int32_t *tail = ids + n - span;
+        int loop = 1;
+        for (size_t k = g; k < span && loop; k++)
+            loop = tail[k] == tail[k - g];
+        if (loop)
+            return 1;
+    }
+    return 0;
+}
+
+static uint64_t fnv(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+// Synthetic rows for the coordinator bench: cost nothing, depend only on the name.
+static void run_null(pl *x, const char *const *names, size_t n, pl_result *res)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint64_t h = fnv(names[i]);
+        int32_t *s = x->sem + i * (size_t)(x->max_src + 1);
+        int32_t *t = x->txt + i * (size_t)(max_len_of(&x->p) + 1);
+        size_t ns = 50 + h % 50, nt = 20 + (h >> 8) % 20;
+        for (size_t k = 0; k < ns; k++)
+            s[k] = (int32_t)((h >> (k % 48)) % 500);
+        for (size_t k = 0; k < nt; k++)
+            t[k] = (int32_t)((h >> (k % 40)) % 256);
+        res[i] = (pl_result){.ok = 1, .semantic = s, .n_semantic = ns, .text = t, .n_text = nt,
+                             .duration_s = 1.0f, .score = -1.0f};
+    }
+}
+
+int pl_run(pl *x, const char *const *paths, const char *const *names, size_t n, pl_result *res,
+           pl_timers *t, sl_err *err)
+{
+    if (n > (size_t)x->p.max_batch)
+        return sl_fail(err, SL_EINVAL, "pipeline: %zu utterances in a unit (max %d)", n,
+                       x->p.max_batch);
+    memset(res, 0, n * sizeof *res);
+    if (x->p.null_pipeline) {
+        run_null(x, names, n, res);
+        t->utts += n;
+        t->ok += n;
+        t->audio_s += (double)n;
+        return SL_OK;
+    }
+    int max_len = max_len_of(&x->p);
+    size_t stride = (size_t)(x->max_src + 1);
+    // Front half, one utterance at a time.
+    const int32_t **src = x->src;
+    int *src_len = x->src_len, *which = x->which, n_src = 0;
+    double t0 = now();
+    for (size_t i = 0; i < n; i++) {
+        const int32_t *ids;
+        size_t n_ids;
+        float dur = 0;
+        int rc = tok_run(x->tok, x->ts, paths[i], &ids, &n_ids, &dur, &res[i].err);
+        res[i].duration_s = dur;
+        t->utts++;
+        if (rc) {
+            tok_stage st = tok_failed_stage(x->ts);
+            res[i].stage = st == TOK_STAGE_FEATURES ? PL_STAGE_FEATURES
+                           : st == TOK_STAGE_TOKENS ? PL_STAGE_TOKENS
+                                                    : PL_STAGE_AUDIO;
+            continue;
+        }
+        if (n_ids > (size_t)x->max_src) {
+            sl_fail(&res[i].err, SL_EFORMAT, "text: %s: %zu semantic ids exceed the decoder's "
+                    "limit of %d", names[i], n_ids, x->max_src);
+            res[i].stage = PL_STAGE_TEXT;
+            continue;
+        }
+        int32_t *dst = x->sem + i * stride;
+        memcpy(dst, ids, n_ids * sizeof(int32_t));
+        x->sem_len[i] = (int)n_ids;
+        t->audio_s += (double)dur;
+        src[n_src] = dst;
+        src_len[n_src] = (int)n_ids;
+        which[n_src++] = (int)i;
+    }
+    double t1 = now();
+    t->tokens += t1 - t0;
+    // Back half: one batched decode of every utterance that has ids.
+    if (n_src > 0) {
+        sl_err e;
+        int rc = beam_decode(x->bs, src, src_len, n_src, &x->p.beam, x->br, &e);
+        if (rc) { // one source the batch cannot take: decode alone to find it
+            for (int k = 0; k < n_src; k++) {
+                int i = which[k];
+                if (beam_decode(x->bs, &src[k], &src_len[k], 1, &x->p.beam, &x->br[k],
+                                &res[i].err)) {
+                    res[i].stage = PL_STAGE_TEXT;
+                    which[k] = -1;
+                } else { // keep its ids before the next decode overwrites them
+                    int32_t *d = x->txt + (size_t)i * (size_t)(max_len + 1);
+                    memcpy(d, x->br[k].ids, sizeof(int32_t) * (size_t)x->br[k].n_ids);
+                    x->br[k].ids = d;
+                }
+            }
+        }
+        for (int k = 0; k < n_src; k++) {
+            int i = which[k];
+            if (i < 0)
+                continue;
+            pl_result *r = &res[i];
+            r->ok = 1;
+            r->semantic = x->sem + (size_t)i * stride;
+            r->n_semantic = (size_t)x->sem_len[i];
+            r->text = x->br[k].ids;
+            r->n_text = (size_t)x->br[k].n_ids;
+            r->score = x->br[k].score;
+            r->flags = (x->br[k].flags & BEAM_FLAG_MAXLEN) ? PL_FLAG_MAXLEN : 0;
+            if (pl_text_loops(r->text, r->n_text))
+                r->flags |= PL_FLAG_LOOP;
+            if (x->p.seed_layout) { // the seed's row: speech EOS after the semantic ids
+                int32_t *s = x->sem + (size_t)i * stride;
+                s[r->n_semantic++] = x->speech_eos;
+                r->flags |= PL_FLAG_SEED_LAYOUT;
+            }
+            t->ok++;
+        }
+    }
+    t->text += now() - t1;
+    return SL_OK;
+}

@@ -1,0 +1,79 @@
+// pipeline/pipeline.h — one work unit: audio files -> semantic ids -> text ids.
+//
+// pl_run() is what a worker does with a unit: each file goes through the
+// token front half (pipeline/tokens.h: decode, HuBERT layer, k-means) alone
+// (HuBERT's group norm makes padding change results), then all utterances
+// that produced ids are back-translated together in one batched decode
+// (pipeline/beam.h). A batch row decodes exactly as the row alone, so a row
+// never depends on its unit. Each utterance ends as a result or as a failure
+// with its stage and message; one bad file never fails the unit.
+//
+// Quality flags travel with each result:
+//   PL_FLAG_MAXLEN  decoding reached the maximum length without EOS;
+//   PL_FLAG_LOOP    the text ends in a loop: its last 12 or more ids are one
+//                   n-gram (1 <= n <= 4) repeated at least 3 times — what a
+//                   decoder stuck in a repetition produces (see pl_text_loops).
+// Model (pl) is opened once per process; pl_run is single-threaded (OpenBLAS
+// threads inside) and allocates nothing per utterance in the steady state.
+// No MPI, no LMDB.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "pipeline/audio.h"
+#include "pipeline/beam.h"
+
+enum { PL_FLAG_MAXLEN = 1u, PL_FLAG_LOOP = 2u, PL_FLAG_SEED_LAYOUT = 4u };
+
+typedef enum pl_stage {
+    PL_STAGE_AUDIO = 1, PL_STAGE_FEATURES = 2, PL_STAGE_TOKENS = 3, PL_STAGE_TEXT = 4
+} pl_stage;
+
+typedef struct pl_params {
+    const char *hubert_dir; // HF-style HuBERT directory
+    int layer;              // HuBERT layer (0 = encoder input)
+    int final_norm;         // apply encoder.layer_norm to an intermediate pre-LN layer
+    const char *kmeans;     // centroids (.npy or .safetensors)
+    const char *s2t;        // SPEAR-TTS speech->text safetensors
+    audio_params audio;
+    beam_params beam;       // max_len 0 = 256
+    int max_batch;          // utterances per pl_run call
+    int seed_layout;        // rows as the seed writes them: speech EOS and text EOS included
+    int null_pipeline;      // bench/tests: synthetic results from the name, no models
+} pl_params;
+
+pl_params pl_default_params(void);
+
+typedef struct pl_result {
+    int ok;
+    const int32_t *semantic; // lent until the next pl_run
+    size_t n_semantic;
+    const int32_t *text;
+    size_t n_text;
+    float duration_s;
+    float score;
+    unsigned flags;          // PL_FLAG_*
+    pl_stage stage;          // !ok: where it failed
+    sl_err err;              // !ok: why
+} pl_result;
+
+// Per-stage seconds and counts accumulated by pl_run.
+typedef struct pl_timers {
+    double tokens;   // decode + resample + HuBERT + k-means
+    double text;     // speech->text decoding
+    size_t utts, ok;
+    double audio_s;
+} pl_timers;
+
+typedef struct pl pl;
+
+// Opens every model once. Refuses k-means with more clusters than the
+// speech->text model has semantic ids.
+int pl_open(pl **out, const pl_params *p, sl_err *err);
+void pl_close(pl *x); // NULL is fine
+// paths[i] is opened; names[i] only appears in messages and seeds the null pipeline.
+int pl_run(pl *x, const char *const *paths, const char *const *names, size_t n, pl_result *res,
+           pl_timers *t, sl_err *err);
+// 1 when ids[0..n) ends in a loop as PL_FLAG_LOOP describes.
+int pl_text_loops(const int32_t *ids, size_t n);

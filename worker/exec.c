@@ -1,0 +1,167 @@
+// worker/exec.c — see exec.h.
+#include "worker/exec.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "storage/row.h"
+
+struct job_exec {
+    pl *pipe;
+    int max_batch;
+    proto_item *items;
+    const char **paths, **names;
+    pl_result *res;
+    unsigned char *rec;   // record encoding buffer
+    size_t rec_cap;
+    char *crash_id;       // test-only
+    long delay_ms;        // test-only
+};
+
+int exec_open(job_exec **out, const pl_params *p, sl_err *err)
+{
+    *out = NULL;
+    job_exec *x = calloc(1, sizeof *x);
+    if (!x)
+        return sl_fail(err, SL_ENOMEM, "worker: out of memory");
+    int rc = pl_open(&x->pipe, p, err);
+    if (rc) {
+        free(x);
+        return rc;
+    }
+    x->max_batch = p->max_batch > 0 ? p->max_batch : 1;
+    size_t nb = (size_t)x->max_batch;
+    x->items = calloc(nb, sizeof *x->items);
+    x->paths = calloc(nb, sizeof(char *));
+    x->names = calloc(nb, sizeof(char *));
+    x->res = calloc(nb, sizeof *x->res);
+    const char *cid = getenv("SL_TEST_CRASH_ID");
+    x->crash_id = cid && *cid ? strdup(cid) : NULL;
+    const char *d = getenv("SL_TEST_DELAY_MS");
+    x->delay_ms = d ? atol(d) : 0;
+    if (!x->items || !x->paths || !x->names || !x->res) {
+        exec_close(x);
+        return sl_fail(err, SL_ENOMEM, "worker: out of memory");
+    }
+    *out = x;
+    return SL_OK;
+}
+
+void exec_close(job_exec *x)
+{
+    if (!x)
+        return;
+    pl_close(x->pipe);
+    free(x->items);
+    free(x->paths);
+    free(x->names);
+    free(x->res);
+    free(x->rec);
+    free(x->crash_id);
+    free(x);
+}
+
+static int rec_reserve(job_exec *x, size_t n, sl_err *err)
+{
+    if (n <= x->rec_cap)
+        return SL_OK;
+    unsigned char *p = realloc(x->rec, n);
+    if (!p)
+        return sl_fail(err, SL_ENOMEM, "worker: out of memory");
+    x->rec = p;
+    x->rec_cap = n;
+    return SL_OK;
+}
+
+static rec_stage stage_of(pl_stage s)
+{
+    switch (s) {
+    case PL_STAGE_AUDIO: return REC_STAGE_AUDIO;
+    case PL_STAGE_FEATURES: return REC_STAGE_FEATURES;
+    case PL_STAGE_TOKENS: return REC_STAGE_TOKENS;
+    case PL_STAGE_TEXT: return REC_STAGE_TEXT;
+    }
+    return REC_STAGE_AUDIO;
+}
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+int exec_unit(void *ctx, const void *work, size_t work_len, proto_buf *result, double *stats,
+              sl_err *err)
+{
+    job_exec *x = ctx;
+    double t0 = now();
+    uint32_t wid, flags;
+    size_t n;
+    int rc = proto_work_parse(work, work_len, &wid, &flags, x->items, (size_t)x->max_batch, &n,
+                              err);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        x->paths[i] = x->items[i].path;
+        x->names[i] = x->items[i].id;
+        if (x->crash_id && strcmp(x->crash_id, x->items[i].id) == 0) {
+            fprintf(stderr, "worker: SL_TEST_CRASH_ID=%s: aborting on purpose\n", x->crash_id);
+            abort();
+        }
+        if (x->delay_ms > 0) {
+            struct timespec ts = {x->delay_ms / 1000, (x->delay_ms % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    pl_timers t = {0};
+    if ((rc = pl_run(x->pipe, x->paths, x->names, n, x->res, &t, err)))
+        return rc;
+    if ((rc = proto_result_begin(result, wid, err)))
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        const pl_result *r = &x->res[i];
+        long len;
+        if (r->ok) {
+            rec_header h = {.n_semantic = (uint32_t)r->n_semantic, .n_text = (uint32_t)r->n_text,
+                            .duration_s = r->duration_s, .score = r->score};
+            if (r->flags & PL_FLAG_MAXLEN)
+                h.flags |= REC_FLAG_MAXLEN;
+            if (r->flags & PL_FLAG_LOOP)
+                h.flags |= REC_FLAG_LOOP;
+            if (r->flags & PL_FLAG_SEED_LAYOUT)
+                h.flags |= REC_FLAG_SEED_EOS;
+            size_t need = rec_row_bytes(r->n_semantic, r->n_text);
+            if ((rc = rec_reserve(x, need, err)))
+                return rc;
+            len = rec_row_encode(&h, r->semantic, r->text, x->rec, x->rec_cap, err);
+            if (len < 0)
+                return (int)len;
+            rc = proto_result_add(result, PROTO_REC_ROW, x->items[i].id, x->items[i].id_len,
+                                  x->rec, (size_t)len, err);
+        } else {
+            size_t need = rec_error_bytes(strlen(r->err.msg));
+            if ((rc = rec_reserve(x, need, err)))
+                return rc;
+            len = rec_error_encode(stage_of(r->stage), r->err.code,
+                                   (flags & PROTO_WORK_ALONE) ? 2 : 1, r->err.msg, x->rec,
+                                   x->rec_cap, err);
+            if (len < 0)
+                return (int)len;
+            rc = proto_result_add(result, PROTO_REC_ERROR, x->items[i].id, x->items[i].id_len,
+                                  x->rec, (size_t)len, err);
+        }
+        if (rc)
+            return rc;
+    }
+    stats[PROTO_T_TOKENS] += t.tokens;
+    stats[PROTO_T_TEXT] += t.text;
+    stats[PROTO_N_UTTS] += (double)t.utts;
+    stats[PROTO_N_ROWS] += (double)t.ok;
+    stats[PROTO_N_ERRORS] += (double)(t.utts - t.ok);
+    stats[PROTO_AUDIO_SECONDS] += t.audio_s;
+    stats[PROTO_T_BUSY] += now() - t0;
+    return SL_OK;
+}

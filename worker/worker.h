@@ -1,0 +1,17 @@
+// worker/worker.h — ranks 1..N-1 of `spearlabel run`: the MPI loop around exec.
+//
+// The worker says HELLO, then receives WORK, runs it (worker/exec.h) and
+// sends RESULT until rank 0 says STOP; it keeps up to PROTO_PREFETCH units so
+// the next one is already here when the current one ends. While waiting it
+// polls with MPI_Iprobe and sleeps (a blocking receive in Open MPI spins a
+// core that the node's other ranks need). A stop signal (USR1 from Slurm via
+// mpirun) does not stop a worker: rank 0 decides, and a worker never holds
+// anything that a kill could leave half-written. If the worker crashes
+// (SIGSEGV, SIGABRT, ...) while a unit is armed, its handler sends CRASH{wid}
+// to rank 0 before dying, so the next run retries that unit's ids alone.
+#pragma once
+#include "common/err.h"
+#include "worker/exec.h"
+
+// Returns the exit code rank 0 sent with STOP (0 or 3), or 1 on failure.
+int worker_run(job_exec *x, sl_err *err);
