@@ -5,12 +5,92 @@
 #include <stdlib.h>
 #include <string.h>
 
+// Row counts up to which ops_matmul runs one sgemv per row (see below).
+#ifndef OPS_GEMV_MAX_ROWS
+#define OPS_GEMV_MAX_ROWS 4
+#endif
+// Products of at most this many multiply-adds (attention over a KV cache in a
+// decoder step: a few query rows x a few hundred keys x one head) run in the
+// loops below, single-threaded: a BLAS call (and, with threads, waking them)
+// costs more than such a product, and a decoder step makes thousands.
+#ifndef OPS_SMALL_MACS
+#define OPS_SMALL_MACS (1u << 18)
+#endif
+
+// Built for AVX2+FMA and for baseline x86-64, picked at load time (ifunc),
+// and vectorised at O3: these loops carry the decoder's attention.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define OPS_SMALL_KERNEL __attribute__((optimize("O3"), target_clones("arch=x86-64-v3", "default")))
+#else
+#define OPS_SMALL_KERNEL
+#endif
+
+static inline float dot(const float *a, const float *b, size_t n)
+{
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t k = 0;
+    for (; k + 8 <= n; k += 8)
+        for (int l = 0; l < 8; l++)
+            acc[l] += a[k + l] * b[k + l];
+    float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; k < n; k++)
+        s += a[k] * b[k];
+    return s;
+}
+
+// C = alpha * A . op(B) + beta * C for small products (A not transposed).
+OPS_SMALL_KERNEL static void small_matmul(ops_trans tb, size_t M, size_t N, size_t K, float alpha, const float *A,
+                         size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc)
+{
+    for (size_t i = 0; i < M; i++) { // beta = 0 must not read C (it may hold NaN)
+        float *c = C + i * ldc;
+        if (beta == 0.0f)
+            memset(c, 0, N * sizeof(float));
+        else if (beta != 1.0f)
+            for (size_t j = 0; j < N; j++)
+                c[j] *= beta;
+    }
+    if (tb == OPS_T) { // C[i, j] += alpha * A[i, :] . B[j, :]; each B row read once
+        for (size_t j = 0; j < N; j++)
+            for (size_t i = 0; i < M; i++)
+                C[i * ldc + j] += alpha * dot(A + i * lda, B + j * ldb, K);
+    } else { // C[i, :] += alpha * sum_k A[i, k] B[k, :]
+        for (size_t i = 0; i < M; i++) {
+            float *c = C + i * ldc;
+            for (size_t k = 0; k < K; k++) {
+                float a = alpha * A[i * lda + k];
+                const float *b = B + k * ldb;
+                for (size_t j = 0; j < N; j++)
+                    c[j] += a * b[j];
+            }
+        }
+    }
+}
+
 void ops_matmul(ops_trans ta, ops_trans tb, size_t M, size_t N, size_t K, float alpha,
                 const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C,
                 size_t ldc)
 {
     if (M == 0 || N == 0)
         return;
+    if (ta == OPS_N && (double)M * (double)N * (double)K <= (double)OPS_SMALL_MACS) {
+        small_matmul(tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    // A few rows times a large matrix (decoder steps): OpenBLAS sgemm packs the
+    // whole B panel for every call, which costs several times the product
+    // itself; one sgemv per row streams B once per row and is 2-6x faster.
+    if (M <= OPS_GEMV_MAX_ROWS && ta == OPS_N && K > 0) {
+        for (size_t i = 0; i < M; i++) {
+            if (tb == OPS_T) // C[i, :] = alpha * B[N, K] . A[i, :] + beta * C[i, :]
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)N, (blasint)K, alpha, B,
+                            (blasint)ldb, A + i * lda, 1, beta, C + i * ldc, 1);
+            else // C[i, :] = alpha * B[K, N]^T . A[i, :] + beta * C[i, :]
+                cblas_sgemv(CblasRowMajor, CblasTrans, (blasint)K, (blasint)N, alpha, B,
+                            (blasint)ldb, A + i * lda, 1, beta, C + i * ldc, 1);
+        }
+        return;
+    }
     cblas_sgemm(CblasRowMajor, ta == OPS_T ? CblasTrans : CblasNoTrans,
                 tb == OPS_T ? CblasTrans : CblasNoTrans, (blasint)M, (blasint)N, (blasint)K, alpha,
                 A, (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);

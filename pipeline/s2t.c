@@ -62,11 +62,14 @@ struct s2t_state {
     size_t *enc_off;  // (max_batch) first row of the source in enc_out
     float *enc_out;   // (sum src_pos, dim)
     size_t *x_off;    // (max_batch) first row of the source in x_k/x_v (the null key)
-    float **x_k, **x_v; // per decoder layer: (sum (src_pos + 1), heads*dim_head)
+    // per decoder layer, per source: keys transposed per head (heads, dim_head,
+    // src_pos + 1) so scores are row updates; values (src_pos + 1, heads*dim_head)
+    float **x_k, **x_v;
     // decoder
     int n_rows, len;
     int *row_src;     // (rows_cap)
-    float **kc, **vc;   // per layer: (rows_cap, cache_pos, kv_heads*dim_head), rotated keys
+    float **kc;       // per layer: (rows_cap, kv_heads, dim_head, cache_pos) rotated keys, transposed
+    float **vc;       // per layer: (rows_cap, cache_pos, kv_heads*dim_head)
     float **kc2, **vc2; // reorder targets, swapped with kc/vc
     float *dx, *dh;   // (dec_cap, dim)
     float *dq;        // (dec_cap, heads*dim_head)
@@ -595,13 +598,15 @@ static void softmax_rows(float *s, size_t rows, size_t ld, size_t n_valid_base, 
     }
 }
 
-// out[M, dh] (ldo) = softmax(Q[M, dh] (ldq) . K[N, dh]^T (ldk) * scale) . V[N, dh] (ldv).
+// out[M, dh] (ldo) = softmax(Q[M, dh] (ldq) . K * scale) . V[N, dh] (ldv), where K is
+// [N, dh] (ldk) or, with kt, already transposed [dh, N] (ldk): the decoder
+// keeps keys transposed so a step's scores are contiguous row updates.
 // causal < 0: every key valid; else query row r sees keys 0 .. causal + r.
-static void attend(const float *Q, size_t ldq, size_t M, const float *K, size_t ldk,
+static void attend(const float *Q, size_t ldq, size_t M, const float *K, size_t ldk, int kt,
                    const float *V, size_t ldv, size_t N, size_t dh, float scale, long causal,
                    float *out, size_t ldo, float *score)
 {
-    ops_matmul(OPS_N, OPS_T, M, N, dh, scale, Q, ldq, K, ldk, 0.0f, score, N);
+    ops_matmul(OPS_N, kt ? OPS_N : OPS_T, M, N, dh, scale, Q, ldq, K, ldk, 0.0f, score, N);
     if (causal >= 0)
         softmax_rows(score, M, N, (size_t)causal + 1, 1, N);
     else
@@ -653,7 +658,7 @@ static void encode_one(s2t_state *s, const int32_t *ids, int n_ids, float *out)
             for (size_t h = 0; h < 2 * H; h++) // q heads then k heads
                 rotate(s->eqkv + t * ld + h * dh, half, s->cos_t + t * half, s->sin_t + t * half);
         for (size_t h = 0; h < H; h++)
-            attend(s->eqkv + h * dh, ld, n, s->eqkv + hd + h * dh, ld, s->eqkv + 2 * hd + h * dh,
+            attend(s->eqkv + h * dh, ld, n, s->eqkv + hd + h * dh, ld, 0, s->eqkv + 2 * hd + h * dh,
                    ld, n, dh, scale, -1, s->eatt + h * dh, hd, s->score);
         ops_matmul(OPS_N, OPS_T, n, d, hd, 1.0f, s->eatt, hd, L->wo, hd, 1.0f, s->ex, d);
         feed_forward(L, n, d, inner, s->ex, s->eh, s->eff);
@@ -694,11 +699,19 @@ int s2t_encode(s2t_state *s, const int32_t *const *src, const int *src_len, int 
         for (int l = 0; l < c->target_depth; l++) {
             const s2t_layer *L = &m->dec[l];
             float *xk = s->x_k[l] + xoff * hd, *xv = s->x_v[l] + xoff * hd;
-            memcpy(xk, L->null_kv, hd * sizeof(float));
+            size_t nk = (size_t)n + 1, dh = (size_t)c->dim_head;
             memcpy(xv, L->null_kv + hd, hd * sizeof(float));
-            ops_matmul(OPS_N, OPS_T, (size_t)n, hd, d, 1.0f, eo, d, L->x_wkv, d, 0.0f, xk + hd, hd);
             ops_matmul(OPS_N, OPS_T, (size_t)n, hd, d, 1.0f, eo, d, L->x_wkv + hd * d, d, 0.0f,
                        xv + hd, hd);
+            float *k = s->eqkv; // (n, hd) scratch, then transposed per head
+            ops_matmul(OPS_N, OPS_T, (size_t)n, hd, d, 1.0f, eo, d, L->x_wkv, d, 0.0f, k, hd);
+            for (size_t h = 0; h < (size_t)c->heads; h++)
+                for (size_t e = 0; e < dh; e++) {
+                    float *row = xk + (h * dh + e) * nk;
+                    row[0] = L->null_kv[h * dh + e];
+                    for (size_t t = 0; t < (size_t)n; t++)
+                        row[t + 1] = k[t * hd + h * dh + e];
+                }
         }
         off += (size_t)n;
         xoff += (size_t)n + 1;
@@ -776,24 +789,26 @@ static void dec_forward(s2t_state *s, size_t n_rows, size_t n_new)
                 float *k = s->dkv + i * 2 * kvd, *v = k + kvd;
                 for (size_t g = 0; g < G; g++)
                     rotate(k + g * dh, half, cs, sn);
-                memcpy(s->kc[l] + (r * P + pos) * kvd, k, kvd * sizeof(float));
+                float *kt = s->kc[l] + r * kvd * P + pos;
+                for (size_t e = 0; e < kvd; e++)
+                    kt[e * P] = k[e];
                 memcpy(s->vc[l] + (r * P + pos) * kvd, v, kvd * sizeof(float));
             }
         for (size_t r = 0; r < n_rows; r++) {
-            const float *K = s->kc[l] + r * P * kvd, *V = s->vc[l] + r * P * kvd;
+            const float *K = s->kc[l] + r * kvd * P, *V = s->vc[l] + r * P * kvd;
             if (n_new == 1) {
                 // ref: einops repeat 'b h ... -> b (g h) ...': query head i uses kv head
                 // i % kv_heads, so the heads of kv head g sit kvd apart in the q row
                 // and go through one product.
                 for (size_t g = 0; g < G; g++)
-                    attend(s->dq + r * hd + g * dh, kvd, H / G, K + g * dh, kvd, V + g * dh, kvd,
-                           nk, dh, scale, -1, s->datt + r * hd + g * dh, kvd, s->score);
+                    attend(s->dq + r * hd + g * dh, kvd, H / G, K + g * dh * P, P, 1, V + g * dh,
+                           kvd, nk, dh, scale, -1, s->datt + r * hd + g * dh, kvd, s->score);
             } else {
                 for (size_t h = 0; h < H; h++) {
                     size_t g = h % G;
-                    attend(s->dq + r * n_new * hd + h * dh, hd, n_new, K + g * dh, kvd,
-                           V + g * dh, kvd, nk, dh, scale, (long)L0, s->datt + r * n_new * hd + h * dh,
-                           hd, s->score);
+                    attend(s->dq + r * n_new * hd + h * dh, hd, n_new, K + g * dh * P, P, 1,
+                           V + g * dh, kvd, nk, dh, scale, (long)L0,
+                           s->datt + r * n_new * hd + h * dh, hd, s->score);
                 }
             }
         }
@@ -809,9 +824,9 @@ static void dec_forward(s2t_state *s, size_t n_rows, size_t n_new)
             size_t nkx = (size_t)s->src_pos[src] + 1;
             const float *K = s->x_k[l] + s->x_off[src] * hd, *V = s->x_v[l] + s->x_off[src] * hd;
             for (size_t h = 0; h < H; h++)
-                attend(s->dq + r0 * n_new * hd + h * dh, hd, (r1 - r0) * n_new, K + h * dh, hd,
-                       V + h * dh, hd, nkx, dh, scale, -1, s->datt + r0 * n_new * hd + h * dh, hd,
-                       s->score);
+                attend(s->dq + r0 * n_new * hd + h * dh, hd, (r1 - r0) * n_new, K + h * dh * nkx,
+                       nkx, 1, V + h * dh, hd, nkx, dh, scale, -1,
+                       s->datt + r0 * n_new * hd + h * dh, hd, s->score);
             r0 = r1;
         }
         ops_matmul(OPS_N, OPS_T, N, d, hd, 1.0f, s->datt, hd, L->x_wo, hd, 1.0f, s->dx, d);
@@ -867,12 +882,14 @@ int s2t_dec_reorder(s2t_state *s, int n_rows, const int *parent, const int *row_
     }
     const s2t_config *c = &s->m->c;
     size_t P = (size_t)s->cache_pos, kvd = (size_t)c->kv_heads * (size_t)c->dim_head;
-    size_t bytes = (size_t)s->len * kvd * sizeof(float);
+    size_t bytes = (size_t)s->len * kvd * sizeof(float), L = (size_t)s->len;
     if (!identity && bytes) {
         for (int l = 0; l < c->target_depth; l++) {
             for (int r = 0; r < n_rows; r++) {
-                memcpy(s->kc2[l] + (size_t)r * P * kvd, s->kc[l] + (size_t)parent[r] * P * kvd,
-                       bytes);
+                const float *src = s->kc[l] + (size_t)parent[r] * P * kvd;
+                float *dst = s->kc2[l] + (size_t)r * P * kvd;
+                for (size_t e = 0; e < kvd; e++) // the first len columns of each key row
+                    memcpy(dst + e * P, src + e * P, L * sizeof(float));
                 memcpy(s->vc2[l] + (size_t)r * P * kvd, s->vc[l] + (size_t)parent[r] * P * kvd,
                        bytes);
             }
