@@ -7,11 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common/crash.h"
 #include "common/exitcode.h"
+#include "common/idle.h"
 #include "common/log.h"
 #include "common/stop.h"
 #include "coordinator/progress.h"
@@ -324,17 +326,6 @@ static void check_stop(coord *c)
     }
 }
 
-static void idle_sleep(int *idle)
-{
-    // 20 us doubling to 1 ms: rank 0 answers quickly under load and sleeps when idle.
-    long ns = 20000L << (*idle < 6 ? *idle : 6);
-    if (ns > 1000000L)
-        ns = 1000000L;
-    struct timespec ts = {0, ns};
-    nanosleep(&ts, NULL);
-    (*idle)++;
-}
-
 // --- one rank: execute in process ---
 
 static int run_local(coord *c, sl_err *err)
@@ -436,6 +427,7 @@ static int dispatch(coord *c, wstate *w, int rank, sl_err *err)
 static int run_mpi(coord *c, int size, sl_err *err)
 {
     int n_workers = size - 1, finished = 0, rc = SL_OK, idle = 0;
+    sl_idle_init();
     wstate *ws = calloc((size_t)size, sizeof *ws);
     if (!ws)
         return sl_fail(err, SL_ENOMEM, "run: out of memory");
@@ -463,7 +455,7 @@ static int run_mpi(coord *c, int size, sl_err *err)
             if (c->pending && progress_now() - c->last_commit >= c->p->commit_s &&
                 (rc = commit(c, err)))
                 break;
-            idle_sleep(&idle);
+            sl_idle_wait(&idle, 1000000L);
             continue;
         }
         idle = 0;
@@ -606,6 +598,14 @@ int coord_run(const coord_params *p, sl_err *err)
     progress_final(&c.prog, interrupted ? "interrupted: run the same command again to resume"
                                         : "finished");
     print_stage_totals(&c);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double wall = progress_now() - c.prog.t_start;
+    double cpu = (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
+                 (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
+    SL_LOG(INFO, "run", "rank 0: %zu records in %.2f s wall (%.0f/s), %.2f s CPU (%.0f%% of a core)",
+           c.rows_added + c.errors_added, wall, (double)(c.rows_added + c.errors_added) / wall,
+           cpu, 100.0 * cpu / wall);
     exit_code = interrupted ? SL_EXIT_INTERRUPTED : SL_EXIT_OK;
     if (aborting) { // workers still hold units: end the job with the interrupted code
         store_close(c.s);

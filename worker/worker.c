@@ -8,6 +8,7 @@
 
 #include "common/crash.h"
 #include "common/exitcode.h"
+#include "common/idle.h"
 #include "common/log.h"
 
 // Called from the fatal-signal handler: one small eager send to rank 0.
@@ -26,6 +27,7 @@ typedef struct slot {
 
 int worker_run(job_exec *x, sl_err *err)
 {
+    sl_idle_init();
     sl_crash_install();
     sl_crash_set_hook(send_crash, NULL);
     MPI_Send(NULL, 0, MPI_BYTE, 0, PROTO_HELLO, MPI_COMM_WORLD);
@@ -43,10 +45,7 @@ int worker_run(job_exec *x, sl_err *err)
             if (!flag) {
                 if (n_q > 0 || stop >= 0)
                     break;
-                long ns = 20000L << (idle < 6 ? idle : 6);
-                struct timespec ts = {0, ns > 1000000L ? 1000000L : ns};
-                nanosleep(&ts, NULL);
-                idle++;
+                sl_idle_wait(&idle, 50000L);
                 continue;
             }
             idle = 0;
