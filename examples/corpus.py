@@ -1,6 +1,11 @@
-"""Real test speech for the job tests: espeak-ng speaks sentences, sox
-converts them into the formats and rates a crawl contains, and a few broken
-files are added. Used by tests/mpi/ and examples/ (standard library only).
+#!/usr/bin/python3
+"""Real speech for the example and the job tests: espeak-ng speaks sentences,
+sox converts them into the formats and rates a crawl contains (WAV 8-48 kHz,
+8/16/24-bit and float, stereo, FLAC, Ogg/Vorbis), and a few broken files are
+added (empty, not audio, truncated, too short, missing, a bad manifest line,
+a duplicate line). Standard library only.
+
+    examples/corpus.py OUT_DIR        writes OUT_DIR/... and OUT_DIR/manifest.tsv
 
 make_corpus(dir) -> (manifest_path, ids, bad_ids)
 """
@@ -104,3 +109,12 @@ def make_corpus(root, n_good=None, bad=True):
         f.write(os.path.abspath(root) + "\n" + "\n".join(lines) + "\n")
     ids = sorted({ln.split("\t")[0] for ln in lines})
     return manifest, ids, bad_ids
+
+
+if __name__ == "__main__":
+    import sys
+    if len(sys.argv) != 2 or sys.argv[1] in ("-h", "--help"):
+        print(__doc__)
+        sys.exit(0 if len(sys.argv) == 2 else 2)
+    m, ids, bad = make_corpus(sys.argv[1])
+    print(f"{m}: {len(ids)} utterances ({len(bad)} of them broken on purpose)")
