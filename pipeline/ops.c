@@ -13,6 +13,14 @@
 // decoder step: a few query rows x a few hundred keys x one head) run in the
 // loops below, single-threaded: a BLAS call (and, with threads, waking them)
 // costs more than such a product, and a decoder step makes thousands.
+// Up to this many rows times a large transposed matrix (a decoder step's
+// projections: beam x weights^T) also run in the loops below, which read each
+// weight row once for all rows; sgemv per row would stream the weights M times
+// and sgemm packs them first. Single-threaded (memory-bound anyway), and the
+// same code for every thread count, so results do not depend on --threads.
+#ifndef OPS_ONEPASS_MAX_ROWS
+#define OPS_ONEPASS_MAX_ROWS 8
+#endif
 #ifndef OPS_SMALL_MACS
 #define OPS_SMALL_MACS (1u << 18)
 #endif
@@ -20,7 +28,8 @@
 // Built for AVX2+FMA and for baseline x86-64, picked at load time (ifunc),
 // and vectorised at O3: these loops carry the decoder's attention.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define OPS_SMALL_KERNEL __attribute__((optimize("O3"), target_clones("arch=x86-64-v3", "default")))
+#define OPS_SMALL_KERNEL \
+    __attribute__((optimize("O3", "fp-contract=fast"), target_clones("arch=x86-64-v3", "default")))
 #else
 #define OPS_SMALL_KERNEL
 #endif
@@ -54,14 +63,55 @@ OPS_SMALL_KERNEL static void small_matmul(ops_trans tb, size_t M, size_t N, size
         for (size_t j = 0; j < N; j++)
             for (size_t i = 0; i < M; i++)
                 C[i * ldc + j] += alpha * dot(A + i * lda, B + j * ldb, K);
-    } else { // C[i, :] += alpha * sum_k A[i, k] B[k, :]
-        for (size_t i = 0; i < M; i++) {
+    } else { // C[i, :] += alpha * sum_k A[i, k] B[k, :], in 4 x 16 register blocks
+        size_t i = 0;
+        for (; i + 4 <= M; i += 4) {
+            const float *a0 = A + i * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+            size_t j = 0;
+            for (; j + 16 <= N; j += 16) {
+                float c0[16] = {0}, c1[16] = {0}, c2[16] = {0}, c3[16] = {0};
+                for (size_t k = 0; k < K; k++) {
+                    const float *b = B + k * ldb + j;
+                    float x0 = a0[k], x1 = a1[k], x2 = a2[k], x3 = a3[k];
+                    for (int l = 0; l < 16; l++) {
+                        c0[l] += x0 * b[l];
+                        c1[l] += x1 * b[l];
+                        c2[l] += x2 * b[l];
+                        c3[l] += x3 * b[l];
+                    }
+                }
+                for (int l = 0; l < 16; l++) {
+                    C[i * ldc + j + (size_t)l] += alpha * c0[l];
+                    C[(i + 1) * ldc + j + (size_t)l] += alpha * c1[l];
+                    C[(i + 2) * ldc + j + (size_t)l] += alpha * c2[l];
+                    C[(i + 3) * ldc + j + (size_t)l] += alpha * c3[l];
+                }
+            }
+            for (size_t r = i; r < i + 4; r++)
+                for (size_t k = 0; k < K; k++) {
+                    float a = alpha * A[r * lda + k];
+                    for (size_t jj = j; jj < N; jj++)
+                        C[r * ldc + jj] += a * B[k * ldb + jj];
+                }
+        }
+        for (; i < M; i++) {
             float *c = C + i * ldc;
+            size_t j = 0;
+            for (; j + 16 <= N; j += 16) {
+                float c0[16] = {0};
+                for (size_t k = 0; k < K; k++) {
+                    const float *b = B + k * ldb + j;
+                    float x0 = A[i * lda + k];
+                    for (int l = 0; l < 16; l++)
+                        c0[l] += x0 * b[l];
+                }
+                for (int l = 0; l < 16; l++)
+                    c[j + (size_t)l] += alpha * c0[l];
+            }
             for (size_t k = 0; k < K; k++) {
                 float a = alpha * A[i * lda + k];
-                const float *b = B + k * ldb;
-                for (size_t j = 0; j < N; j++)
-                    c[j] += a * b[j];
+                for (size_t jj = j; jj < N; jj++)
+                    c[jj] += a * B[k * ldb + jj];
             }
         }
     }
@@ -73,7 +123,8 @@ void ops_matmul(ops_trans ta, ops_trans tb, size_t M, size_t N, size_t K, float 
 {
     if (M == 0 || N == 0)
         return;
-    if (ta == OPS_N && (double)M * (double)N * (double)K <= (double)OPS_SMALL_MACS) {
+    if (ta == OPS_N && ((double)M * (double)N * (double)K <= (double)OPS_SMALL_MACS ||
+                        (tb == OPS_T && M <= OPS_ONEPASS_MAX_ROWS))) {
         small_matmul(tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }

@@ -572,9 +572,31 @@ static void rotate(float *x, size_t half, const float *cs, const float *sn)
     }
 }
 
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define S2T_KERNEL __attribute__((optimize("O3"), target_clones("arch=x86-64-v3", "default")))
+#else
+#define S2T_KERNEL
+#endif
+
+// e^x for x <= 0 (softmax after subtracting the max), vectorisable: x = n ln2 + r,
+// |r| <= ln2/2, degree-6 Taylor polynomial for e^r (relative error < 3e-7, about
+// expf's), 2^n from the exponent bits; below -87 it returns 0 (expf: < 1.2e-38).
+static inline float exp_neg(float x)
+{
+    if (x < -87.0f)
+        return 0.0f;
+    float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
+    float r = x - n * 0.693145751953125f - n * 1.428606765330187e-06f;
+    float p = 1.0f + r * (1.0f + r * (0.5f + r * (0.16666667f + r * (0.041666668f +
+                                                  r * (0.008333334f + r * 0.0013888889f)))));
+    union { float f; int32_t i; } u;
+    u.i = ((int32_t)n + 127) << 23;
+    return p * u.f;
+}
+
 // Softmax over the first n_valid of each row (later entries get weight 0:
 // what masking with -FLT_MAX gives).
-static void softmax_rows(float *s, size_t rows, size_t ld, size_t n_valid_base, int causal,
+S2T_KERNEL static void softmax_rows(float *s, size_t rows, size_t ld, size_t n_valid_base, int causal,
                          size_t n)
 {
     for (size_t r = 0; r < rows; r++) {
@@ -586,10 +608,10 @@ static void softmax_rows(float *s, size_t rows, size_t ld, size_t n_valid_base, 
         for (size_t j = 0; j < nv; j++)
             mx = x[j] > mx ? x[j] : mx;
         float sum = 0.0f;
-        for (size_t j = 0; j < nv; j++) {
-            x[j] = expf(x[j] - mx);
+        for (size_t j = 0; j < nv; j++)
+            x[j] = exp_neg(x[j] - mx);
+        for (size_t j = 0; j < nv; j++)
             sum += x[j];
-        }
         float inv = 1.0f / sum;
         for (size_t j = 0; j < nv; j++)
             x[j] *= inv;
