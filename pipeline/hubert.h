@@ -93,3 +93,7 @@ int hubert_run(hubert_state *s, const float *pcm, size_t n, hubert_tap tap, int 
 // hubert_run(s, pcm, n, HUBERT_TAP_LAYER, layer, final_norm, ...).
 int hubert_forward(hubert_state *s, const float *pcm, size_t n, int layer, int final_norm,
                    const float **out, size_t *n_frames, size_t *dim, sl_err *err);
+
+// GELU of x[0..n) into y (y == x allowed) with the model's own erf approximation
+// (max abs error 1.5e-6 against exact GELU, see hubert.c); for tests and benchmarks.
+void hubert_gelu(const float *x, float *y, size_t n);
