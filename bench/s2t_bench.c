@@ -4,7 +4,9 @@
 // prints the comparison; this program prints one JSON line per setting.
 //
 //   s2t_bench --s2t MODEL --ids IDS.npy [--beam N (0 = greedy)] [--batch B]
-//             [--len L] [--threads T] [--reps R]
+//             [--len L] [--threads T] [--reps R] [--out IDS_OUT.npy]
+// --out writes the text ids of every source (int64 [B, L]) for the driver's
+// comparison with the seed's output on the same weights.
 // IDS.npy: int64 [B, T] semantic ids (no padding, no EOS). Every source is
 // decoded to exactly L tokens (min_len = max_len = L).
 #include <stdint.h>
@@ -33,7 +35,7 @@ static int cmp_double(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-    const char *model = NULL, *ids_path = NULL;
+    const char *model = NULL, *ids_path = NULL, *out_path = NULL;
     int beam = 4, batch = 1, len = 128, threads = 1, reps = 3;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--s2t"))
@@ -48,6 +50,8 @@ int main(int argc, char **argv)
             len = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--threads"))
             threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--out"))
+            out_path = argv[i + 1];
         else if (!strcmp(argv[i], "--reps"))
             reps = atoi(argv[i + 1]);
         else {
@@ -109,6 +113,18 @@ int main(int argc, char **argv)
         n_tok = 0;
         for (int b = 0; b < batch; b++)
             n_tok += res[b].n_ids;
+    }
+    if (out_path) {
+        int64_t *o = calloc((size_t)batch * (size_t)len, sizeof(int64_t));
+        for (int b = 0; b < batch; b++)
+            for (int i = 0; i < res[b].n_ids && i < len; i++)
+                o[(size_t)b * (size_t)len + (size_t)i] = res[b].ids[i];
+        size_t shape[2] = {(size_t)batch, (size_t)len};
+        if (sl_npy_write(out_path, SL_NPY_I64, 2, shape, o, &err)) {
+            fprintf(stderr, "s2t_bench: %s\n", err.msg);
+            return 1;
+        }
+        free(o);
     }
     qsort(t_run, (size_t)reps, sizeof(double), cmp_double);
     double best = t_run[0], med = t_run[reps / 2];

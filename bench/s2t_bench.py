@@ -97,11 +97,15 @@ def main():
     ids = torch.randint(0, 500, (a.batch, a.src_len), generator=g)
     np.save(ipath, ids.numpy().astype(np.int64))
 
+    opath = os.path.join(work, "c_out.npy")
+
     def run_c(beam, batch, threads):
         out = subprocess.run([a.bin, "--s2t", mpath, "--ids", ipath, "--beam", str(beam), "--batch", str(batch),
-                              "--len", str(a.len), "--threads", str(threads), "--reps", str(a.reps)],
-                             check=True, capture_output=True, text=True)
-        return json.loads(out.stdout.strip().splitlines()[-1])
+                              "--len", str(a.len), "--threads", str(threads), "--reps", str(a.reps),
+                              "--out", opath], check=True, capture_output=True, text=True)
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        r["ids"] = np.load(opath)
+        return r
 
     def run_ref(beam, batch, threads):
         torch.set_num_threads(threads)
@@ -117,7 +121,7 @@ def main():
                 times.append(time.perf_counter() - t0)
         n_tok = int(out.shape[0] * out.shape[1])
         return {"impl": "seed", "tokens": n_tok, "min_s": min(times), "median_s": statistics.median(times),
-                "tok_per_s": n_tok / min(times)}
+                "tok_per_s": n_tok / min(times), "ids": out.numpy()}
 
     import platform
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus; torch {torch.__version__}")
@@ -139,17 +143,19 @@ def main():
         rows.append((t, "beam 4", a.batch, c, r))
     print(f"C kernel (ops_blas_corename): {rows[0][3]['corename']}")
     print()
-    print("| threads | decode | sources | C tokens/s | seed tokens/s | ratio | C vs seed 1-source |")
-    print("|---|---|---|---|---|---|---|")
+    print("| threads | decode | sources | C tokens/s | seed tokens/s | ratio | C vs seed 1-source | same ids |")
+    print("|---|---|---|---|---|---|---|---|")
     single = {(t, m): r["tok_per_s"] for (t, m, b, c, r) in rows if b == 1}
     for (t, m, b, c, r) in rows:
         seed = f"{r['tok_per_s']:.1f}" if r else "-"
         ratio = f"{c['tok_per_s'] / r['tok_per_s']:.1f}x" if r else "-"
         vs1 = f"{c['tok_per_s'] / single[(t, m)]:.1f}x"
-        print(f"| {t} | {m} | {b} | {c['tok_per_s']:.1f} | {seed} | {ratio} | {vs1} |")
+        same = "-" if r is None else ("yes" if np.array_equal(c["ids"], r["ids"]) else "NO")
+        print(f"| {t} | {m} | {b} | {c['tok_per_s']:.1f} | {seed} | {ratio} | {vs1} | {same} |")
     print()
-    print("tokens = output tokens of all sources (128 per source); time = min of the timed runs of one "
-          "generate()/beam_decode() call incl. the encoder; seed batched only with --seed-batch.")
+    print(f"tokens = output tokens of all sources ({a.len} per source); time = min of the timed runs of one "
+          "generate()/beam_decode() call incl. the encoder; seed batched only with --seed-batch; "
+          "'same ids': C output == the seed's output on the same weights (beam: C in its default mode).")
 
 
 if __name__ == "__main__":
