@@ -2,6 +2,7 @@
 #include "pipeline/tokens.h"
 
 #include <stdlib.h>
+#include <time.h>
 
 #include "pipeline/hubert.h"
 #include "pipeline/kmeans.h"
@@ -20,7 +21,15 @@ struct tok_state {
     int32_t *ids;
     size_t ids_cap;
     tok_stage failed;
+    double t_audio, t_features, t_tokens; // seconds of the last run, per stage
 };
+
+static double mono_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 
 const char *tok_stage_name(tok_stage s)
 {
@@ -111,13 +120,26 @@ int tok_state_new(tok_state **out, const tok_pipeline *p, sl_err *err)
 
 tok_stage tok_failed_stage(const tok_state *s) { return s->failed; }
 
+void tok_last_timings(const tok_state *s, double *audio_s, double *features_s, double *tokens_s)
+{
+    if (audio_s)
+        *audio_s = s->t_audio;
+    if (features_s)
+        *features_s = s->t_features;
+    if (tokens_s)
+        *tokens_s = s->t_tokens;
+}
+
 static int tokenise(const tok_pipeline *p, tok_state *s, const audio_result *a,
                     const int32_t **ids, size_t *n, float *duration_s, sl_err *err)
 {
     const float *feat;
     size_t T, D;
+    double t0 = mono_now();
     int rc = hubert_forward(s->hs, a->pcm, a->n_samples, p->layer, p->final_norm, &feat, &T, &D,
                             err);
+    double t1 = mono_now();
+    s->t_features = t1 - t0;
     if (rc) {
         s->failed = TOK_STAGE_FEATURES;
         return rc;
@@ -131,7 +153,9 @@ static int tokenise(const tok_pipeline *p, tok_state *s, const audio_result *a,
         s->ids = b;
         s->ids_cap = T;
     }
-    if ((rc = km_assign(s->ks, feat, T, D, s->ids, err))) {
+    rc = km_assign(s->ks, feat, T, D, s->ids, err);
+    s->t_tokens = mono_now() - t1;
+    if (rc) {
         s->failed = TOK_STAGE_TOKENS;
         return rc;
     }
@@ -148,8 +172,11 @@ int tok_run(const tok_pipeline *p, tok_state *s, const char *path, const int32_t
     *ids = NULL;
     *n = 0;
     s->failed = TOK_STAGE_NONE;
+    s->t_audio = s->t_features = s->t_tokens = 0.0;
     audio_result a;
+    double t0 = mono_now();
     int rc = audio_read_file(s->audio, path, &a, err);
+    s->t_audio = mono_now() - t0;
     if (rc) {
         s->failed = TOK_STAGE_AUDIO;
         return rc;
@@ -167,8 +194,11 @@ int tok_run_memory(const tok_pipeline *p, tok_state *s, const void *bytes, size_
     *ids = NULL;
     *n = 0;
     s->failed = TOK_STAGE_NONE;
+    s->t_audio = s->t_features = s->t_tokens = 0.0;
     audio_result a;
+    double t0 = mono_now();
     int rc = audio_read_memory(s->audio, bytes, n_bytes, name, &a, err);
+    s->t_audio = mono_now() - t0;
     if (rc) {
         s->failed = TOK_STAGE_AUDIO;
         return rc;

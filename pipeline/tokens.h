@@ -49,3 +49,8 @@ int tok_run_memory(const tok_pipeline *p, tok_state *s, const void *bytes, size_
                    sl_err *err);
 // The stage of the last failure on s (TOK_STAGE_NONE after a success).
 tok_stage tok_failed_stage(const tok_state *s);
+// Wall-clock seconds (CLOCK_MONOTONIC) of each stage of the last tok_run /
+// tok_run_memory on s: decode + resample, HuBERT forward, k-means assignment
+// (including the ids buffer). A stage the run did not reach (it failed earlier)
+// reports 0; all are 0 before the first run. Any pointer may be NULL.
+void tok_last_timings(const tok_state *s, double *audio_s, double *features_s, double *tokens_s);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/fileio.h"
 #include "common/npy.h"
@@ -146,6 +147,60 @@ static void test_twice(void)
     audio_reader_free(r);
     hubert_state_free(hs);
     hubert_close(m);
+    tok_state_free(s);
+    tok_pipeline_close(p);
+}
+
+static double wall_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+// tok_last_timings: per-stage seconds of the last run, 0 for stages not reached.
+static void test_timings(void)
+{
+    sl_err e;
+    char dir[4200], km[4200], a[4200];
+    snprintf(dir, sizeof dir, "%s", sl_test_data("hubert_tiny_post"));
+    snprintf(km, sizeof km, "%s", sl_test_data("kmeans_16.npy"));
+    snprintf(a, sizeof a, "%s", sl_test_data("speech_16k.wav"));
+    tok_pipeline *p;
+    CU_ASSERT_FATAL(tok_pipeline_open(&p, dir, 2, 0, km, audio_default_params(), &e) == SL_OK);
+    tok_state *s;
+    CU_ASSERT_FATAL(tok_state_new(&s, p, &e) == SL_OK);
+    double ta = -1, tf = -1, tt = -1;
+    tok_last_timings(s, &ta, &tf, &tt);
+    CU_ASSERT(ta == 0.0 && tf == 0.0 && tt == 0.0);
+    const int32_t *ids;
+    size_t n;
+    float d;
+    double t0 = wall_now();
+    CU_ASSERT_FATAL(tok_run(p, s, a, &ids, &n, &d, &e) == SL_OK);
+    double wall = wall_now() - t0;
+    tok_last_timings(s, &ta, &tf, &tt);
+    printf("\n  %.2f s of audio: audio %.6f s, features %.6f s, tokens %.6f s (call %.6f s)\n",
+           (double)d, ta, tf, tt, wall);
+    CU_ASSERT(ta > 0.0 && tf > 0.0 && tt > 0.0);
+    CU_ASSERT(ta + tf + tt <= wall);
+    tok_last_timings(s, NULL, NULL, NULL); // NULLs are fine
+    // In memory: same stages.
+    void *raw;
+    size_t nb;
+    CU_ASSERT_FATAL(sl_read_file(a, 1 << 26, &raw, &nb, &e) == SL_OK);
+    CU_ASSERT_FATAL(tok_run_memory(p, s, raw, nb, "mem.wav", &ids, &n, &d, &e) == SL_OK);
+    tok_last_timings(s, &ta, &tf, &tt);
+    CU_ASSERT(ta > 0.0 && tf > 0.0 && tt > 0.0);
+    // A failure in the audio stage: the later stages were not reached.
+    CU_ASSERT(tok_run_memory(p, s, raw, 20, "cut.wav", &ids, &n, &d, &e) < 0);
+    CU_ASSERT_EQUAL(tok_failed_stage(s), TOK_STAGE_AUDIO);
+    tok_last_timings(s, &ta, &tf, &tt);
+    CU_ASSERT(ta >= 0.0 && tf == 0.0 && tt == 0.0);
+    CU_ASSERT(tok_run(p, s, "/nonexistent/x.wav", &ids, &n, &d, &e) == SL_EIO);
+    tok_last_timings(s, &ta, &tf, &tt);
+    CU_ASSERT(ta >= 0.0 && tf == 0.0 && tt == 0.0);
+    free(raw);
     tok_state_free(s);
     tok_pipeline_close(p);
 }
@@ -339,6 +394,7 @@ int main(void)
     static const sl_test_case cases[] = {
         {"22050 Hz resampled: same tokens as the 16 kHz golden", test_22050},
         {"same file twice: identical bytes; stages", test_twice},
+        {"stage timers (tok_last_timings)", test_timings},
         {"loader: hubert. prefix, parametrizations names, refusals", test_loader},
         {"kmeans ties, dimension check, safetensors centroids", test_kmeans_ties_and_safetensors},
         {NULL, NULL}};
