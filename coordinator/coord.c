@@ -526,6 +526,15 @@ static void print_stage_totals(const coord *c)
            s[PROTO_N_UTTS], s[PROTO_AUDIO_SECONDS]);
 }
 
+// CPU seconds of this process (all its threads, Open MPI's included).
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
+           (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
+}
+
 int coord_run(const coord_params *p, sl_err *err)
 {
     int size = 1;
@@ -576,6 +585,7 @@ int coord_run(const coord_params *p, sl_err *err)
     if ((rc = commit(&c, err)) || (rc = build_queue(&c, err)))
         goto done;
     progress_init(&c.prog, c.m->n, already, p->progress_s);
+    double cpu0 = cpu_seconds(); // rank 0's own cost of the run, start-up excluded
     snprintf(c.crash_path, sizeof c.crash_path, "%s/crash.note", p->out);
     SL_LOG(INFO, "run", "%zu utterances in %zu units; %zu units to do on %d rank(s)", c.m->n,
            c.plan.n_units, c.q_len, size);
@@ -598,11 +608,7 @@ int coord_run(const coord_params *p, sl_err *err)
     progress_final(&c.prog, interrupted ? "interrupted: run the same command again to resume"
                                         : "finished");
     print_stage_totals(&c);
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    double wall = progress_now() - c.prog.t_start;
-    double cpu = (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
-                 (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
+    double wall = progress_now() - c.prog.t_start, cpu = cpu_seconds() - cpu0;
     SL_LOG(INFO, "run", "rank 0: %zu records in %.2f s wall (%.0f/s), %.2f s CPU (%.0f%% of a core)",
            c.rows_added + c.errors_added, wall, (double)(c.rows_added + c.errors_added) / wall,
            cpu, 100.0 * cpu / wall);

@@ -95,9 +95,10 @@ static int put_run(store *s, const jm_run *run, const char *status, double end, 
     iso_time(run->start, t0, sizeof t0);
     json_t *o = json_object();
     json_t *cmd = json_array();
-    for (int i = 0; i < argc; i++)
-        json_array_append_new(cmd, json_string(argv[i]) ? json_string(argv[i])
-                                                        : json_string("<not UTF-8>"));
+    for (int i = 0; i < argc; i++) {
+        json_t *a = json_string(argv[i]); // NULL when the argument is not UTF-8
+        json_array_append_new(cmd, a ? a : json_string("<not UTF-8>"));
+    }
     json_object_set_new(o, "status", json_string(status));
     json_object_set_new(o, "start", json_string(t0));
     if (end > 0) {
