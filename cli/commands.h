@@ -5,6 +5,8 @@
 #include "common/exitcode.h" // SL_EXIT_OK, _FAIL, _USAGE, _INTERRUPTED
 
 int cmd_run(int argc, char **argv);
+int cmd_regenerate(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
 int cmd_stat(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_verify(int argc, char **argv);

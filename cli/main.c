@@ -15,6 +15,8 @@ typedef struct command {
 
 static const command COMMANDS[] = {
     {"run", cmd_run, "label a corpus: audio -> semantic ids -> text ids -> dataset (MPI)"},
+    {"regenerate", cmd_regenerate, "re-label a dataset's stored semantic ids with a new s2t model"},
+    {"diff", cmd_diff, "compare the text of two datasets (did the new model help?)"},
     {"stat", cmd_stat, "counts, fingerprints and run history of a dataset"},
     {"export", cmd_export, "stream rows or errors as JSON lines or TSV"},
     {"verify", cmd_verify, "decode every record and report damage"},

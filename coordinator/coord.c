@@ -254,9 +254,21 @@ static int make_work(coord *c, uint32_t wid, proto_buf *b, sl_err *err)
 {
     const size_t *items;
     size_t one, n = wid_items(c, wid, &one, &items);
-    int rc = proto_work_begin(b, wid, wid >= c->plan.n_units ? PROTO_WORK_ALONE : 0, err);
-    for (size_t k = 0; rc == SL_OK && k < n; k++)
-        rc = proto_work_add(b, c->m->items[items[k]].id, c->m->items[items[k]].path, err);
+    uint32_t flags = (wid >= c->plan.n_units ? PROTO_WORK_ALONE : 0) |
+                     (c->p->payload ? PROTO_WORK_PAYLOAD : 0);
+    int rc = proto_work_begin(b, wid, flags, err);
+    for (size_t k = 0; rc == SL_OK && k < n; k++) {
+        const man_item *it = &c->m->items[items[k]];
+        if (c->p->payload) {
+            const void *bytes;
+            size_t len;
+            rc = c->p->payload(c->p->payload_ctx, items[k], &bytes, &len, err);
+            if (rc == SL_OK)
+                rc = proto_work_add_bytes(b, it->id, bytes, len, err);
+        } else {
+            rc = proto_work_add(b, it->id, it->path, err);
+        }
+    }
     return rc;
 }
 
@@ -555,6 +567,9 @@ int coord_run(const coord_params *p, sl_err *err)
     int was_new;
     if ((rc = jm_check_and_record(c.s, p->fps, p->n_fps, &was_new, err)))
         goto done;
+    for (size_t k = 0; k < p->n_meta; k++)
+        if ((rc = store_put_meta(c.s, p->meta[2 * k], p->meta[2 * k + 1], err)))
+            goto done;
     if ((rc = units_plan(c.m, p->unit_items, p->unit_seconds, &c.plan, err)))
         goto done;
     c.state = calloc(c.m->n + 1, 1);
@@ -580,7 +595,10 @@ int coord_run(const coord_params *p, sl_err *err)
     progress_init(&c.prog, c.m->n, 0, p->progress_s);
     for (size_t i = 0; i < c.m->n; i++) // manifest lines we cannot use become error records
         if (c.m->items[i].bad && needed(&c, i) &&
-            (rc = put_error(&c, i, REC_STAGE_INPUT, SL_EFORMAT, 0, c.m->items[i].bad, err)))
+            (rc = put_error(&c, i,
+                            c.m->items[i].bad_stage ? (rec_stage)c.m->items[i].bad_stage
+                                                    : REC_STAGE_INPUT,
+                            SL_EFORMAT, 0, c.m->items[i].bad, err)))
             goto done;
     if ((rc = commit(&c, err)) || (rc = build_queue(&c, err)))
         goto done;

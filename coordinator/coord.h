@@ -31,6 +31,11 @@
 typedef int (*coord_exec_fn)(void *ctx, const void *work, size_t work_len, proto_buf *result,
                              double *stats, sl_err *err);
 
+// Payload of manifest item i for WORK messages (regenerate: the stored row),
+// lent until the next call. When set, workers get payloads instead of paths.
+typedef int (*coord_payload_fn)(void *ctx, size_t i, const void **bytes, size_t *n,
+                                sl_err *err);
+
 typedef struct coord_params {
     const char *out;            // dataset directory
     const manifest *m;
@@ -48,6 +53,10 @@ typedef struct coord_params {
     char **argv;
     coord_exec_fn exec;         // for one-rank runs
     void *exec_ctx;
+    coord_payload_fn payload;   // NULL: items are paths
+    void *payload_ctx;
+    const char *const *meta;    // extra meta key, value pairs recorded at start (provenance)
+    size_t n_meta;              // number of pairs
 } coord_params;
 
 coord_params coord_default_params(void);

@@ -26,6 +26,7 @@ typedef struct man_item {
     char *path;        // what to open
     int64_t n_samples; // at 16 kHz (fairseq convention); -1 when unknown
     char *bad;         // NULL, or why this line cannot be processed
+    int bad_stage;     // rec_stage of that error (0 = input)
     size_t line;       // 1-based manifest line (0 for --audio-dir)
 } man_item;
 

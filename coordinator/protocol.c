@@ -59,14 +59,20 @@ int proto_work_begin(proto_buf *b, uint32_t wid, uint32_t flags, sl_err *err)
 
 int proto_work_add(proto_buf *b, const char *id, const char *path, sl_err *err)
 {
-    size_t il = strlen(id), pl = strlen(path);
+    return proto_work_add_bytes(b, id, path, strlen(path), err);
+}
+
+int proto_work_add_bytes(proto_buf *b, const char *id, const void *path, size_t pl, sl_err *err)
+{
+    size_t il = strlen(id);
     int rc = proto_buf_reserve(b, 8 + il + pl + 2, err);
     if (rc)
         return rc;
     put32(b, (uint32_t)il);
     put32(b, (uint32_t)pl);
     putn(b, id, il + 1);
-    putn(b, path, pl + 1);
+    putn(b, path, pl);
+    b->p[b->len++] = 0;
     uint32_t n = get32(b->p + 8) + 1;
     memcpy(b->p + 8, &n, 4);
     return SL_OK;
@@ -99,6 +105,7 @@ int proto_work_parse(const void *buf, size_t n, uint32_t *wid, uint32_t *flags,
         items[i].id = (const char *)p;
         items[i].id_len = il;
         items[i].path = (const char *)p + il + 1;
+        items[i].path_len = pl;
         p += (size_t)il + pl + 2;
     }
     *n_items = cnt;

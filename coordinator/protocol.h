@@ -32,6 +32,7 @@ enum proto_tag {
 
 #define PROTO_PREFETCH 2        // units a worker holds: one computing, one queued
 #define PROTO_WORK_ALONE 1u     // flags: a crash retry of a single item
+#define PROTO_WORK_PAYLOAD 2u   // flags: items carry payload bytes (regenerate: stored rows)
 
 enum { PROTO_REC_ROW = 0, PROTO_REC_ERROR = 1 };
 
@@ -46,11 +47,14 @@ void proto_buf_free(proto_buf *b);
 // --- WORK ---
 int proto_work_begin(proto_buf *b, uint32_t wid, uint32_t flags, sl_err *err);
 int proto_work_add(proto_buf *b, const char *id, const char *path, sl_err *err);
+// Same with n bytes of payload in place of the path.
+int proto_work_add_bytes(proto_buf *b, const char *id, const void *bytes, size_t n, sl_err *err);
 
 typedef struct proto_item {
     const char *id;   // NUL-terminated, inside the message buffer
     uint32_t id_len;
-    const char *path; // NUL-terminated, inside the message buffer
+    const char *path; // NUL-terminated, inside the message buffer; with PROTO_WORK_PAYLOAD
+    uint32_t path_len;//   it holds the item's payload bytes instead (a stored row)
 } proto_item;
 
 // Parses a WORK message. items: caller array of capacity cap; *n_items gets the count

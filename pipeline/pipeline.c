@@ -59,14 +59,17 @@ int pl_open(pl **out, const pl_params *p, sl_err *err)
     int rc = SL_OK;
     int max_len = max_len_of(p);
     // 320 samples per frame at 16 kHz: 50 ids per second of audio.
-    x->max_src = (int)(p->audio.max_seconds * 50.0f) + 2;
+    x->max_src = p->max_src_ids > 0 ? p->max_src_ids : (int)(p->audio.max_seconds * 50.0f) + 2;
     if (!p->null_pipeline) {
-        if ((rc = tok_pipeline_open(&x->tok, p->hubert_dir, p->layer, p->final_norm, p->kmeans,
-                                    p->audio, err)) ||
-            (rc = tok_state_new(&x->ts, x->tok, err)) || (rc = s2t_open(&x->s2t, p->s2t, err)))
+        if (!p->text_only &&
+            ((rc = tok_pipeline_open(&x->tok, p->hubert_dir, p->layer, p->final_norm, p->kmeans,
+                                     p->audio, err)) ||
+             (rc = tok_state_new(&x->ts, x->tok, err))))
+            goto fail;
+        if ((rc = s2t_open(&x->s2t, p->s2t, err)))
             goto fail;
         const s2t_config *cfg = s2t_model_config(x->s2t);
-        if (tok_pipeline_k(x->tok) > (size_t)cfg->n_semantic) {
+        if (x->tok && tok_pipeline_k(x->tok) > (size_t)cfg->n_semantic) {
             rc = sl_fail(err, SL_EINVAL, "pipeline: k-means %s has %zu clusters but %s reads "
                          "only %d semantic ids", p->kmeans, tok_pipeline_k(x->tok), p->s2t,
                          cfg->n_semantic);
@@ -157,56 +160,15 @@ static void run_null(pl *x, const char *const *names, size_t n, pl_result *res)
     }
 }
 
-int pl_run(pl *x, const char *const *paths, const char *const *names, size_t n, pl_result *res,
-           pl_timers *t, sl_err *err)
+// Back half: one batched decode of the n_src utterances in x->src / x->which.
+static int decode_batch(pl *x, const char *const *names, int n_src, pl_result *res, pl_timers *t)
 {
-    if (n > (size_t)x->p.max_batch)
-        return sl_fail(err, SL_EINVAL, "pipeline: %zu utterances in a unit (max %d)", n,
-                       x->p.max_batch);
-    memset(res, 0, n * sizeof *res);
-    if (x->p.null_pipeline) {
-        run_null(x, names, n, res);
-        t->utts += n;
-        t->ok += n;
-        t->audio_s += (double)n;
-        return SL_OK;
-    }
+    (void)names;
     int max_len = max_len_of(&x->p);
     size_t stride = (size_t)(x->max_src + 1);
-    // Front half, one utterance at a time.
     const int32_t **src = x->src;
-    int *src_len = x->src_len, *which = x->which, n_src = 0;
-    double t0 = now();
-    for (size_t i = 0; i < n; i++) {
-        const int32_t *ids;
-        size_t n_ids;
-        float dur = 0;
-        int rc = tok_run(x->tok, x->ts, paths[i], &ids, &n_ids, &dur, &res[i].err);
-        res[i].duration_s = dur;
-        t->utts++;
-        if (rc) {
-            tok_stage st = tok_failed_stage(x->ts);
-            res[i].stage = st == TOK_STAGE_FEATURES ? PL_STAGE_FEATURES
-                           : st == TOK_STAGE_TOKENS ? PL_STAGE_TOKENS
-                                                    : PL_STAGE_AUDIO;
-            continue;
-        }
-        if (n_ids > (size_t)x->max_src) {
-            sl_fail(&res[i].err, SL_EFORMAT, "text: %s: %zu semantic ids exceed the decoder's "
-                    "limit of %d", names[i], n_ids, x->max_src);
-            res[i].stage = PL_STAGE_TEXT;
-            continue;
-        }
-        int32_t *dst = x->sem + i * stride;
-        memcpy(dst, ids, n_ids * sizeof(int32_t));
-        x->sem_len[i] = (int)n_ids;
-        t->audio_s += (double)dur;
-        src[n_src] = dst;
-        src_len[n_src] = (int)n_ids;
-        which[n_src++] = (int)i;
-    }
+    int *src_len = x->src_len, *which = x->which;
     double t1 = now();
-    t->tokens += t1 - t0;
     // Back half: one batched decode of every utterance that has ids.
     if (n_src > 0) {
         sl_err e;
@@ -249,4 +211,89 @@ int pl_run(pl *x, const char *const *paths, const char *const *names, size_t n, 
     }
     t->text += now() - t1;
     return SL_OK;
+}
+
+int pl_run(pl *x, const char *const *paths, const char *const *names, size_t n, pl_result *res,
+           pl_timers *t, sl_err *err)
+{
+    if (n > (size_t)x->p.max_batch)
+        return sl_fail(err, SL_EINVAL, "pipeline: %zu utterances in a unit (max %d)", n,
+                       x->p.max_batch);
+    memset(res, 0, n * sizeof *res);
+    if (x->p.null_pipeline) {
+        run_null(x, names, n, res);
+        t->utts += n;
+        t->ok += n;
+        t->audio_s += (double)n;
+        return SL_OK;
+    }
+    size_t stride = (size_t)(x->max_src + 1);
+    // Front half, one utterance at a time.
+    const int32_t **src = x->src;
+    int *src_len = x->src_len, *which = x->which, n_src = 0;
+    for (size_t i = 0; i < n; i++) {
+        const int32_t *ids;
+        size_t n_ids;
+        float dur = 0;
+        int rc = tok_run(x->tok, x->ts, paths[i], &ids, &n_ids, &dur, &res[i].err);
+        double ta, tf, tt;
+        tok_last_timings(x->ts, &ta, &tf, &tt);
+        t->audio += ta;
+        t->features += tf;
+        t->tokens += tt;
+        res[i].duration_s = dur;
+        t->utts++;
+        if (rc) {
+            tok_stage st = tok_failed_stage(x->ts);
+            res[i].stage = st == TOK_STAGE_FEATURES ? PL_STAGE_FEATURES
+                           : st == TOK_STAGE_TOKENS ? PL_STAGE_TOKENS
+                                                    : PL_STAGE_AUDIO;
+            continue;
+        }
+        if (n_ids > (size_t)x->max_src) {
+            sl_fail(&res[i].err, SL_EFORMAT, "text: %s: %zu semantic ids exceed the decoder's "
+                    "limit of %d", names[i], n_ids, x->max_src);
+            res[i].stage = PL_STAGE_TEXT;
+            continue;
+        }
+        int32_t *dst = x->sem + i * stride;
+        memcpy(dst, ids, n_ids * sizeof(int32_t));
+        x->sem_len[i] = (int)n_ids;
+        t->audio_s += (double)dur;
+        src[n_src] = dst;
+        src_len[n_src] = (int)n_ids;
+        which[n_src++] = (int)i;
+    }
+    return decode_batch(x, names, n_src, res, t);
+}
+
+int pl_run_ids(pl *x, const int32_t *const *sem, const size_t *n_sem, const float *dur,
+               const char *const *names, size_t n, pl_result *res, pl_timers *t, sl_err *err)
+{
+    if (n > (size_t)x->p.max_batch)
+        return sl_fail(err, SL_EINVAL, "pipeline: %zu utterances in a unit (max %d)", n,
+                       x->p.max_batch);
+    if (!x->s2t)
+        return sl_fail(err, SL_EINVAL, "pipeline: no speech->text model open");
+    memset(res, 0, n * sizeof *res);
+    size_t stride = (size_t)(x->max_src + 1);
+    int n_src = 0;
+    for (size_t i = 0; i < n; i++) {
+        res[i].duration_s = dur[i];
+        t->utts++;
+        if (n_sem[i] == 0 || n_sem[i] > (size_t)x->max_src) {
+            sl_fail(&res[i].err, SL_EFORMAT, "text: %s: %zu semantic ids (the decoder takes "
+                    "1..%d)", names[i], n_sem[i], x->max_src);
+            res[i].stage = PL_STAGE_TEXT;
+            continue;
+        }
+        int32_t *dst = x->sem + i * stride;
+        memcpy(dst, sem[i], n_sem[i] * sizeof(int32_t));
+        x->sem_len[i] = (int)n_sem[i];
+        t->audio_s += (double)dur[i];
+        x->src[n_src] = dst;
+        x->src_len[n_src] = (int)n_sem[i];
+        x->which[n_src++] = (int)i;
+    }
+    return decode_batch(x, names, n_src, res, t);
 }

@@ -41,6 +41,9 @@ typedef struct pl_params {
     int max_batch;          // utterances per pl_run call
     int seed_layout;        // rows as the seed writes them: speech EOS and text EOS included
     int null_pipeline;      // bench/tests: synthetic results from the name, no models
+    int text_only;          // regenerate: no HuBERT / k-means; pl_run_ids only
+    int max_src_ids;        // semantic ids per utterance the decoder holds (0: from
+                            //   audio.max_seconds at 50 ids per second)
 } pl_params;
 
 pl_params pl_default_params(void);
@@ -60,7 +63,9 @@ typedef struct pl_result {
 
 // Per-stage seconds and counts accumulated by pl_run.
 typedef struct pl_timers {
-    double tokens;   // decode + resample + HuBERT + k-means
+    double audio;    // decode + resample
+    double features; // HuBERT
+    double tokens;   // k-means
     double text;     // speech->text decoding
     size_t utts, ok;
     double audio_s;
@@ -75,5 +80,9 @@ void pl_close(pl *x); // NULL is fine
 // paths[i] is opened; names[i] only appears in messages and seeds the null pipeline.
 int pl_run(pl *x, const char *const *paths, const char *const *names, size_t n, pl_result *res,
            pl_timers *t, sl_err *err);
+// The back half alone (regenerate): sem[i] holds n_sem[i] stored semantic ids (no
+// speech EOS) of utterance i, dur[i] its duration; results as pl_run.
+int pl_run_ids(pl *x, const int32_t *const *sem, const size_t *n_sem, const float *dur,
+               const char *const *names, size_t n, pl_result *res, pl_timers *t, sl_err *err);
 // 1 when ids[0..n) ends in a loop as PL_FLAG_LOOP describes.
 int pl_text_loops(const int32_t *ids, size_t n);

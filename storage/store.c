@@ -150,6 +150,24 @@ static int take_lock(store *s, sl_err *err)
     return SL_OK;
 }
 
+// A reader that must see a dataset nobody writes: shared flock, never creating the file.
+static int take_shared_lock(store *s, sl_err *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/spearlabel.lock", s->dir);
+    s->lock_fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (s->lock_fd < 0)
+        return errno == ENOENT ? SL_OK
+                               : sl_fail(err, SL_EIO, "storage: %s: %s", path, strerror(errno));
+    if (flock(s->lock_fd, LOCK_SH | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK)
+            return sl_fail(err, SL_EEXIST, "storage: %s: a spearlabel process is writing this "
+                           "dataset; wait until it ends", s->dir);
+        return sl_fail(err, SL_EIO, "storage: %s: lock: %s", path, strerror(errno));
+    }
+    return SL_OK;
+}
+
 static int check_format(store *s, MDB_txn *txn, sl_err *err)
 {
     MDB_val k = {.mv_size = 6, .mv_data = "format"}, v;
@@ -235,6 +253,8 @@ int store_open(store **out, const char *dir, store_mode mode, store_params p, sl
     }
     if (mode == STORE_WRITE && (rc = take_lock(s, err)))
         goto fail;
+    if (mode == STORE_READ && s->p.source && (rc = take_shared_lock(s, err)))
+        goto fail;
     if ((rc = mdb_env_create(&s->env))) {
         rc = lmdb_fail(err, s, "create env", rc);
         goto fail;
@@ -244,6 +264,8 @@ int store_open(store **out, const char *dir, store_mode mode, store_params p, sl
     unsigned flags = MDB_NOTLS;
     if (mode == STORE_READ)
         flags |= MDB_RDONLY;
+    if (mode == STORE_READ && s->p.source)
+        flags |= MDB_NOLOCK;
     if (s->p.no_sync)
         flags |= MDB_NOSYNC;
     rc = mdb_env_open(s->env, dir, flags, 0644);

@@ -42,6 +42,10 @@ typedef struct store_params {
     size_t initial_map_bytes; // map size for a new dataset (grows on demand); default 64 MiB
     size_t batch_rows;        // puts per automatic commit; 0 = only explicit commits. Default 4096
     int no_sync;              // 1: MDB_NOSYNC (survives process death, not a power cut). Default 0
+    int source;               // STORE_READ of a dataset that must stay byte-for-byte unchanged
+                              // (regenerate's source): MDB_NOLOCK, so not even lock.mdb is
+                              // written, and a shared flock on spearlabel.lock that refuses a
+                              // dataset a writer is using (and keeps writers out meanwhile)
 } store_params;
 
 store_params store_default_params(void);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/arena.h"
 #include "storage/row.h"
 
 struct job_exec {
@@ -18,6 +19,10 @@ struct job_exec {
     size_t rec_cap;
     char *crash_id;       // test-only
     long delay_ms;        // test-only
+    sl_arena *scratch;    // per-unit copies of stored semantic ids (regenerate)
+    const int32_t **sem;  // [max_batch]
+    size_t *n_sem;        // [max_batch]
+    float *dur;           // [max_batch]
 };
 
 int exec_open(job_exec **out, const pl_params *p, sl_err *err)
@@ -37,11 +42,16 @@ int exec_open(job_exec **out, const pl_params *p, sl_err *err)
     x->paths = calloc(nb, sizeof(char *));
     x->names = calloc(nb, sizeof(char *));
     x->res = calloc(nb, sizeof *x->res);
+    x->scratch = sl_arena_new(1u << 20);
+    x->sem = calloc(nb, sizeof *x->sem);
+    x->n_sem = calloc(nb, sizeof *x->n_sem);
+    x->dur = calloc(nb, sizeof *x->dur);
     const char *cid = getenv("SL_TEST_CRASH_ID");
     x->crash_id = cid && *cid ? strdup(cid) : NULL;
     const char *d = getenv("SL_TEST_DELAY_MS");
     x->delay_ms = d ? atol(d) : 0;
-    if (!x->items || !x->paths || !x->names || !x->res) {
+    if (!x->items || !x->paths || !x->names || !x->res || !x->scratch || !x->sem || !x->n_sem ||
+        !x->dur) {
         exec_close(x);
         return sl_fail(err, SL_ENOMEM, "worker: out of memory");
     }
@@ -60,6 +70,10 @@ void exec_close(job_exec *x)
     free(x->res);
     free(x->rec);
     free(x->crash_id);
+    sl_arena_free(x->scratch);
+    free(x->sem);
+    free(x->n_sem);
+    free(x->dur);
     free(x);
 }
 
@@ -117,7 +131,26 @@ int exec_unit(void *ctx, const void *work, size_t work_len, proto_buf *result, d
         }
     }
     pl_timers t = {0};
-    if ((rc = pl_run(x->pipe, x->paths, x->names, n, x->res, &t, err)))
+    if (flags & PROTO_WORK_PAYLOAD) { // regenerate: the payload is the stored row
+        sl_arena_reset(x->scratch);
+        for (size_t i = 0; i < n; i++) {
+            rec_header h;
+            if ((rc = rec_row_decode(x->items[i].path, x->items[i].path_len, &h, err)))
+                return sl_err_prefix(err, "worker: stored row \"%s\"", x->items[i].id);
+            int32_t *ids = sl_arena_calloc(x->scratch, (size_t)h.n_semantic + 1, sizeof(int32_t));
+            if (!ids)
+                return sl_fail(err, SL_ENOMEM, "worker: out of memory");
+            rec_row_ids(x->items[i].path, &h, ids, NULL);
+            x->sem[i] = ids;
+            // A seed-layout row ends its semantic ids with the speech EOS: not a source id.
+            x->n_sem[i] = h.n_semantic - ((h.flags & REC_FLAG_SEED_EOS) && h.n_semantic ? 1 : 0);
+            x->dur[i] = h.duration_s;
+        }
+        rc = pl_run_ids(x->pipe, x->sem, x->n_sem, x->dur, x->names, n, x->res, &t, err);
+    } else {
+        rc = pl_run(x->pipe, x->paths, x->names, n, x->res, &t, err);
+    }
+    if (rc)
         return rc;
     if ((rc = proto_result_begin(result, wid, err)))
         return rc;
@@ -156,6 +189,8 @@ int exec_unit(void *ctx, const void *work, size_t work_len, proto_buf *result, d
         if (rc)
             return rc;
     }
+    stats[PROTO_T_AUDIO] += t.audio;
+    stats[PROTO_T_FEATURES] += t.features;
     stats[PROTO_T_TOKENS] += t.tokens;
     stats[PROTO_T_TEXT] += t.text;
     stats[PROTO_N_UTTS] += (double)t.utts;
