@@ -1,6 +1,9 @@
 // cli/cmd_export.c — `spearlabel export DB`: stream rows or errors, one line
-// each, in key order, in constant memory (one cursor, one reused id buffer).
+// each, in key order, in constant memory (one cursor, one reused id buffer; with
+// --vocab, plus the vocabulary, loaded once).
+#include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +14,8 @@
 #include "storage/store.h"
 
 static const char HELP[] =
-    "usage: spearlabel export DB [--format jsonl|tsv] [--errors] [--out FILE]\n\n"
+    "usage: spearlabel export DB [--format jsonl|tsv] [--errors] [--out FILE]\n"
+    "         [--vocab FILE [--vocab-sep SEP]]\n\n"
     "Streams the rows of the dataset DB in key order, one line each:\n"
     "  jsonl: {\"id\": ..., \"semantic\": [...], \"text\": [...], \"duration\": s,\n"
     "          \"score\": x, \"flags\": n}\n"
@@ -24,13 +28,20 @@ static const char HELP[] =
     "  --format F   jsonl (default) or tsv\n"
     "  --errors     export the errors table instead of the rows\n"
     "  --out FILE   write to FILE instead of standard output\n"
+    "  --vocab FILE also render the text ids as text: jsonl gets \"text_str\", tsv a\n"
+    "               last column. FILE: one token per line (id = line number from 0;\n"
+    "               a trailing \\r is dropped), or, if its name ends in .json, a JSON\n"
+    "               array (element i = text of id i) or {\"token\": id} object. Ids the\n"
+    "               vocabulary lacks (an EOS in --seed-layout rows) print as <id>\n"
+    "               and are counted on stderr.\n"
+    "  --vocab-sep SEP  put SEP between tokens (default: none, for character or\n"
+    "               subword pieces; \" \" for a word vocabulary)\n"
     "  -h, --help   this text\n";
 
 // JSON string body: escapes quote, backslash and control characters; other
 // bytes (UTF-8) pass through.
-static void put_json_str(FILE *f, const char *s, size_t n)
+static void put_json_body(FILE *f, const char *s, size_t n)
 {
-    fputc('"', f);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         switch (c) {
@@ -46,6 +57,12 @@ static void put_json_str(FILE *f, const char *s, size_t n)
                 fputc(c, f);
         }
     }
+}
+
+static void put_json_str(FILE *f, const char *s, size_t n)
+{
+    fputc('"', f);
+    put_json_body(f, s, n);
     fputc('"', f);
 }
 
@@ -75,7 +92,184 @@ static void put_ids(FILE *f, const void *v, size_t first, size_t n, const char *
     }
 }
 
-static int export_rows(store *s, FILE *f, int tsv, sl_err *err, size_t *n_out)
+// --vocab: id -> token bytes. tok[i] == NULL when the vocabulary has no id i.
+typedef struct vocab {
+    char **tok;   // (n): malloc'd tokens, not NUL-terminated
+    size_t *len;  // (n)
+    size_t n;
+    const char *sep;
+    size_t n_missing; // text ids rendered as <id>
+} vocab;
+
+#define VOCAB_MAX_IDS 10000000u
+
+static void vocab_free(vocab *v)
+{
+    for (size_t i = 0; v->tok && i < v->n; i++)
+        free(v->tok[i]);
+    free(v->tok);
+    free(v->len);
+    v->tok = NULL;
+    v->len = NULL;
+    v->n = 0;
+}
+
+static int vocab_alloc(vocab *v, size_t n, const char *path, sl_err *err)
+{
+    v->n = n;
+    v->tok = calloc(n ? n : 1, sizeof *v->tok);
+    v->len = calloc(n ? n : 1, sizeof *v->len);
+    if (!v->tok || !v->len)
+        return sl_fail(err, SL_ENOMEM, "export: %s: out of memory for %zu tokens", path, n);
+    return SL_OK;
+}
+
+static int vocab_set(vocab *v, size_t id, const char *s, size_t n, const char *path, sl_err *err)
+{
+    if (!(v->tok[id] = malloc(n ? n : 1)))
+        return sl_fail(err, SL_ENOMEM, "export: %s: out of memory", path);
+    memcpy(v->tok[id], s, n);
+    v->len[id] = n;
+    return SL_OK;
+}
+
+static int vocab_load_json(vocab *v, const char *path, const char *buf, size_t n, sl_err *err)
+{
+    json_error_t je;
+    json_t *root = json_loadb(buf, n, JSON_ALLOW_NUL, &je);
+    if (!root)
+        return sl_fail(err, SL_EFORMAT, "export: %s: %s (line %d)", path, je.text, je.line);
+    int rc = SL_OK;
+    if (json_is_array(root)) {
+        if ((rc = vocab_alloc(v, json_array_size(root), path, err)))
+            goto done;
+        for (size_t i = 0; i < v->n && !rc; i++) {
+            json_t *e = json_array_get(root, i);
+            if (!json_is_string(e))
+                rc = sl_fail(err, SL_EFORMAT, "export: %s: element %zu is not a string", path, i);
+            else
+                rc = vocab_set(v, i, json_string_value(e), json_string_length(e), path, err);
+        }
+    } else if (json_is_object(root)) {
+        const char *k;
+        json_t *e;
+        size_t max = 0;
+        json_object_foreach(root, k, e) {
+            if (!json_is_integer(e) || json_integer_value(e) < 0 ||
+                json_integer_value(e) >= (json_int_t)VOCAB_MAX_IDS) {
+                rc = sl_fail(err, SL_EFORMAT, "export: %s: token \"%.100s\": id is not an "
+                             "integer in [0, %u)", path, k, VOCAB_MAX_IDS);
+                goto done;
+            }
+            if ((size_t)json_integer_value(e) + 1 > max)
+                max = (size_t)json_integer_value(e) + 1;
+        }
+        if ((rc = vocab_alloc(v, max, path, err)))
+            goto done;
+        json_object_foreach(root, k, e) {
+            size_t id = (size_t)json_integer_value(e);
+            if (v->tok[id]) {
+                rc = sl_fail(err, SL_EFORMAT, "export: %s: id %zu given to two tokens", path, id);
+                goto done;
+            }
+            if ((rc = vocab_set(v, id, k, strlen(k), path, err)))
+                goto done;
+        }
+    } else {
+        rc = sl_fail(err, SL_EFORMAT, "export: %s: expected a JSON array of token strings or an "
+                     "object {token: id}", path);
+    }
+done:
+    json_decref(root);
+    return rc;
+}
+
+static int vocab_load(vocab *v, const char *path, sl_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return sl_fail(err, SL_EIO, "export: vocab %s: %s", path, strerror(errno));
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    int rc = SL_OK;
+    for (;;) {
+        if (n == cap) {
+            char *nb = cap < (256u << 20) ? realloc(buf, cap ? 2 * cap : 1 << 16) : NULL;
+            if (!nb) {
+                rc = sl_fail(err, SL_ENOMEM, "export: vocab %s: too large (over 256 MiB) or out "
+                             "of memory", path);
+                goto done;
+            }
+            buf = nb;
+            cap = cap ? 2 * cap : 1 << 16;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    if (ferror(f)) {
+        rc = sl_fail(err, SL_EIO, "export: vocab %s: read error", path);
+        goto done;
+    }
+    size_t pl = strlen(path);
+    if (pl >= 5 && !strcmp(path + pl - 5, ".json")) {
+        rc = vocab_load_json(v, path, buf, n, err);
+        goto done;
+    }
+    size_t lines = 0;
+    for (size_t i = 0; i < n; i++)
+        lines += buf[i] == '\n';
+    if (n && buf[n - 1] != '\n')
+        lines++; // last line without a newline
+    if (lines > VOCAB_MAX_IDS) {
+        rc = sl_fail(err, SL_EFORMAT, "export: vocab %s: more than %u lines", path, VOCAB_MAX_IDS);
+        goto done;
+    }
+    if ((rc = vocab_alloc(v, lines, path, err)))
+        goto done;
+    size_t start = 0, id = 0;
+    for (size_t i = 0; i <= n && id < lines; i++) {
+        if (i < n && buf[i] != '\n')
+            continue;
+        size_t len = i - start;
+        if (len && buf[start + len - 1] == '\r')
+            len--;
+        if ((rc = vocab_set(v, id++, buf + start, len, path, err)))
+            goto done;
+        start = i + 1;
+    }
+done:
+    free(buf);
+    fclose(f);
+    if (rc)
+        vocab_free(v);
+    return rc;
+}
+
+// The text ids of row v rendered through the vocabulary, escaped for the format.
+static void put_text(FILE *f, vocab *voc, const void *v, size_t first, size_t n, int tsv)
+{
+    size_t sep_n = strlen(voc->sep);
+    char buf[24];
+    for (size_t i = 0; i < n; i++) {
+        int32_t id = rec_row_id_at(v, first + i);
+        const char *s = buf;
+        size_t len;
+        if (i && sep_n)
+            tsv ? put_tsv_str(f, voc->sep, sep_n) : put_json_body(f, voc->sep, sep_n);
+        if (id >= 0 && (size_t)id < voc->n && voc->tok[id]) {
+            s = voc->tok[id];
+            len = voc->len[id];
+        } else {
+            len = (size_t)snprintf(buf, sizeof buf, "<%d>", (int)id);
+            voc->n_missing++;
+        }
+        tsv ? put_tsv_str(f, s, len) : put_json_body(f, s, len);
+    }
+}
+
+static int export_rows(store *s, FILE *f, int tsv, vocab *voc, sl_err *err, size_t *n_out)
 {
     store_iter *it;
     int rc = store_iter_open(&it, s, STORE_ROWS, err);
@@ -95,7 +289,12 @@ static int export_rows(store *s, FILE *f, int tsv, sl_err *err, size_t *n_out)
             put_ids(f, v, 0, h.n_semantic, " ");
             fputc('\t', f);
             put_ids(f, v, h.n_semantic + 1, h.n_text, " ");
-            fprintf(f, "\t%.9g\t%.9g\t%u\n", (double)h.duration_s, (double)h.score, h.flags);
+            fprintf(f, "\t%.9g\t%.9g\t%u", (double)h.duration_s, (double)h.score, h.flags);
+            if (voc) {
+                fputc('\t', f);
+                put_text(f, voc, v, h.n_semantic + 1, h.n_text, 1);
+            }
+            fputc('\n', f);
         } else {
             fputs("{\"id\": ", f);
             put_json_str(f, k, kn);
@@ -103,7 +302,13 @@ static int export_rows(store *s, FILE *f, int tsv, sl_err *err, size_t *n_out)
             put_ids(f, v, 0, h.n_semantic, ", ");
             fputs("], \"text\": [", f);
             put_ids(f, v, h.n_semantic + 1, h.n_text, ", ");
-            fprintf(f, "], \"duration\": %.9g, \"score\": %.9g, \"flags\": %u}\n",
+            fputc(']', f);
+            if (voc) {
+                fputs(", \"text_str\": \"", f);
+                put_text(f, voc, v, h.n_semantic + 1, h.n_text, 0);
+                fputc('"', f);
+            }
+            fprintf(f, ", \"duration\": %.9g, \"score\": %.9g, \"flags\": %u}\n",
                     (double)h.duration_s, (double)h.score, h.flags);
         }
         (*n_out)++;
@@ -151,10 +356,12 @@ int cmd_export(int argc, char **argv)
     static const struct option opts[] = {{"format", required_argument, 0, 'f'},
                                          {"errors", no_argument, 0, 'e'},
                                          {"out", required_argument, 0, 'o'},
+                                         {"vocab", required_argument, 0, 'v'},
+                                         {"vocab-sep", required_argument, 0, 's'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c, tsv = 0, errors = 0;
-    const char *out = NULL;
+    const char *out = NULL, *vocab_path = NULL, *sep = NULL;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -167,29 +374,47 @@ int cmd_export(int argc, char **argv)
             break;
         case 'e': errors = 1; break;
         case 'o': out = optarg; break;
+        case 'v': vocab_path = optarg; break;
+        case 's': sep = optarg; break;
         default: return cli_usage_error("export", "unknown option");
         }
     }
     if (argc - optind != 1)
         return cli_usage_error("export", "expected one dataset directory");
+    if (sep && !vocab_path)
+        return cli_usage_error("export", "--vocab-sep needs --vocab");
+    if (vocab_path && errors)
+        return cli_usage_error("export", "--vocab renders rows; it does not go with --errors");
     const char *dir = argv[optind];
     store *s;
     sl_err err;
+    vocab voc = {.sep = sep ? sep : ""};
+    if (vocab_path && vocab_load(&voc, vocab_path, &err)) {
+        fprintf(stderr, "spearlabel export: %s\n", err.msg);
+        return SL_EXIT_FAIL;
+    }
     if (store_open(&s, dir, STORE_READ, store_default_params(), &err)) {
         fprintf(stderr, "spearlabel export: %s\n", err.msg);
+        vocab_free(&voc);
         return SL_EXIT_FAIL;
     }
     FILE *f = stdout;
     if (out && !(f = fopen(out, "w"))) {
         perror(out);
         store_close(s);
+        vocab_free(&voc);
         return SL_EXIT_FAIL;
     }
     static char buf[1 << 16];
     setvbuf(f, buf, _IOFBF, sizeof buf);
     size_t n = 0;
-    int rc = errors ? export_errors(s, f, tsv, &err, &n) : export_rows(s, f, tsv, &err, &n);
+    int rc = errors ? export_errors(s, f, tsv, &err, &n)
+                    : export_rows(s, f, tsv, vocab_path ? &voc : NULL, &err, &n);
     store_close(s);
+    vocab_free(&voc);
+    if (voc.n_missing)
+        fprintf(stderr, "spearlabel export: %zu text ids are not in the vocabulary %s (printed "
+                "as <id>)\n", voc.n_missing, vocab_path);
     int werr = fflush(f) != 0 || ferror(f);
     if (out)
         werr |= fclose(f) != 0;

@@ -1,0 +1,200 @@
+"""A spearlabel dataset (LMDB) as a map-style dataset for training code.
+
+    from spearlabel_dataset import SpearlabelDataset
+    ds = SpearlabelDataset("corpus.lmdb")
+    semantic_ids, text_ids = ds[0]          # like spear-tts-pytorch's GeneratedAudioTextDataset
+    loader = torch.utils.data.DataLoader(ds, batch_size=16, num_workers=4, collate_fn=pad_collate)
+
+Item i is the i-th row in key order (utterance ids sorted bytewise, the order `spearlabel
+export` prints), returned as (semantic_ids, text_ids): the row's ids before and after its
+-1 delimiter, dtype int64. They are torch tensors when torch can be imported (as
+GeneratedAudioTextDataset returns them, the -1 not included), numpy arrays otherwise or
+with `as_numpy=True`. Rows written with `spearlabel run --seed-layout` include the speech
+EOS and the text EOS, exactly as the seed's own rows; default rows hold neither.
+
+Integer indexing uses an ordinal index: the row keys, read once by one cursor scan and
+kept as two numpy arrays (all keys concatenated + offsets; about key length + 8 bytes a
+row, no Python object per row, so forked DataLoader workers share it without copying).
+The index is cached per process, keyed by the dataset's path and its committed state
+(LMDB's last committed transaction id), and travels to DataLoader workers with the
+dataset object, so they do not rescan. It is a snapshot: rows committed after the
+dataset object was made are not seen; make a new SpearlabelDataset to include them.
+
+LMDB is opened lazily, read-only, lock=False, once per process (a handle is never used
+across fork), so the dataset works with num_workers > 0 under fork or spawn. lock=False
+means no reader slot: read a finished dataset (or a copy), not one a running
+`spearlabel run` is writing to. Needs the standard library, numpy and lmdb
+(python3-numpy, python3-lmdb); torch is optional.
+"""
+import os
+import struct
+
+import lmdb
+import numpy as np
+
+try:
+    import torch
+except ImportError:  # numpy arrays then
+    torch = None
+
+__all__ = ["SpearlabelDataset", "pad_collate", "FORMAT_VERSION"]
+
+FORMAT_VERSION = 1
+_ROW_HEADER = struct.Struct("<4sHHIIff")  # magic, version, flags, n_semantic, n_text, duration, score
+_INDEX_CACHE = {}  # (realpath, device, inode, last_txnid) -> (keys uint8, offsets int64)
+
+
+def _open_env(path):
+    if not os.path.isfile(os.path.join(path, "data.mdb")):
+        raise FileNotFoundError(f"{path}: not a spearlabel dataset (no data.mdb)")
+    return lmdb.open(path, readonly=True, lock=False, max_dbs=8, subdir=True,
+                     readahead=False)
+
+
+def _check_format(env, path):
+    try:
+        meta = env.open_db(b"meta", create=False)
+    except lmdb.NotFoundError:
+        raise ValueError(f"{path}: not a spearlabel dataset (no meta table)") from None
+    with env.begin(db=meta) as txn:
+        fmt, ver = txn.get(b"format"), txn.get(b"format_version")
+    if fmt != b"spearlabel-dataset":
+        raise ValueError(f"{path}: not a spearlabel dataset (meta has no format record)")
+    try:
+        v = int(ver)
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: format_version record is damaged") from None
+    if v > FORMAT_VERSION:
+        raise ValueError(f"{path}: format version {v} is newer than this reader "
+                         f"({FORMAT_VERSION}): use a newer spearlabel_dataset.py")
+
+
+def _state(env, path):
+    st = os.stat(os.path.join(path, "data.mdb"))
+    return (os.path.realpath(path), st.st_dev, st.st_ino, env.info()["last_txnid"])
+
+
+def _build_index(env):
+    rows = env.open_db(b"rows", create=False)
+    buf, offsets = bytearray(), [0]
+    with env.begin(db=rows, buffers=True) as txn:
+        cur = txn.cursor()
+        for k in cur.iternext(keys=True, values=False):
+            buf += k
+            offsets.append(len(buf))
+    return np.frombuffer(bytes(buf), dtype=np.uint8), np.asarray(offsets, dtype=np.int64)
+
+
+def decode_row(value, key=b"?"):
+    """Row bytes -> (semantic int32 array, text int32 array, duration, score, flags)."""
+    if len(value) < _ROW_HEADER.size:
+        raise ValueError(f"row {key!r}: {len(value)} bytes, shorter than the header")
+    magic, version, flags, ns, nt, dur, score = _ROW_HEADER.unpack_from(value, 0)
+    if magic != b"SPLR":
+        raise ValueError(f"row {key!r}: bad magic {magic!r}")
+    if version > 1:
+        raise ValueError(f"row {key!r}: record version {version} is newer than this reader")
+    if len(value) != _ROW_HEADER.size + 4 * (ns + 1 + nt):
+        raise ValueError(f"row {key!r}: {len(value)} bytes for {ns} + 1 + {nt} ids")
+    ids = np.frombuffer(value, "<i4", offset=_ROW_HEADER.size)
+    if ids[ns] != -1:
+        raise ValueError(f"row {key!r}: no -1 delimiter after the {ns} semantic ids")
+    return ids[:ns], ids[ns + 1:], dur, score, flags
+
+
+class SpearlabelDataset:
+    """Rows of a spearlabel dataset directory, in key order. See the module docstring."""
+
+    def __init__(self, path, as_numpy=False):
+        self.path = os.path.abspath(path)
+        self.as_numpy = bool(as_numpy) or torch is None
+        env = _open_env(self.path)
+        try:
+            _check_format(env, self.path)
+            self.state = _state(env, self.path)
+            if self.state not in _INDEX_CACHE:
+                _INDEX_CACHE[self.state] = _build_index(env)
+            self._keys, self._offsets = _INDEX_CACHE[self.state]
+        finally:
+            env.close()  # never carried into a fork: each process opens its own
+        self._env = self._rows = None
+        self._pid = None
+
+    def __len__(self):
+        return len(self._offsets) - 1
+
+    def key(self, i):
+        """Utterance id (str) of row i."""
+        i = self._ordinal(i)
+        return self._keys[self._offsets[i]:self._offsets[i + 1]].tobytes().decode("utf-8")
+
+    def _ordinal(self, i):
+        if not isinstance(i, (int, np.integer)) or isinstance(i, bool):
+            raise TypeError(f"index must be an integer, not {type(i).__name__}")
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"row {i} out of range for {n} rows")
+        return int(i)
+
+    def _value(self, i):
+        if self._env is None or self._pid != os.getpid():
+            # First use in this process (a DataLoader worker, or after fork): own handle.
+            self._env = _open_env(self.path)
+            self._rows = self._env.open_db(b"rows", create=False)
+            self._pid = os.getpid()
+        i = self._ordinal(i)
+        key = self._keys[self._offsets[i]:self._offsets[i + 1]].tobytes()
+        with self._env.begin(db=self._rows) as txn:
+            v = txn.get(key)
+        if v is None:
+            raise KeyError(f"{self.path}: row {key.decode('utf-8', 'replace')!r} (#{i}) is gone: "
+                           "the dataset changed since this index was built")
+        return key, v
+
+    def row(self, i):
+        """Row i with its record fields: dict(id, semantic, text, duration, score, flags);
+        ids as int64 numpy arrays."""
+        key, v = self._value(i)
+        sem, txt, dur, score, flags = decode_row(v, key)
+        return {"id": key.decode("utf-8"), "semantic": sem.astype(np.int64),
+                "text": txt.astype(np.int64), "duration": dur, "score": score, "flags": flags}
+
+    def __getitem__(self, i):
+        key, v = self._value(i)
+        sem, txt, _, _, _ = decode_row(v, key)
+        sem, txt = sem.astype(np.int64), txt.astype(np.int64)
+        if self.as_numpy:
+            return sem, txt
+        return torch.from_numpy(sem), torch.from_numpy(txt)
+
+    def close(self):
+        if self._env is not None and self._pid == os.getpid():
+            self._env.close()
+        self._env = self._rows = self._pid = None
+
+    def __getstate__(self):  # to DataLoader workers (spawn) or pickle: the index, no handle
+        d = dict(self.__dict__)
+        d["_env"] = d["_rows"] = d["_pid"] = None
+        return d
+
+    def __repr__(self):
+        return f"SpearlabelDataset({self.path!r}, rows={len(self)})"
+
+
+def pad_collate(batch, semantic_pad_id=-1, text_pad_id=0):
+    """collate_fn for a DataLoader: a list of (semantic, text) -> two right-padded int64
+    batches [B, max len], pads as TextToSemantic's defaults (-1 semantic, 0 text)."""
+    sems, txts = zip(*batch)
+
+    def pad(xs, value):
+        n = max((len(x) for x in xs), default=0)
+        if torch is not None and torch.is_tensor(xs[0]):
+            out = torch.full((len(xs), n), value, dtype=torch.long)
+        else:
+            out = np.full((len(xs), n), value, dtype=np.int64)
+        for j, x in enumerate(xs):
+            out[j, :len(x)] = x
+        return out
+    return pad(sems, semantic_pad_id), pad(txts, text_pad_id)
