@@ -15,6 +15,7 @@ pkgs=(
   libcunit1-dev                               # unit tests
   espeak-ng sox libsox-fmt-all                # test and example speech
   python3 python3-numpy python3-lmdb          # third-party readers in tests
+  python3-torch python3-sklearn python3-joblib  # tools/convert_*, python/ reader tests
   slurmctld slurmd slurm-client munge         # one-node Slurm cluster in tests/slurm
 )
 if [ "${1:-}" = "--bench" ]; then
