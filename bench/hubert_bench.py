@@ -57,13 +57,14 @@ def save_hf(model, d):
 
 
 def best_time(fn, reps):
+    """(best, median) of reps timed calls after one warm-up call."""
     fn()
-    best = 1e30
+    ts = []
     for _ in range(reps):
         t0 = time.perf_counter()
         fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+        ts.append(time.perf_counter() - t0)
+    return min(ts), float(np.median(ts))
 
 
 def main():
@@ -95,17 +96,24 @@ def main():
 
                         def run():
                             ref["f"] = model.extract_features(x, num_layers=LAYER)[0][LAYER - 1]
-                        t_ref = best_time(run, reps)
+                        t_ref, t_ref_med = best_time(run, reps)
                 out = os.path.join(d, "c.npy")
                 r = subprocess.run([exe, "--hubert", d, "--audio", os.path.join(d, "x.npy"),
                                     "--seconds", str(secs), "--layer", str(LAYER), "--threads",
                                     str(th), "--reps", str(reps), "--out", out],
                                    capture_output=True, text=True, check=True)
                 kv = dict(re.findall(r"(\w+)=(\S+)", r.stdout))
-                diff = float(np.abs(np.load(out) - ref["f"][0].numpy()).max())
+                ours = np.load(out)
+                diff = float(np.abs(ours - ref["f"][0].numpy()).max())
+                if th == 1:
+                    one_thread = ours
+                else:
+                    print(f"{secs} s: features at {th} threads bit-identical to 1 thread: "
+                          f"{bool(np.array_equal(ours, one_thread))}")
                 t_c, gflop = float(kv["time"]), float(kv["gflop"])
                 rows.append(dict(secs=secs, th=th, core=kv["core"], peak=float(kv["sgemm_gflops"]),
-                                 t_c=t_c, t_ref=t_ref, gflop=gflop, diff=diff))
+                                 t_c=t_c, t_c_med=float(kv["time_median"]), t_ref=t_ref,
+                                 t_ref_med=t_ref_med, gflop=gflop, diff=diff))
         print()
         print("| audio | threads | OpenBLAS core | sgemm peak GFLOP/s | spearlabel s/audio-s | "
               "GFLOP/s | % of peak | torchaudio s/audio-s | GFLOP/s | % of peak | speed-up vs "
@@ -123,6 +131,16 @@ def main():
             print(f"{secs} s: 2 threads vs 1 thread: spearlabel {one['t_c'] / two['t_c']:.2f}x, "
                   f"torchaudio {one['t_ref'] / two['t_ref']:.2f}x; sgemm peak "
                   f"{two['peak'] / one['peak']:.2f}x")
+        print()
+        print(f"medians of {reps} runs (the table above is the best run):")
+        print("| audio | threads | spearlabel s/audio-s | % of peak | torchaudio s/audio-s | "
+              "speed-up vs torchaudio |")
+        print("|---|---|---|---|---|---|")
+        for r in rows:
+            gc = r["gflop"] / r["t_c_med"]
+            print(f"| {r['secs']} s | {r['th']} | {r['t_c_med'] / r['secs']:.4f} | "
+                  f"{100 * gc / r['peak']:.0f} % | {r['t_ref_med'] / r['secs']:.4f} | "
+                  f"{r['t_ref_med'] / r['t_c_med']:.2f}x |")
 
 
 if __name__ == "__main__":

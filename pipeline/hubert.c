@@ -22,8 +22,12 @@
 #include "pipeline/ops.h"
 #include "pipeline/weights.h"
 
+#ifndef CONV0_BLOCK
 #define CONV0_BLOCK 256 // conv-1 output rows per chunk of the fused conv 0 -> conv 1 stage
+#endif
+#ifndef POS_BLOCK
 #define POS_BLOCK 256   // frames per im2col block of the positional conv
+#endif
 
 typedef struct conv_block {
     int c_in, c_out, k, stride;

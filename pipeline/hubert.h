@@ -29,7 +29,11 @@
 // The first conv block is computed in chunks and fed straight into the second,
 // so its 320x-rate output never exists in full.
 //
-// Every matrix product goes through ops_matmul (OpenBLAS threads inside).
+// Every matrix product goes through ops_matmul (OpenBLAS threads inside); the
+// element-wise work between them (GELU, LayerNorm, softmax: ~4 % of a HuBERT-base
+// forward) runs vectorised on the calling thread and rounds the same on every CPU
+// vector width. Output bits are reproducible for a given OpenBLAS thread count;
+// OpenBLAS itself rounds some products differently at another count (ulp-level).
 // Errors: SL_EIO/SL_ENOTFOUND (files, tensors), SL_EFORMAT (config or shapes we
 // do not support), SL_EINVAL (bad layer), SL_ENOMEM.
 #pragma once

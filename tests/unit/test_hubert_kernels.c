@@ -2,14 +2,18 @@
 //
 // GELU uses a rational erf approximation instead of erff (vectorisable); this keeps
 // its error bounds over the range that matters: every 7th float in [-30, 30] (beyond,
-// GELU is x or 0 to float precision), against GELU in double.
+// GELU is x or 0 to float precision), against GELU in double. The forward pass is
+// deterministic at a given OpenBLAS thread count; across thread counts OpenBLAS 0.3.21
+// itself rounds some sgemm differently (ulp-level; measured here and printed).
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "pipeline/audio.h"
 #include "pipeline/hubert.h"
+#include "pipeline/ops.h"
 #include "tests/testutil.h"
 
 #define CHUNK 4096
@@ -68,10 +72,68 @@ static void test_gelu_special(void)
     CU_ASSERT(memcmp(z, y, 4 * sizeof(float)) == 0 && z[5] == y[5]);
 }
 
+// Both tiny models, every layer: a rerun at the same thread count gives identical bytes;
+// 1 vs 2 OpenBLAS threads differ only by sgemm rounding (OpenBLAS picks other kernels
+// when threaded; our element-wise code runs on the calling thread either way).
+static void test_threads_bit_identical(void)
+{
+    sl_err e;
+    audio_reader *r;
+    CU_ASSERT_FATAL(audio_reader_new(&r, audio_default_params(), &e) == SL_OK);
+    audio_result a;
+    CU_ASSERT_FATAL(audio_read_file(r, sl_test_data("speech_16k.wav"), &a, &e) == SL_OK);
+    const char *models[2] = {"hubert_tiny_post", "hubert_tiny_pre"};
+    for (int mi = 0; mi < 2; mi++) {
+        char dir[4200];
+        snprintf(dir, sizeof dir, "%s", sl_test_data(models[mi]));
+        hubert_model *m;
+        hubert_state *s;
+        CU_ASSERT_FATAL(hubert_open(&m, dir, &e) == SL_OK);
+        CU_ASSERT_FATAL(hubert_state_new(&s, m, &e) == SL_OK);
+        int n_layers = hubert_get_config(m)->n_layers;
+        for (int layer = 0; layer <= n_layers; layer++) {
+            const float *x;
+            size_t T, D;
+            ops_set_threads(1);
+            CU_ASSERT_FATAL(hubert_forward(s, a.pcm, a.n_samples, layer, 1, &x, &T, &D, &e) ==
+                            SL_OK);
+            float *one = malloc(T * D * sizeof(float));
+            memcpy(one, x, T * D * sizeof(float));
+            CU_ASSERT_FATAL(hubert_forward(s, a.pcm, a.n_samples, layer, 1, &x, &T, &D, &e) ==
+                            SL_OK);
+            CU_ASSERT(memcmp(one, x, T * D * sizeof(float)) == 0);
+            ops_set_threads(2);
+            for (int rep = 0; rep < 2; rep++) {
+                CU_ASSERT_FATAL(hubert_forward(s, a.pcm, a.n_samples, layer, 1, &x, &T, &D,
+                                               &e) == SL_OK);
+                float d = sl_test_max_abs_diff(one, x, T * D);
+                if (rep == 0)
+                    printf("\n  %s layer %d: max |1 thread - 2 threads| = %.3g", models[mi],
+                           layer, (double)d);
+                CU_ASSERT(d <= 1e-5f); // well inside the golden tolerances (>= 2.9e-5)
+            }
+            float *two = malloc(T * D * sizeof(float));
+            memcpy(two, x, T * D * sizeof(float));
+            CU_ASSERT_FATAL(hubert_forward(s, a.pcm, a.n_samples, layer, 1, &x, &T, &D, &e) ==
+                            SL_OK);
+            CU_ASSERT(memcmp(two, x, T * D * sizeof(float)) == 0);
+            free(two);
+            ops_set_threads(1);
+            free(one);
+        }
+        ops_set_threads(1);
+        hubert_state_free(s);
+        hubert_close(m);
+    }
+    audio_reader_free(r);
+}
+
 int main(void)
 {
     static const sl_test_case cases[] = {{"gelu error bounds", test_gelu_error},
                                          {"gelu special values", test_gelu_special},
+                                         {"forward: deterministic at 1 and at 2 threads",
+                                          test_threads_bit_identical},
                                          {NULL, NULL}};
     return sl_test_main("hubert_kernels", cases);
 }
