@@ -40,7 +40,8 @@ def export(db, out_dir, log=sys.stderr):
             idx.write(f"{n}\t{key}\n")
     os.replace(tmp_index, os.path.join(out_dir, "index.tsv"))
     ds.close()
-    print(f"export_seed_pt: {len(ds)} rows -> {out_dir}/0.pt .. {len(ds) - 1}.pt", file=log)
+    print(f"export_seed_pt: {len(ds)} rows -> {os.path.join(out_dir, '')}0.pt .. "
+          f"{len(ds) - 1}.pt", file=log)
     return len(ds)
 
 
