@@ -117,8 +117,10 @@ PartitionName=test Nodes={NODE} Default=YES MaxTime=INFINITE State=UP
 
     def spawn(self, name, args):
         out = open(self.path("log", name + ".out"), "w")
+        # Own session: a signal to our process group (ctest, timeout) leaves the daemons
+        # to stop() and its ordering; PR_SET_PDEATHSIG still ends them if we die.
         p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                             preexec_fn=die_with_parent)
+                             preexec_fn=die_with_parent, start_new_session=True)
         out.close()
         self.procs.append((name, p))
         return p
@@ -153,16 +155,21 @@ PartitionName=test Nodes={NODE} Default=YES MaxTime=INFINITE State=UP
         self.wait_for("node idle", lambda: sh("sinfo", "-h", "-o", "%t", check=False).stdout.strip() == "idle")
         log(f"cluster up in {time.time() - t0:.2f} s: node {NODE}, 4 CPUs, partition test")
 
-    def stop(self):
-        """Cancels what is left, then stops the daemons by PID (reverse order)."""
+    def stop(self, tmp):
+        """Cancels what is left, lets the job processes end, then stops the daemons by PID
+        (reverse order) and kills by PID whatever still has a file open below tmp."""
         alive = {name: p.poll() is None for name, p in self.procs}
         if alive.get("slurmctld") and alive.get("slurmd"):
             left = sh("squeue", "-h", "-o", "%i", check=False).stdout.split()
             if left:
                 sh("scancel", *left, check=False)
-                deadline = time.time() + 15
-                while time.time() < deadline and sh("squeue", "-h", "-o", "%i", check=False).stdout.strip():
-                    time.sleep(0.2)
+            deadline = time.time() + 20
+            while (sh("squeue", "-h", "-o", "%i", check=False).stdout.strip()
+                   or self.job_procs(tmp)):  # slurmstepd reports to slurmd at the end
+                if time.time() > deadline:
+                    log(f"cleanup: jobs or processes left after 20 s: {describe(self.job_procs(tmp))}")
+                    break
+                time.sleep(0.2)
         for name, p in reversed(self.procs):
             if p.poll() is None:
                 p.terminate()
@@ -172,6 +179,17 @@ PartitionName=test Nodes={NODE} Default=YES MaxTime=INFINITE State=UP
                     p.kill()
                     p.wait()
         self.procs = []
+        for pid in users_of(tmp):
+            log(f"cleanup: killing leftover {describe([pid])}")
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def job_procs(self, tmp):
+        """What runs below tmp besides the daemons and their helpers (slurmscriptd)."""
+        daemons = {p.pid for _, p in self.procs}
+        return {pid for pid in users_of(tmp) if pid not in daemons and parent(pid) not in daemons}
 
     def logs(self):
         out = []
@@ -181,6 +199,43 @@ PartitionName=test Nodes={NODE} Default=YES MaxTime=INFINITE State=UP
                 with open(f, errors="replace") as fh:
                     out.append(f"--- {name} (tail)\n" + "".join(fh.readlines()[-15:]))
         return "\n".join(out)
+
+
+def users_of(root):
+    """PIDs (not this one) with their cwd or an open file below root: the jobs'
+    slurmstepd, mpirun and ranks, the daemons."""
+    pids = set()
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == os.getpid():
+            continue
+        try:
+            links = [os.readlink(f"/proc/{d}/cwd")]
+            links += [os.readlink(f"/proc/{d}/fd/{fd}") for fd in os.listdir(f"/proc/{d}/fd")]
+        except OSError:  # gone, or not ours to read
+            continue
+        if any(x == root or x.startswith(root + "/") for x in links):
+            pids.add(int(d))
+    return pids
+
+
+def parent(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def describe(pids):
+    out = []
+    for pid in sorted(pids):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")[:80].strip()
+            out.append(f"{pid} ({cmd})")
+        except OSError:
+            out.append(str(pid))
+    return ", ".join(out)
 
 
 def job_info(jid):
@@ -378,7 +433,8 @@ def main():
     os.environ.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
 
     # The trap: any of these, or our own deadline, unwinds to the `finally` that stops the
-    # daemons by PID. (A SIGKILL of this process leaves that to PR_SET_PDEATHSIG.)
+    # daemons by PID. If this process is SIGKILLed (ctest's timeout), the daemons get
+    # SIGTERM (PR_SET_PDEATHSIG) and the watchdog kills what is left below tmp.
     def trap(signum, _frame):
         raise Interrupted(f"signal {signum}")
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGALRM):
@@ -388,6 +444,8 @@ def main():
     t0 = time.time()
     tmp = tempfile.mkdtemp(prefix="sl_slurm_")
     os.chmod(tmp, 0o755)  # munged wants every directory above its socket searchable
+    watchdog = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--watchdog", tmp],
+                                stdin=subprocess.PIPE, cwd="/", start_new_session=True)
     cluster = Cluster(os.path.join(tmp, "cluster"))
     ok = False
     try:
@@ -411,11 +469,34 @@ def main():
             signal.signal(s, signal.SIG_IGN)   # let the cleanup finish
         if not ok:
             log(cluster.logs())
-        cluster.stop()
+        cluster.stop(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
+        watchdog.stdin.close()
+        watchdog.wait()
     log(f"slurm test: {'ok' if ok else 'FAILED'} in {time.time() - t0:.1f} s")
     return 0 if ok else 1
 
 
+def watchdog(tmp):
+    """Runs beside the test in its own session; when the test ends, however it ends
+    (EOF on stdin), kills by PID whatever still runs below tmp and removes tmp."""
+    sys.stdin.buffer.read()
+    for _ in range(3):
+        pids = users_of(tmp)
+        if not pids:
+            break
+        log(f"watchdog: killing {describe(pids)}")
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.5)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--watchdog"]:
+        sys.exit(watchdog(sys.argv[2]))
     sys.exit(main())
