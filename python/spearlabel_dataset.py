@@ -113,6 +113,8 @@ class SpearlabelDataset:
             _check_format(env, self.path)
             self.state = _state(env, self.path)
             if self.state not in _INDEX_CACHE:
+                for old in [k for k in _INDEX_CACHE if k[0] == self.state[0]]:
+                    del _INDEX_CACHE[old]  # an older state of the same dataset
                 _INDEX_CACHE[self.state] = _build_index(env)
             self._keys, self._offsets = _INDEX_CACHE[self.state]
         finally:

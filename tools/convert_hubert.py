@@ -239,7 +239,12 @@ def expected_shapes(c):
 
 
 def convert(ckpt, out_dir, drop_unknown=False, log=sys.stderr):
-    pkg = torch.load(ckpt, map_location="cpu")
+    # Full unpickling (fairseq stores its cfg and older ones an argparse Namespace), as
+    # fairseq's own loader does: convert trusted files only.
+    try:
+        pkg = torch.load(ckpt, map_location="cpu", weights_only=False)
+    except TypeError:  # torch < 1.13 has no weights_only
+        pkg = torch.load(ckpt, map_location="cpu")
     if not isinstance(pkg, dict) or not isinstance(pkg.get("model"), dict):
         raise ConvertError(f"{ckpt}: not a fairseq checkpoint (no 'model' state dict)")
     cfg = pkg.get("cfg") or {}

@@ -57,7 +57,12 @@ class ConvertError(Exception):
 
 
 def load_state_dict(path):
-    pkg = torch.load(path, map_location="cpu")
+    # Full unpickling, as TextToSemantic.load() does (trainers save optimizer state and
+    # more next to the weights): convert trusted files only.
+    try:
+        pkg = torch.load(path, map_location="cpu", weights_only=False)
+    except TypeError:  # torch < 1.13 has no weights_only
+        pkg = torch.load(path, map_location="cpu")
     if isinstance(pkg, dict) and "model" in pkg and isinstance(pkg["model"], dict):
         sd = pkg["model"]
     elif isinstance(pkg, dict) and pkg and all(torch.is_tensor(v) for v in pkg.values()):

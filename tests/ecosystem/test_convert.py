@@ -336,6 +336,38 @@ class ConvertTest(unittest.TestCase):
                   file=sys.stderr)
             self.assertLessEqual(err, atol)
 
+    def test_hubert_old_args_and_finetuned_layouts(self):
+        import argparse
+        src = os.path.join(DATA, "hubert_tiny_pre")
+        ref, _ = safetensors_io.read(os.path.join(src, "model.safetensors"))
+        base = fairseq_hubert(src)
+        # Pre-hydra fairseq: one argparse Namespace in 'args', no 'cfg'.
+        ns = argparse.Namespace(**base["cfg"]["model"], normalize=True, sample_rate=16000)
+        old = {"args": ns, "model": base["model"]}
+        # A fine-tuned CTC checkpoint: names under w2v_encoder.w2v_model., the pretraining
+        # cfg inside cfg.model.w2v_args, a CTC head w2v_encoder.proj.
+        ft_sd = {"w2v_encoder.w2v_model." + k: v for k, v in base["model"].items()
+                 if not k.startswith(("final_proj", "label_embs"))}
+        ft_sd["w2v_encoder.proj.weight"] = torch.zeros(32, 48)
+        ft_sd["w2v_encoder.proj.bias"] = torch.zeros(32)
+        ft = {"cfg": {"model": {"_name": "hubert_ctc", "w2v_args": {
+            "model": base["cfg"]["model"], "task": dict(base["cfg"]["task"], normalize=True)}},
+            "task": {"_name": "audio_finetuning", "normalize": True}}, "model": ft_sd}
+        for name, pkg, n_dropped in (("old", old, 3), ("ft", ft, 2)):
+            ck, out = self.path(f"hubert_{name}.pt"), self.path(f"hubert_{name}_hf")
+            torch.save(pkg, ck)
+            r = tool("convert_hubert.py", ck, "--out", out)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn(f"leaving out {n_dropped} pretraining/CTC head tensors", r.stderr)
+            got, _ = safetensors_io.read(os.path.join(out, "model.safetensors"))
+            self.assertEqual(sorted(got), sorted(ref))
+            for k in ref:
+                self.assertTrue(np.array_equal(got[k], ref[k]), k)
+            with open(os.path.join(out, "preprocessor_config.json")) as f:
+                self.assertTrue(json.load(f)["do_normalize"])  # task.normalize carried over
+            with open(os.path.join(out, "config.json")) as f:
+                self.assertEqual(json.load(f)["feat_extract_norm"], "layer")
+
     def test_hubert_refusals(self):
         src = os.path.join(DATA, "hubert_tiny_post")
         out = self.path("hubert_bad")
