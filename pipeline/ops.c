@@ -13,13 +13,10 @@
 // decoder step: a few query rows x a few hundred keys x one head) run in the
 // loops below, single-threaded: a BLAS call (and, with threads, waking them)
 // costs more than such a product, and a decoder step makes thousands.
-// Up to this many rows times a large transposed matrix (a decoder step's
-// projections: beam x weights^T) also run in the loops below, which read each
-// weight row once for all rows; sgemv per row would stream the weights M times
-// and sgemm packs them first. Single-threaded (memory-bound anyway), and the
-// same code for every thread count, so results do not depend on --threads.
+// Up to this many rows times a large transposed matrix may also run in the loops
+// below (off by default; decoders call ops_matmul_rows, which always does).
 #ifndef OPS_ONEPASS_MAX_ROWS
-#define OPS_ONEPASS_MAX_ROWS 8
+#define OPS_ONEPASS_MAX_ROWS 0
 #endif
 #ifndef OPS_SMALL_MACS
 #define OPS_SMALL_MACS (1u << 18)
@@ -34,17 +31,52 @@
 #define OPS_SMALL_KERNEL
 #endif
 
+static inline float hsum16(const float *v)
+{
+    float s = 0.0f;
+    for (int l = 0; l < 8; l++) // pairwise halves: a fixed order, vectorisable
+        s += v[l] + v[l + 8];
+    return s;
+}
+
+// a . b over n with 16 partial sums (two vector accumulators: independent chains).
 static inline float dot(const float *a, const float *b, size_t n)
 {
-    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    float acc[16] = {0};
     size_t k = 0;
-    for (; k + 8 <= n; k += 8)
-        for (int l = 0; l < 8; l++)
+    for (; k + 16 <= n; k += 16)
+        for (int l = 0; l < 16; l++)
             acc[l] += a[k + l] * b[k + l];
-    float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    float s = hsum16(acc);
     for (; k < n; k++)
         s += a[k] * b[k];
     return s;
+}
+
+// Four rows against one b: b is loaded once per chunk, 8 independent chains.
+static inline void dot4(const float *a0, const float *a1, const float *a2, const float *a3,
+                        const float *b, size_t n, float *out)
+{
+    float s0[16] = {0}, s1[16] = {0}, s2[16] = {0}, s3[16] = {0};
+    size_t k = 0;
+    for (; k + 16 <= n; k += 16)
+        for (int l = 0; l < 16; l++) {
+            float x = b[k + l];
+            s0[l] += a0[k + l] * x;
+            s1[l] += a1[k + l] * x;
+            s2[l] += a2[k + l] * x;
+            s3[l] += a3[k + l] * x;
+        }
+    out[0] = hsum16(s0);
+    out[1] = hsum16(s1);
+    out[2] = hsum16(s2);
+    out[3] = hsum16(s3);
+    for (; k < n; k++) {
+        out[0] += a0[k] * b[k];
+        out[1] += a1[k] * b[k];
+        out[2] += a2[k] * b[k];
+        out[3] += a3[k] * b[k];
+    }
 }
 
 // C = alpha * A . op(B) + beta * C for small products (A not transposed).
@@ -60,9 +92,19 @@ OPS_SMALL_KERNEL static void small_matmul(ops_trans tb, size_t M, size_t N, size
                 c[j] *= beta;
     }
     if (tb == OPS_T) { // C[i, j] += alpha * A[i, :] . B[j, :]; each B row read once
-        for (size_t j = 0; j < N; j++)
-            for (size_t i = 0; i < M; i++)
-                C[i * ldc + j] += alpha * dot(A + i * lda, B + j * ldb, K);
+        for (size_t j = 0; j < N; j++) {
+            const float *b = B + j * ldb;
+            size_t i = 0;
+            for (; i + 4 <= M; i += 4) {
+                float d[4];
+                dot4(A + i * lda, A + (i + 1) * lda, A + (i + 2) * lda, A + (i + 3) * lda, b, K,
+                     d);
+                for (int r = 0; r < 4; r++)
+                    C[(i + (size_t)r) * ldc + j] += alpha * d[r];
+            }
+            for (; i < M; i++)
+                C[i * ldc + j] += alpha * dot(A + i * lda, b, K);
+        }
     } else { // C[i, :] += alpha * sum_k A[i, k] B[k, :], in 4 x 16 register blocks
         size_t i = 0;
         for (; i + 4 <= M; i += 4) {
@@ -145,6 +187,17 @@ void ops_matmul(ops_trans ta, ops_trans tb, size_t M, size_t N, size_t K, float 
     cblas_sgemm(CblasRowMajor, ta == OPS_T ? CblasTrans : CblasNoTrans,
                 tb == OPS_T ? CblasTrans : CblasNoTrans, (blasint)M, (blasint)N, (blasint)K, alpha,
                 A, (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
+}
+
+void ops_matmul_rows(size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
+                     const float *B, size_t ldb, float beta, float *C, size_t ldc)
+{
+    // small_matmul's B^T path: C[i, j] = dot4/dot(A[i, :], B[j, :]), both with the
+    // same 16 partial sums and the same final order, so a row's bits do not depend
+    // on which group of four it falls in.
+    if (M == 0 || N == 0)
+        return;
+    small_matmul(OPS_T, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 void ops_linear(const float *x, size_t M, size_t K, const float *W, const float *b, size_t N,

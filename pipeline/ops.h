@@ -15,6 +15,14 @@ void ops_matmul(ops_trans ta, ops_trans tb, size_t M, size_t N, size_t K, float 
                 const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C,
                 size_t ldc);
 
+// C[M,N] = alpha * A[M,K] . B[N,K]^T + beta * C like ops_matmul(OPS_N, OPS_T, ...),
+// but row i of C depends only on row i of A (and C), bit for bit, whatever M and
+// the thread count: single-threaded, one pass over B for all rows, a fixed
+// summation order per element. For decoders, where a hypothesis must come out the
+// same whatever batch it is decoded in (labels and scores independent of scheduling).
+void ops_matmul_rows(size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
+                     const float *B, size_t ldb, float beta, float *C, size_t ldc);
+
 // y[M,N] = x[M,K] . W^T + b for a PyTorch Linear weight W[N,K] (b may be NULL).
 void ops_linear(const float *x, size_t M, size_t K, const float *W, const float *b, size_t N,
                 float *y);

@@ -636,12 +636,24 @@ static void attend(const float *Q, size_t ldq, size_t M, const float *K, size_t 
     ops_matmul(OPS_N, OPS_N, M, dh, N, 1.0f, score, N, V, ldv, 0.0f, out, ldo);
 }
 
+// y[n, N] = x[n, K] . W[N, K]^T (+ beta y); rowwise: each row independent of n (decoder).
+static void lin(int rowwise, const float *x, size_t n, size_t K, size_t ldx, const float *W,
+                size_t N, float beta, float *y, size_t ldy)
+{
+    if (rowwise)
+        ops_matmul_rows(n, N, K, 1.0f, x, ldx, W, K, beta, y, ldy);
+    else
+        ops_matmul(OPS_N, OPS_T, n, N, K, 1.0f, x, ldx, W, K, beta, y, ldy);
+}
+
 // x[n, d] += FF(x): RMSNorm -> Linear(d, 2*inner) -> GEGLU -> Linear(inner, d).
 static void feed_forward(const s2t_layer *L, size_t n, size_t d, size_t inner, float *x,
-                         float *h, float *f)
+                         float *h, float *f, int rowwise)
 {
     rmsnorm(x, n, d, L->ff_gamma, h);
-    ops_linear(h, n, d, L->w1, L->b1, 2 * inner, f);
+    for (size_t r = 0; r < n; r++)
+        memcpy(f + r * 2 * inner, L->b1, 2 * inner * sizeof(float));
+    lin(rowwise, h, n, d, d, L->w1, 2 * inner, 1.0f, f, 2 * inner);
     for (size_t r = 0; r < n; r++) {
         float *a = f + r * 2 * inner;
         for (size_t i = 0; i < inner; i++) {
@@ -653,7 +665,7 @@ static void feed_forward(const s2t_layer *L, size_t n, size_t d, size_t inner, f
     for (size_t r = 0; r < n; r++)
         for (size_t i = 0; i < d; i++)
             x[r * d + i] += L->b2[i];
-    ops_matmul(OPS_N, OPS_T, n, d, inner, 1.0f, f, 2 * inner, L->w2, inner, 1.0f, x, d);
+    lin(rowwise, f, n, inner, 2 * inner, L->w2, d, 1.0f, x, d);
 }
 
 // ---------------------------------------------------------------- encoder ---
@@ -683,7 +695,7 @@ static void encode_one(s2t_state *s, const int32_t *ids, int n_ids, float *out)
             attend(s->eqkv + h * dh, ld, n, s->eqkv + hd + h * dh, ld, 0, s->eqkv + 2 * hd + h * dh,
                    ld, n, dh, scale, -1, s->eatt + h * dh, hd, s->score);
         ops_matmul(OPS_N, OPS_T, n, d, hd, 1.0f, s->eatt, hd, L->wo, hd, 1.0f, s->ex, d);
-        feed_forward(L, n, d, inner, s->ex, s->eh, s->eff);
+        feed_forward(L, n, d, inner, s->ex, s->eh, s->eff, 0);
     }
     rmsnorm(s->ex, n, d, m->enc_final, out);
 }
@@ -800,8 +812,8 @@ static void dec_forward(s2t_state *s, size_t n_rows, size_t n_new)
         const s2t_layer *L = &m->dec[l];
         // causal self-attention, GQA, rotary, KV cache
         rmsnorm(s->dx, N, d, L->attn_gamma, s->dh);
-        ops_linear(s->dh, N, d, L->wq, NULL, hd, s->dq);
-        ops_linear(s->dh, N, d, L->wkv, NULL, 2 * kvd, s->dkv);
+        lin(1, s->dh, N, d, d, L->wq, hd, 0.0f, s->dq, hd);
+        lin(1, s->dh, N, d, d, L->wkv, 2 * kvd, 0.0f, s->dkv, 2 * kvd);
         for (size_t r = 0; r < n_rows; r++)
             for (size_t j = 0; j < n_new; j++) {
                 size_t pos = L0 + j, i = r * n_new + j;
@@ -834,10 +846,10 @@ static void dec_forward(s2t_state *s, size_t n_rows, size_t n_new)
                 }
             }
         }
-        ops_matmul(OPS_N, OPS_T, N, d, hd, 1.0f, s->datt, hd, L->wo, hd, 1.0f, s->dx, d);
+        lin(1, s->datt, N, hd, hd, L->wo, d, 1.0f, s->dx, d);
         // cross-attention: the rows of one source share its K/V in one product
         rmsnorm(s->dx, N, d, L->x_gamma, s->dh);
-        ops_linear(s->dh, N, d, L->x_wq, NULL, hd, s->dq);
+        lin(1, s->dh, N, d, d, L->x_wq, hd, 0.0f, s->dq, hd);
         for (size_t r0 = 0; r0 < n_rows;) {
             size_t r1 = r0 + 1;
             int src = s->row_src[r0];
@@ -851,12 +863,12 @@ static void dec_forward(s2t_state *s, size_t n_rows, size_t n_new)
                        s->datt + r0 * n_new * hd + h * dh, hd, s->score);
             r0 = r1;
         }
-        ops_matmul(OPS_N, OPS_T, N, d, hd, 1.0f, s->datt, hd, L->x_wo, hd, 1.0f, s->dx, d);
-        feed_forward(L, N, d, inner, s->dx, s->dh, s->dff);
+        lin(1, s->datt, N, hd, hd, L->x_wo, d, 1.0f, s->dx, d);
+        feed_forward(L, N, d, inner, s->dx, s->dh, s->dff, 1);
     }
     rmsnorm(s->dx, N, d, m->dec_final, s->dh);
-    ops_matmul(OPS_N, OPS_T, N, (size_t)c->n_text_vocab, d, 1.0f, s->dh, d, m->text_emb, d, 0.0f,
-               s->logits, (size_t)c->n_text_vocab);
+    lin(1, s->dh, N, d, d, m->text_emb, (size_t)c->n_text_vocab, 0.0f, s->logits,
+        (size_t)c->n_text_vocab);
     s->len += (int)n_new;
 }
 

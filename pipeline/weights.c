@@ -128,9 +128,9 @@ static int parse_meta(wts_file *w, json_t *meta, sl_err *err)
                            w->path, k);
         w->meta_keys[w->n_meta] = strdup(k);
         w->meta_vals[w->n_meta] = strdup(json_string_value(v));
-        if (!w->meta_keys[w->n_meta] || !w->meta_vals[w->n_meta])
+        w->n_meta++; // counted before the check so wts_close frees a half-made pair
+        if (!w->meta_keys[w->n_meta - 1] || !w->meta_vals[w->n_meta - 1])
             return sl_fail(err, SL_ENOMEM, "weights: %s: out of memory", w->path);
-        w->n_meta++;
     }
     return SL_OK;
 }
