@@ -189,36 +189,6 @@ void ops_matmul(ops_trans ta, ops_trans tb, size_t M, size_t N, size_t K, float 
                 A, (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
 }
 
-// One na x nb block of C = A . B^T (na <= 4, nb <= 3 rows of A and B): 8 partial
-// sums per element over k-chunks of 8, then a fixed pairwise sum and the tail, so an
-// element's bits depend only on its two rows. Literal na/nb at the call sites let
-// the compiler keep the accumulators in registers.
-static inline __attribute__((always_inline)) void rows_block(size_t na, size_t nb,
-                                                             const float *A, size_t lda,
-                                                             const float *B, size_t ldb, size_t K,
-                                                             float *out)
-{
-    float acc[4][3][8];
-    for (size_t i = 0; i < na; i++)
-        for (size_t j = 0; j < nb; j++)
-            for (int l = 0; l < 8; l++)
-                acc[i][j][l] = 0.0f;
-    size_t k = 0;
-    for (; k + 8 <= K; k += 8)
-        for (size_t i = 0; i < na; i++)
-            for (size_t j = 0; j < nb; j++)
-                for (int l = 0; l < 8; l++)
-                    acc[i][j][l] += A[i * lda + k + (size_t)l] * B[j * ldb + k + (size_t)l];
-    for (size_t i = 0; i < na; i++)
-        for (size_t j = 0; j < nb; j++) {
-            const float *v = acc[i][j];
-            float sum = ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
-            for (size_t kk = k; kk < K; kk++)
-                sum += A[i * lda + kk] * B[j * ldb + kk];
-            out[i * nb + j] = sum;
-        }
-}
-
 // No FMA contraction here: with it the compiler may fuse some multiply-adds and
 // not others depending on the block shape, and a row's bits would depend on M.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -238,33 +208,19 @@ void ops_matmul_rows(size_t M, size_t N, size_t K, float alpha, const float *A,
             for (size_t j = 0; j < N; j++)
                 c[j] *= beta;
     }
-    float o[12];
-    for (size_t i = 0; i < M; i += 4) {
-        size_t na = M - i < 4 ? M - i : 4;
-        const float *a = A + i * lda;
-        for (size_t j = 0; j < N; j += 3) {
-            size_t nb = N - j < 3 ? N - j : 3;
-            const float *b = B + j * ldb;
-            if (na == 4 && nb == 3)
-                rows_block(4, 3, a, lda, b, ldb, K, o);
-            else if (na == 4) // nb 1 or 2: one column at a time, same per-element order
-                for (size_t jj = 0; jj < nb; jj++)
-                    rows_block(4, 1, a, lda, b + jj * ldb, ldb, K, o + 4 * jj);
-            else if (nb == 3)
-                for (size_t ii = 0; ii < na; ii++)
-                    rows_block(1, 3, a + ii * lda, lda, b, ldb, K, o + 3 * ii);
-            else
-                for (size_t ii = 0; ii < na; ii++)
-                    for (size_t jj = 0; jj < nb; jj++)
-                        rows_block(1, 1, a + ii * lda, lda, b + jj * ldb, ldb, K,
-                                   o + ii * nb + jj);
-            // o layout: (na, nb) row-major, except the 4 x (1|2) case: (nb, 4)
-            for (size_t ii = 0; ii < na; ii++)
-                for (size_t jj = 0; jj < nb; jj++) {
-                    float v = (na == 4 && nb < 3) ? o[jj * 4 + ii] : o[ii * nb + jj];
-                    C[(i + ii) * ldc + j + jj] += alpha * v;
-                }
+    // Each weight row is read once for all rows (from L1 for groups after the first);
+    // dot4 and dot give a row the same 16 partial sums and the same final order.
+    for (size_t j = 0; j < N; j++) {
+        const float *b = B + j * ldb;
+        size_t i = 0;
+        for (; i + 4 <= M; i += 4) {
+            float d[4];
+            dot4(A + i * lda, A + (i + 1) * lda, A + (i + 2) * lda, A + (i + 3) * lda, b, K, d);
+            for (size_t r = 0; r < 4; r++)
+                C[(i + r) * ldc + j] += alpha * d[r];
         }
+        for (; i < M; i++)
+            C[i * ldc + j] += alpha * dot(A + i * lda, b, K);
     }
 }
 
