@@ -1,4 +1,4 @@
-// cli/cmd_features.c — `spearlabel features`: HuBERT layer features of one audio file.
+// cli/cmd_features.c — `spearlabel features`: HuBERT layer or MFCC features of one audio file.
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,13 +9,20 @@
 #include "pipeline/audio.h"
 #include "pipeline/hubert.h"
 #include "pipeline/ops.h"
+#include "pipeline/tokens.h"
 
 static const char HELP[] =
-    "usage: spearlabel features --hubert DIR --layer L [--final-norm] AUDIO --out F.npy\n\n"
+    "usage: spearlabel features --hubert DIR --layer L [--final-norm] AUDIO --out F.npy\n"
+    "       spearlabel features --mfcc AUDIO --out F.npy\n\n"
     "Decodes AUDIO (anything libsndfile reads; mixed down to mono, resampled to\n"
     "16 kHz with soxr) and writes the HuBERT features of layer L as float32 [T, H].\n"
-    "Layer 0 is the encoder input; layer k the output of transformer layer k.\n\n"
+    "Layer 0 is the encoder input; layer k the output of transformer layer k.\n"
+    "With --mfcc (same as --features mfcc): Kaldi MFCC as torchaudio.compliance.kaldi\n"
+    "computes them (use_energy=False) plus deltas and delta-deltas, float32 [T, 39]\n"
+    "at 100 frames per second (what fairseq's dump_mfcc_feature.py writes).\n\n"
     "Options:\n"
+    "  --mfcc              MFCC features instead of HuBERT (no --hubert, --layer)\n"
+    "  --features KIND     hubert (default) or mfcc\n"
     "  --hubert DIR        Hugging Face style model directory (config.json, model.safetensors)\n"
     "  --layer L           0 .. num_hidden_layers\n"
     "  --final-norm        apply encoder.layer_norm to the output (pre-LN models; for the\n"
@@ -36,6 +43,32 @@ static int parse_int(const char *s, int lo, int hi, int *out)
     return 0;
 }
 
+static int write_mfcc(const char *audio, audio_params ap, const char *out)
+{
+    sl_err err;
+    tok_params tp = tok_default_params();
+    tp.features = TOK_FEAT_MFCC;
+    tp.audio = ap;
+    tok_pipeline *p = NULL;
+    tok_state *s = NULL;
+    const float *feat;
+    size_t T, D;
+    int code = SL_EXIT_FAIL;
+    if (tok_pipeline_open_params(&p, &tp, &err) || tok_state_new(&s, p, &err) ||
+        tok_features_run(p, s, audio, &feat, &T, &D, NULL, &err))
+        goto done;
+    size_t shape[2] = {T, D};
+    if (sl_npy_write(out, SL_NPY_F32, 2, shape, feat, &err))
+        goto done;
+    code = SL_EXIT_OK;
+done:
+    if (code != SL_EXIT_OK)
+        fprintf(stderr, "spearlabel features: %s\n", err.msg);
+    tok_state_free(s);
+    tok_pipeline_close(p);
+    return code;
+}
+
 int cmd_features(int argc, char **argv)
 {
     static const struct option opts[] = {{"hubert", required_argument, 0, 'm'},
@@ -44,10 +77,12 @@ int cmd_features(int argc, char **argv)
                                          {"out", required_argument, 0, 'o'},
                                          {"max-seconds", required_argument, 0, 's'},
                                          {"threads", required_argument, 0, 't'},
+                                         {"mfcc", no_argument, 0, 'M'},
+                                         {"features", required_argument, 0, 'F'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *dir = NULL, *out = NULL;
-    int c, layer = -1, final_norm = 0, threads = 0;
+    int c, layer = -1, final_norm = 0, threads = 0, mfcc = 0;
     audio_params ap = audio_default_params();
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -59,6 +94,13 @@ int cmd_features(int argc, char **argv)
                 return cli_usage_error("features", "--layer must be an integer >= 0");
             break;
         case 'f': final_norm = 1; break;
+        case 'M': mfcc = 1; break;
+        case 'F':
+            if (strcmp(optarg, "mfcc") && strcmp(optarg, "hubert"))
+                return cli_usage_error("features", "--features wants hubert or mfcc, got '%s'",
+                                       optarg);
+            mfcc = !strcmp(optarg, "mfcc");
+            break;
         case 'o': out = optarg; break;
         case 's': {
             char *end;
@@ -74,9 +116,11 @@ int cmd_features(int argc, char **argv)
         default: return cli_usage_error("features", "unknown option");
         }
     }
-    if (!dir)
+    if (mfcc && (dir || layer >= 0 || final_norm))
+        return cli_usage_error("features", "--mfcc takes no --hubert, --layer or --final-norm");
+    if (!mfcc && !dir)
         return cli_usage_error("features", "--hubert DIR is required");
-    if (layer < 0)
+    if (!mfcc && layer < 0)
         return cli_usage_error("features", "--layer L is required");
     if (!out)
         return cli_usage_error("features", "--out F.npy is required");
@@ -86,6 +130,8 @@ int cmd_features(int argc, char **argv)
     ops_set_threads(ops_threads_default(threads));
 
     sl_err err;
+    if (mfcc)
+        return write_mfcc(audio, ap, out);
     hubert_model *m = NULL;
     hubert_state *s = NULL;
     audio_reader *r = NULL;

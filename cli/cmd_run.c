@@ -20,9 +20,9 @@
 
 static const char HELP[] =
     "usage: spearlabel run (--manifest M | --audio-dir DIR [--ext wav,flac,...]) --out DB\n"
-    "         --hubert DIR --layer L [--final-norm] --kmeans KM.npy --s2t MODEL.safetensors\n"
-    "         [decoding flags] [--unit N] [--threads N] [--min-seconds S] [--max-seconds S]\n"
-    "         [--retry-errors] [--grace S] [--seed-layout]\n\n"
+    "         (--hubert DIR --layer L [--final-norm] | --features mfcc) --kmeans KM.npy\n"
+    "         --s2t MODEL.safetensors [--dedup] [decoding flags] [--unit N] [--threads N]\n"
+    "         [--min-seconds S] [--max-seconds S] [--retry-errors] [--grace S] [--seed-layout]\n\n"
     "Labels every utterance of the manifest: audio -> HuBERT layer L -> k-means ids ->\n"
     "text ids (SPEAR-TTS speech->text), and stores `semantic ids, -1, text ids` rows\n"
     "in the dataset DB (created if absent). Bad files become error records; the job\n"
@@ -41,7 +41,10 @@ static const char HELP[] =
     "  --hubert DIR        Hugging Face style HuBERT directory (config.json, model.safetensors)\n"
     "  --layer L           HuBERT layer whose output is clustered (0 = encoder input)\n"
     "  --final-norm        apply the final encoder norm to an intermediate pre-LN layer\n"
+    "  --features KIND     hubert (default) or mfcc: 39 Kaldi MFCC + deltas, 100 frames/s\n"
+    "                      (HuBERT's first-iteration targets; no --hubert, --layer)\n"
     "  --kmeans KM         k-means centroids [K, D] (.npy or .safetensors)\n"
+    "  --dedup             collapse consecutive repeated semantic ids in the rows\n"
     "  --s2t MODEL         SPEAR-TTS TextToSemantic safetensors\n"
     "Decoding:\n" DECODE_FLAGS_HELP
     "Job:\n"
@@ -57,12 +60,12 @@ static const char HELP[] =
 
 enum { O_MANIFEST = 256, O_AUDIODIR, O_EXT, O_OUT, O_HUBERT, O_LAYER, O_FINALNORM, O_KMEANS,
        O_S2T, O_UNIT, O_THREADS, O_MINSEC, O_MAXSEC, O_RETRY, O_GRACE, O_SEEDLAYOUT, O_PROGRESS,
-       O_NULL, O_MAPSIZE };
+       O_NULL, O_MAPSIZE, O_FEATURES, O_DEDUP };
 
 typedef struct run_args {
     const char *manifest, *audio_dir, *ext, *out, *hubert, *kmeans, *s2t;
     long layer, unit, threads, map_kib;
-    int final_norm, retry, seed_layout, null_pipeline;
+    int final_norm, retry, seed_layout, null_pipeline, mfcc, dedup;
     double min_sec, max_sec, grace, progress;
     decode_flags df;
 } run_args;
@@ -90,6 +93,7 @@ static int parse_args(int argc, char **argv, run_args *a)
         {"max-seconds", required_argument, 0, O_MAXSEC}, {"retry-errors", no_argument, 0, O_RETRY},
         {"grace", required_argument, 0, O_GRACE},       {"seed-layout", no_argument, 0, O_SEEDLAYOUT},
         {"progress", required_argument, 0, O_PROGRESS},
+        {"features", required_argument, 0, O_FEATURES}, {"dedup", no_argument, 0, O_DEDUP},
         {"null-pipeline", no_argument, 0, O_NULL},      // bench/tests: synthetic rows, no models
         {"map-size-kib", required_argument, 0, O_MAPSIZE}, // tests: initial LMDB map
         {"help", no_argument, 0, 'h'},                  {0, 0, 0, 0}};
@@ -130,6 +134,12 @@ static int parse_args(int argc, char **argv, run_args *a)
         case O_RETRY: a->retry = 1; break;
         case O_SEEDLAYOUT: a->seed_layout = 1; break;
         case O_NULL: a->null_pipeline = 1; break;
+        case O_DEDUP: a->dedup = 1; break;
+        case O_FEATURES:
+            if (strcmp(optarg, "mfcc") && strcmp(optarg, "hubert"))
+                return cli_usage_error("run", "--features wants hubert or mfcc, got '%s'", optarg);
+            a->mfcc = !strcmp(optarg, "mfcc");
+            break;
         case O_LAYER:
             if (parse_num(optarg, 0, 1000, &d) || d != (long)d)
                 return cli_usage_error("run", "--layer wants an integer >= 0, got '%s'", optarg);
@@ -177,7 +187,11 @@ static int parse_args(int argc, char **argv, run_args *a)
         return cli_usage_error("run", "give exactly one of --manifest and --audio-dir");
     if (!a->out)
         return cli_usage_error("run", "--out DB is required");
-    if (!a->null_pipeline && (!a->hubert || !a->kmeans || !a->s2t || a->layer < 0))
+    if (a->mfcc && (a->hubert || a->layer >= 0 || a->final_norm))
+        return cli_usage_error("run", "--features mfcc takes no --hubert, --layer or --final-norm");
+    if (!a->null_pipeline && a->mfcc && (!a->kmeans || !a->s2t))
+        return cli_usage_error("run", "--kmeans and --s2t are required");
+    if (!a->null_pipeline && !a->mfcc && (!a->hubert || !a->kmeans || !a->s2t || a->layer < 0))
         return cli_usage_error("run", "--hubert, --layer, --kmeans and --s2t are required");
     if (a->min_sec > a->max_sec)
         return cli_usage_error("run", "--min-seconds is above --max-seconds");
@@ -185,13 +199,17 @@ static int parse_args(int argc, char **argv, run_args *a)
 }
 
 // Every option that changes rows, in one canonical string (the "options" fingerprint).
+// The feature kind and dedup are appended only when not the default, so datasets
+// written before they existed keep their fingerprint. MFCC has no model file to
+// hash: its name and version stand in the string instead.
 static void canonical_options(const run_args *a, char *buf, size_t cap)
 {
     char dec[512];
     decode_flags_canonical(&a->df, dec, sizeof dec);
     snprintf(buf, cap, "format=1;layer=%ld;final_norm=%d;unit=%ld;unit_seconds=120;"
-             "min_seconds=%.9g;max_seconds=%.9g;seed_layout=%d;null=%d;%s", a->layer,
-             a->final_norm, a->unit, a->min_sec, a->max_sec, a->seed_layout, a->null_pipeline, dec);
+             "min_seconds=%.9g;max_seconds=%.9g;seed_layout=%d;null=%d;%s%s%s", a->layer,
+             a->final_norm, a->unit, a->min_sec, a->max_sec, a->seed_layout, a->null_pipeline, dec,
+             a->mfcc ? ";features=mfcc-kaldi-39-v1" : "", a->dedup ? ";dedup=1" : "");
 }
 
 static int fingerprints(const run_args *a, jm_fp *fps, size_t *n, sl_err *err)
@@ -202,7 +220,7 @@ static int fingerprints(const run_args *a, jm_fp *fps, size_t *n, sl_err *err)
     canonical_options(a, opt, sizeof opt);
     fps[k] = (jm_fp){.name = "options", .strict = 1, .what = "the row-changing options"};
     jm_fp_text(&fps[k++], opt);
-    if (!a->null_pipeline) {
+    if (!a->null_pipeline && !a->mfcc) {
         char cfg[4200], mdl[4200];
         snprintf(cfg, sizeof cfg, "%s/config.json", a->hubert);
         snprintf(mdl, sizeof mdl, "%s/model.safetensors", a->hubert);
@@ -210,6 +228,8 @@ static int fingerprints(const run_args *a, jm_fp *fps, size_t *n, sl_err *err)
         fps[k] = (jm_fp){.name = "hubert", .strict = 1, .what = "the HuBERT model"};
         if ((rc = jm_fp_files(&fps[k++], hub, 2, err)))
             return rc;
+    }
+    if (!a->null_pipeline) {
         fps[k] = (jm_fp){.name = "kmeans", .strict = 1, .what = "the k-means centroids"};
         if ((rc = jm_fp_files(&fps[k++], &a->kmeans, 1, err)))
             return rc;
@@ -229,6 +249,8 @@ static int fingerprints(const run_args *a, jm_fp *fps, size_t *n, sl_err *err)
 static pl_params pipeline_params(const run_args *a)
 {
     pl_params p = pl_default_params();
+    p.features = a->mfcc ? TOK_FEAT_MFCC : TOK_FEAT_HUBERT;
+    p.dedup = a->dedup;
     p.hubert_dir = a->hubert;
     p.layer = (int)a->layer;
     p.final_norm = a->final_norm;

@@ -11,9 +11,11 @@
 #include "pipeline/tokens.h"
 
 static const char HELP[] =
-    "usage: spearlabel tokens --hubert DIR --layer L --kmeans KM.npy AUDIO... [--out ids.npy]\n\n"
-    "Semantic token ids: HuBERT layer L features of each AUDIO file, each frame\n"
-    "assigned to its nearest k-means centroid (ties: lower id). Prints one line per\n"
+    "usage: spearlabel tokens (--hubert DIR --layer L | --features mfcc) --kmeans KM.npy\n"
+    "         [--dedup] AUDIO... [--out ids.npy]\n\n"
+    "Semantic token ids: HuBERT layer L features (or 39 Kaldi MFCC + deltas at 100\n"
+    "frames/s with --features mfcc) of each AUDIO file, each frame assigned to its\n"
+    "nearest k-means centroid (ties: lower id). Prints one line per\n"
     "file, 'AUDIO<TAB>space-separated ids', or with --out (one file only) writes\n"
     "int64 [T]. A file that fails is reported on stderr with its stage (audio,\n"
     "features, tokens); the others are still processed, and the exit code is 1.\n\n"
@@ -21,7 +23,9 @@ static const char HELP[] =
     "  --hubert DIR        Hugging Face style model directory (config.json, model.safetensors)\n"
     "  --layer L           0 .. num_hidden_layers\n"
     "  --final-norm        apply encoder.layer_norm first (pre-LN models; no-op for post-LN)\n"
+    "  --features KIND     hubert (default) or mfcc (then no --hubert, --layer)\n"
     "  --kmeans KM         centroids [K, H]: .npy, or .safetensors with one 2-D tensor\n"
+    "  --dedup             collapse consecutive repeated ids (textlesslib --deduplicate)\n"
     "  --out ids.npy       write int64 ids of the single AUDIO file instead of printing\n"
     "  --max-seconds S     refuse longer audio (default 60)\n"
     "  --threads N         OpenBLAS threads (default SLURM_CPUS_PER_TASK, else 1)\n"
@@ -47,10 +51,12 @@ int cmd_tokens(int argc, char **argv)
                                          {"out", required_argument, 0, 'o'},
                                          {"max-seconds", required_argument, 0, 's'},
                                          {"threads", required_argument, 0, 't'},
+                                         {"features", required_argument, 0, 'F'},
+                                         {"dedup", no_argument, 0, 'd'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *dir = NULL, *km = NULL, *out = NULL;
-    int c, layer = -1, final_norm = 0, threads = 0;
+    int c, layer = -1, final_norm = 0, threads = 0, mfcc = 0, dedup = 0;
     audio_params ap = audio_default_params();
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -62,6 +68,13 @@ int cmd_tokens(int argc, char **argv)
                 return cli_usage_error("tokens", "--layer must be an integer >= 0");
             break;
         case 'f': final_norm = 1; break;
+        case 'F':
+            if (strcmp(optarg, "mfcc") && strcmp(optarg, "hubert"))
+                return cli_usage_error("tokens", "--features wants hubert or mfcc, got '%s'",
+                                       optarg);
+            mfcc = !strcmp(optarg, "mfcc");
+            break;
+        case 'd': dedup = 1; break;
         case 'k': km = optarg; break;
         case 'o': out = optarg; break;
         case 's': {
@@ -78,9 +91,12 @@ int cmd_tokens(int argc, char **argv)
         default: return cli_usage_error("tokens", "unknown option");
         }
     }
-    if (!dir)
+    if (mfcc && (dir || layer >= 0 || final_norm))
+        return cli_usage_error("tokens", "--features mfcc takes no --hubert, --layer or "
+                               "--final-norm");
+    if (!mfcc && !dir)
         return cli_usage_error("tokens", "--hubert DIR is required");
-    if (layer < 0)
+    if (!mfcc && layer < 0)
         return cli_usage_error("tokens", "--layer L is required");
     if (!km)
         return cli_usage_error("tokens", "--kmeans KM is required");
@@ -93,7 +109,15 @@ int cmd_tokens(int argc, char **argv)
     sl_err err;
     tok_pipeline *p = NULL;
     tok_state *s = NULL;
-    if (tok_pipeline_open(&p, dir, layer, final_norm, km, ap, &err) ||
+    tok_params tp = tok_default_params();
+    tp.features = mfcc ? TOK_FEAT_MFCC : TOK_FEAT_HUBERT;
+    tp.hubert_dir = dir;
+    tp.layer = layer;
+    tp.final_norm = final_norm;
+    tp.kmeans = km;
+    tp.dedup = dedup;
+    tp.audio = ap;
+    if (tok_pipeline_open_params(&p, &tp, &err) ||
         tok_state_new(&s, p, &err)) {
         fprintf(stderr, "spearlabel tokens: %s\n", err.msg);
         tok_pipeline_close(p);

@@ -13,6 +13,7 @@ int cmd_verify(int argc, char **argv);
 int cmd_features(int argc, char **argv);
 int cmd_tokens(int argc, char **argv);
 int cmd_decode(int argc, char **argv);
+int cmd_kmfit(int argc, char **argv);
 
 // Prints "spearlabel CMD: msg" and a pointer to --help on stderr; returns SL_EXIT_USAGE.
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

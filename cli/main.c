@@ -22,6 +22,7 @@ static const command COMMANDS[] = {
     {"verify", cmd_verify, "decode every record and report damage"},
     {"features", cmd_features, "HuBERT layer features of one audio file (.npy)"},
     {"tokens", cmd_tokens, "semantic token ids (HuBERT + k-means) of audio files"},
+    {"km-fit", cmd_kmfit, "k-means centroids from a corpus sample (HuBERT or MFCC features, MPI)"},
     {"decode", cmd_decode, "semantic ids -> text ids with the SPEAR-TTS speech->text model"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])

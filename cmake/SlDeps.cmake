@@ -20,6 +20,7 @@ sl_require_pkg(SOXR     soxr      libsoxr-dev)
 sl_require_pkg(OPENBLAS openblas  libopenblas-dev)
 sl_require_pkg(JANSSON  jansson   libjansson-dev)
 sl_require_pkg(CRYPTO   libcrypto libssl-dev)
+sl_require_pkg(FFTW3F   fftw3f    libfftw3-dev)   # MFCC's real FFT (single precision)
 
 find_package(MPI QUIET COMPONENTS C)
 if(NOT MPI_C_FOUND)

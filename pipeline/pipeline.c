@@ -58,13 +58,21 @@ int pl_open(pl **out, const pl_params *p, sl_err *err)
         x->p.beam.keep_eos = 1;
     int rc = SL_OK;
     int max_len = max_len_of(p);
-    // 320 samples per frame at 16 kHz: 50 ids per second of audio.
-    x->max_src = p->max_src_ids > 0 ? p->max_src_ids : (int)(p->audio.max_seconds * 50.0f) + 2;
+    // HuBERT: 320 samples per frame at 16 kHz, 50 ids per second of audio; MFCC: 100.
+    float ids_per_s = p->features == TOK_FEAT_MFCC ? 100.0f : 50.0f;
+    x->max_src = p->max_src_ids > 0 ? p->max_src_ids
+                                    : (int)(p->audio.max_seconds * ids_per_s) + 2;
     if (!p->null_pipeline) {
-        if (!p->text_only &&
-            ((rc = tok_pipeline_open(&x->tok, p->hubert_dir, p->layer, p->final_norm, p->kmeans,
-                                     p->audio, err)) ||
-             (rc = tok_state_new(&x->ts, x->tok, err))))
+        tok_params tp = tok_default_params();
+        tp.features = p->features;
+        tp.hubert_dir = p->hubert_dir;
+        tp.layer = p->layer;
+        tp.final_norm = p->final_norm;
+        tp.kmeans = p->kmeans;
+        tp.dedup = p->dedup;
+        tp.audio = p->audio;
+        if (!p->text_only && ((rc = tok_pipeline_open_params(&x->tok, &tp, err)) ||
+                              (rc = tok_state_new(&x->ts, x->tok, err))))
             goto fail;
         if ((rc = s2t_open(&x->s2t, p->s2t, err)))
             goto fail;

@@ -23,6 +23,7 @@
 #include "common/err.h"
 #include "pipeline/audio.h"
 #include "pipeline/beam.h"
+#include "pipeline/tokens.h"
 
 enum { PL_FLAG_MAXLEN = 1u, PL_FLAG_LOOP = 2u, PL_FLAG_SEED_LAYOUT = 4u };
 
@@ -31,6 +32,8 @@ typedef enum pl_stage {
 } pl_stage;
 
 typedef struct pl_params {
+    tok_features features;  // TOK_FEAT_HUBERT (default) or TOK_FEAT_MFCC (no hubert_dir)
+    int dedup;              // collapse consecutive repeated semantic ids (tokens.h)
     const char *hubert_dir; // HF-style HuBERT directory
     int layer;              // HuBERT layer (0 = encoder input)
     int final_norm;         // apply encoder.layer_norm to an intermediate pre-LN layer
@@ -43,7 +46,7 @@ typedef struct pl_params {
     int null_pipeline;      // bench/tests: synthetic results from the name, no models
     int text_only;          // regenerate: no HuBERT / k-means; pl_run_ids only
     int max_src_ids;        // semantic ids per utterance the decoder holds (0: from
-                            //   audio.max_seconds at 50 ids per second)
+                            //   audio.max_seconds at the features' rate, 50 or 100 ids/s)
 } pl_params;
 
 pl_params pl_default_params(void);

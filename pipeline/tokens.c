@@ -2,21 +2,26 @@
 #include "pipeline/tokens.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "pipeline/hubert.h"
 #include "pipeline/kmeans.h"
+#include "pipeline/mfcc.h"
 
 struct tok_pipeline {
-    hubert_model *hubert;
-    km_model *km;
-    int layer, final_norm;
+    tok_features features;
+    hubert_model *hubert; // TOK_FEAT_HUBERT
+    km_model *km;         // NULL: features only
+    int layer, final_norm, dedup;
+    size_t dim;
     audio_params ap;
 };
 
 struct tok_state {
     audio_reader *audio;
-    hubert_state *hs;
+    hubert_state *hs;     // TOK_FEAT_HUBERT
+    mfcc_state *ms;       // TOK_FEAT_MFCC
     km_state *ks;
     int32_t *ids;
     size_t ids_cap;
@@ -42,6 +47,21 @@ const char *tok_stage_name(tok_stage s)
     return "?";
 }
 
+const char *tok_features_name(tok_features f)
+{
+    return f == TOK_FEAT_MFCC ? "mfcc" : "hubert";
+}
+
+tok_params tok_default_params(void)
+{
+    tok_params p;
+    memset(&p, 0, sizeof p);
+    p.features = TOK_FEAT_HUBERT;
+    p.layer = 9;
+    p.audio = audio_default_params();
+    return p;
+}
+
 void tok_pipeline_close(tok_pipeline *p)
 {
     if (!p)
@@ -51,33 +71,54 @@ void tok_pipeline_close(tok_pipeline *p)
     free(p);
 }
 
-int tok_pipeline_open(tok_pipeline **out, const char *hubert_dir, int layer, int final_norm,
-                      const char *kmeans_path, audio_params ap, sl_err *err)
+int tok_pipeline_open_params(tok_pipeline **out, const tok_params *tp, sl_err *err)
 {
     *out = NULL;
+    if (tp->features != TOK_FEAT_HUBERT && tp->features != TOK_FEAT_MFCC)
+        return sl_fail(err, SL_EINVAL, "tokens: unknown feature kind %d", (int)tp->features);
+    if (tp->features == TOK_FEAT_HUBERT && !tp->hubert_dir)
+        return sl_fail(err, SL_EINVAL, "tokens: HuBERT features need a model directory");
     tok_pipeline *p = calloc(1, sizeof *p);
     if (!p)
         return sl_fail(err, SL_ENOMEM, "tokens: out of memory");
-    int rc = hubert_open(&p->hubert, hubert_dir, err);
-    if (rc)
-        goto fail;
-    const hubert_config *c = hubert_get_config(p->hubert);
-    if (layer < 0 || layer > c->n_layers) {
-        rc = sl_fail(err, SL_EINVAL, "tokens: layer %d out of range 0..%d for %s", layer,
-                     c->n_layers, hubert_dir);
-        goto fail;
+    int rc;
+    audio_params ap = tp->audio;
+    p->features = tp->features;
+    if (tp->features == TOK_FEAT_HUBERT) {
+        if ((rc = hubert_open(&p->hubert, tp->hubert_dir, err)))
+            goto fail;
+        const hubert_config *c = hubert_get_config(p->hubert);
+        if (tp->layer < 0 || tp->layer > c->n_layers) {
+            rc = sl_fail(err, SL_EINVAL, "tokens: layer %d out of range 0..%d for %s", tp->layer,
+                         c->n_layers, tp->hubert_dir);
+            goto fail;
+        }
+        p->dim = (size_t)c->hidden;
+        if (ap.min_samples < hubert_min_samples(p->hubert))
+            ap.min_samples = hubert_min_samples(p->hubert);
+    } else {
+        p->dim = MFCC_DIM;
+        if (ap.target_hz != MFCC_SAMPLE_HZ) {
+            rc = sl_fail(err, SL_EINVAL, "tokens: MFCC features are defined at %d Hz, not %d",
+                         MFCC_SAMPLE_HZ, ap.target_hz);
+            goto fail;
+        }
+        if (ap.min_samples < MFCC_MIN_SAMPLES)
+            ap.min_samples = MFCC_MIN_SAMPLES;
     }
-    if ((rc = km_open(&p->km, kmeans_path, NULL, err)))
-        goto fail;
-    if (km_dim(p->km) != (size_t)c->hidden) {
-        rc = sl_fail(err, SL_EFORMAT, "tokens: centroids in %s have dimension %zu, the HuBERT "
-                     "features %d", kmeans_path, km_dim(p->km), c->hidden);
-        goto fail;
+    if (tp->kmeans) {
+        if ((rc = km_open(&p->km, tp->kmeans, NULL, err)))
+            goto fail;
+        if (km_dim(p->km) != p->dim) {
+            rc = sl_fail(err, SL_EFORMAT, "tokens: centroids in %s have dimension %zu, the %s "
+                         "features %zu", tp->kmeans, km_dim(p->km),
+                         tp->features == TOK_FEAT_MFCC ? "MFCC" : "HuBERT", p->dim);
+            goto fail;
+        }
     }
-    if (ap.min_samples < hubert_min_samples(p->hubert))
-        ap.min_samples = hubert_min_samples(p->hubert);
-    p->layer = layer;
-    p->final_norm = final_norm;
+    p->layer = tp->layer;
+    p->final_norm = tp->final_norm;
+    p->dedup = tp->dedup;
     p->ap = ap;
     *out = p;
     return SL_OK;
@@ -86,7 +127,26 @@ fail:
     return rc;
 }
 
-size_t tok_pipeline_k(const tok_pipeline *p) { return km_k(p->km); }
+int tok_pipeline_open(tok_pipeline **out, const char *hubert_dir, int layer, int final_norm,
+                      const char *kmeans_path, audio_params ap, sl_err *err)
+{
+    tok_params tp = tok_default_params();
+    tp.hubert_dir = hubert_dir;
+    tp.layer = layer;
+    tp.final_norm = final_norm;
+    tp.kmeans = kmeans_path;
+    tp.audio = ap;
+    if (!kmeans_path)
+        return sl_fail(err, SL_EINVAL, "tokens: no k-means centroids given");
+    return tok_pipeline_open_params(out, &tp, err);
+}
+
+size_t tok_pipeline_k(const tok_pipeline *p) { return p->km ? km_k(p->km) : 0; }
+size_t tok_pipeline_dim(const tok_pipeline *p) { return p->dim; }
+int tok_pipeline_frame_hz(const tok_pipeline *p)
+{
+    return p->features == TOK_FEAT_MFCC ? MFCC_SAMPLE_HZ / MFCC_FRAME_SHIFT : 50;
+}
 
 void tok_state_free(tok_state *s)
 {
@@ -94,6 +154,7 @@ void tok_state_free(tok_state *s)
         return;
     audio_reader_free(s->audio);
     hubert_state_free(s->hs);
+    mfcc_state_free(s->ms);
     km_state_free(s->ks);
     free(s->ids);
     free(s);
@@ -108,9 +169,10 @@ int tok_state_new(tok_state **out, const tok_pipeline *p, sl_err *err)
     size_t max_samples = (size_t)((double)p->ap.max_seconds * p->ap.target_hz) + 1;
     int rc;
     if ((rc = audio_reader_new(&s->audio, p->ap, err)) ||
-        (rc = hubert_state_new(&s->hs, p->hubert, err)) ||
-        (rc = hubert_state_reserve(s->hs, max_samples, err)) ||
-        (rc = km_state_new(&s->ks, p->km, err))) {
+        (p->hubert && ((rc = hubert_state_new(&s->hs, p->hubert, err)) ||
+                       (rc = hubert_state_reserve(s->hs, max_samples, err)))) ||
+        (p->features == TOK_FEAT_MFCC && (rc = mfcc_state_new(&s->ms, err))) ||
+        (p->km && (rc = km_state_new(&s->ks, p->km, err)))) {
         tok_state_free(s);
         return rc;
     }
@@ -130,20 +192,46 @@ void tok_last_timings(const tok_state *s, double *audio_s, double *features_s, d
         *tokens_s = s->t_tokens;
 }
 
+size_t tok_dedup(int32_t *ids, size_t n)
+{
+    size_t m = 0;
+    for (size_t t = 0; t < n; t++)
+        if (m == 0 || ids[t] != ids[m - 1])
+            ids[m++] = ids[t];
+    return m;
+}
+
+static int features(const tok_pipeline *p, tok_state *s, const audio_result *a,
+                    const float **feat, size_t *T, size_t *D, sl_err *err)
+{
+    double t0 = mono_now();
+    int rc;
+    if (p->features == TOK_FEAT_MFCC) {
+        rc = mfcc_compute(s->ms, a->pcm, a->n_samples, feat, T, err);
+        *D = MFCC_DIM;
+    } else {
+        rc = hubert_forward(s->hs, a->pcm, a->n_samples, p->layer, p->final_norm, feat, T, D,
+                            err);
+    }
+    s->t_features = mono_now() - t0;
+    if (rc)
+        s->failed = TOK_STAGE_FEATURES;
+    return rc;
+}
+
 static int tokenise(const tok_pipeline *p, tok_state *s, const audio_result *a,
                     const int32_t **ids, size_t *n, float *duration_s, sl_err *err)
 {
     const float *feat;
     size_t T, D;
-    double t0 = mono_now();
-    int rc = hubert_forward(s->hs, a->pcm, a->n_samples, p->layer, p->final_norm, &feat, &T, &D,
-                            err);
-    double t1 = mono_now();
-    s->t_features = t1 - t0;
-    if (rc) {
-        s->failed = TOK_STAGE_FEATURES;
+    int rc = features(p, s, a, &feat, &T, &D, err);
+    if (rc)
         return rc;
+    if (!p->km) {
+        s->failed = TOK_STAGE_TOKENS;
+        return sl_fail(err, SL_EINVAL, "tokens: the pipeline was opened without centroids");
     }
+    double t1 = mono_now();
     if (T > s->ids_cap) {
         int32_t *b = realloc(s->ids, T * sizeof(int32_t));
         if (!b) {
@@ -154,6 +242,8 @@ static int tokenise(const tok_pipeline *p, tok_state *s, const audio_result *a,
         s->ids_cap = T;
     }
     rc = km_assign(s->ks, feat, T, D, s->ids, err);
+    if (rc == SL_OK && p->dedup)
+        T = tok_dedup(s->ids, T);
     s->t_tokens = mono_now() - t1;
     if (rc) {
         s->failed = TOK_STAGE_TOKENS;
@@ -163,6 +253,30 @@ static int tokenise(const tok_pipeline *p, tok_state *s, const audio_result *a,
     *n = T;
     if (duration_s)
         *duration_s = a->duration_s;
+    return SL_OK;
+}
+
+int tok_features_run(const tok_pipeline *p, tok_state *s, const char *path, const float **feat,
+                     size_t *n_frames, size_t *dim, float *duration_s, sl_err *err)
+{
+    *feat = NULL;
+    *n_frames = *dim = 0;
+    s->failed = TOK_STAGE_NONE;
+    s->t_audio = s->t_features = s->t_tokens = 0.0;
+    audio_result a;
+    double t0 = mono_now();
+    int rc = audio_read_file(s->audio, path, &a, err);
+    s->t_audio = mono_now() - t0;
+    if (rc) {
+        s->failed = TOK_STAGE_AUDIO;
+        return rc;
+    }
+    if ((rc = features(p, s, &a, feat, n_frames, dim, err))) {
+        sl_err_prefix(err, "%s", path);
+        return rc;
+    }
+    if (duration_s)
+        *duration_s = a.duration_s;
     return SL_OK;
 }
 

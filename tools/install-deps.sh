@@ -11,11 +11,13 @@ pkgs=(
   libopenblas-dev                             # sgemm
   liblmdb-dev                                 # the dataset
   libsndfile1-dev libsoxr-dev                 # audio decode + resampling
+  libfftw3-dev                                # MFCC's FFT (fftw3f)
   libjansson-dev libssl-dev                   # JSON headers, sha256 fingerprints
   libcunit1-dev                               # unit tests
   espeak-ng sox libsox-fmt-all                # test and example speech
   python3 python3-numpy python3-lmdb          # third-party readers in tests
   python3-torch python3-sklearn python3-joblib  # tools/convert_*, python/ reader tests
+  python3-torchaudio                          # MFCC reference in tests/kmfit
   slurmctld slurmd slurm-client munge         # one-node Slurm cluster in tests/slurm
 )
 if [ "${1:-}" = "--bench" ]; then
