@@ -421,7 +421,9 @@ int cmd_kmfit(int argc, char **argv)
     if (rc == SL_OK) {
         if (rank == 0)
             SL_LOG(INFO, "km-fit", "sample: %zu of %zu utterances (%.4g %%, seed %llu) over %d "
-                   "rank%s", n_sample, m.n, a.percent, a.seed, size, size == 1 ? "" : "s");
+                   "rank%s; OpenBLAS %s, %d thread%s per rank", n_sample, m.n, a.percent, a.seed,
+                   size, size == 1 ? "" : "s", ops_blas_corename(), ops_get_threads(),
+                   ops_get_threads() == 1 ? "" : "s");
         rc = extract(&a, &m, sample, n_sample, rank, size, &sh, &err);
     }
     // Every rank learns whether all ranks are ready before any collective of the fit.

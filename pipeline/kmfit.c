@@ -176,10 +176,13 @@ typedef struct rec_head {
 
 static size_t rec_bytes(size_t dim) { return sizeof(rec_head) + dim * sizeof(float); }
 
+// Records are packed (16 + 4 dim bytes), so a head may be misaligned: copy it out.
 static int cmp_rec_id(const void *a, const void *b)
 {
-    const rec_head *x = a, *y = b;
-    return (x->id > y->id) - (x->id < y->id);
+    rec_head x, y;
+    memcpy(&x, a, sizeof x);
+    memcpy(&y, b, sizeof y);
+    return (x.id > y.id) - (x.id < y.id);
 }
 
 // Gathers the local rows idx[0..m) (key[i] each) from every rank; *out holds
@@ -492,10 +495,12 @@ done:
 
 static int cmp_far(const void *a, const void *b)
 {
-    const rec_head *x = a, *y = b;
-    if (x->key != y->key)
-        return x->key < y->key ? 1 : -1; // farthest first
-    return (x->id > y->id) - (x->id < y->id);
+    rec_head x, y;
+    memcpy(&x, a, sizeof x);
+    memcpy(&y, b, sizeof y);
+    if (x.key != y.key)
+        return x.key < y.key ? 1 : -1; // farthest first
+    return (x.id > y.id) - (x.id < y.id);
 }
 
 // Re-seeds the n_empty clusters (count 0 in counts) with the rows farthest from
