@@ -176,8 +176,10 @@ class RunTest(unittest.TestCase):
 
     def test_usr1_graceful_stop_then_resume(self):
         db = self.db("usr1")
-        p = start(3, self.manifest, db, "--grace", "30", env={"SL_TEST_DELAY_MS": "300"})
-        time.sleep(2.0)
+        # One utterance per unit: 20 units, so work remains when the signal lands.
+        p = start(3, self.manifest, db, "--grace", "30", "--unit", "1",
+                  env={"SL_TEST_DELAY_MS": "300"})
+        time.sleep(1.5)
         t0 = time.time()
         p.send_signal(signal.SIGUSR1)
         _, err = p.communicate(timeout=60)
@@ -186,7 +188,7 @@ class RunTest(unittest.TestCase):
         self.assertIn("interrupted", err)
         self.assertIn('"status":"interrupted"', sl("stat", db).stdout)
         self.assertEqual(sl("verify", db).returncode, 0)
-        r = run(3, self.manifest, db)
+        r = run(3, self.manifest, db, "--unit", "1")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assert_complete(db)
 
