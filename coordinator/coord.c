@@ -22,6 +22,7 @@
 #include "storage/store.h"
 
 enum { ST_TODO = 0, ST_ROW = 1, ST_ERR = 2 };
+enum { ABORT_NONE = 0, ABORT_GRACE = 1, ABORT_CRASH = 2 };
 
 typedef struct wstate {
     int hello, stopped, got_stats;
@@ -46,6 +47,7 @@ typedef struct coord {
     progress prog;
     int stopping;           // a stop signal was seen
     double deadline;
+    int abort;              // run_mpi ended with work in flight: ABORT_GRACE or ABORT_CRASH
     char crash_path[4200];
     proto_buf rbuf;         // receive buffer
 } coord;
@@ -458,6 +460,7 @@ static int run_mpi(coord *c, int size, sl_err *err)
         if (c->stopping && progress_now() > c->deadline) {
             SL_LOG(ERROR, "run", "grace period over with work in flight: aborting the job");
             rc = commit(c, err);
+            c->abort = ABORT_GRACE;
             break;
         }
         int flag = 0;
@@ -505,14 +508,17 @@ static int run_mpi(coord *c, int size, sl_err *err)
                    "recorded; the next run retries each alone", src, wid, n,
                    c->m->items[items[0]].id);
             rc = record_crash(c, items, n, wid >= c->plan.n_units, err);
+            // The dead rank takes the job down (mpirun kills the rest); end it ourselves, now
+            // that the crash is committed, in case the crashed process hangs instead of dying.
+            c->abort = ABORT_CRASH;
             break;
         }
         default:
             SL_LOG(WARN, "run", "unexpected message tag %d from rank %d", st.MPI_TAG, src);
         }
-        if (rc == SL_OK)
+        if (rc == SL_OK && !c->abort)
             rc = dispatch(c, w, src, err);
-        if (rc)
+        if (rc || c->abort)
             break;
     }
     for (int r = 1; r < size; r++)
@@ -522,8 +528,6 @@ static int run_mpi(coord *c, int size, sl_err *err)
             proto_buf_free(&ws[r].buf[k]);
         }
     free(ws);
-    if (rc == SL_OK && finished < n_workers)
-        return 1; // grace expired: the caller aborts the job
     return rc;
 }
 
@@ -608,16 +612,14 @@ int coord_run(const coord_params *p, sl_err *err)
     SL_LOG(INFO, "run", "%zu utterances in %zu units; %zu units to do on %d rank(s)", c.m->n,
            c.plan.n_units, c.q_len, size);
     rc = size == 1 ? run_local(&c, err) : run_mpi(&c, size, err);
-    int aborting = rc == 1;
-    if (aborting)
-        rc = SL_OK;
     if (rc)
         goto done;
-    int interrupted = c.q_head < c.q_len || aborting;
+    int interrupted = c.q_head < c.q_len || c.abort;
     if ((rc = commit(&c, err)))
         goto done;
-    rc = jm_run_end(c.s, &run, interrupted ? "interrupted" : "finished", c.rows_added,
-                    c.errors_added, size, p->argc, p->argv, err);
+    rc = jm_run_end(c.s, &run,
+                    c.abort == ABORT_CRASH ? "crashed" : interrupted ? "interrupted" : "finished",
+                    c.rows_added, c.errors_added, size, p->argc, p->argv, err);
     if (rc == SL_OK)
         rc = commit(&c, err);
     run_started = 0;
@@ -631,7 +633,7 @@ int coord_run(const coord_params *p, sl_err *err)
            c.rows_added + c.errors_added, wall, (double)(c.rows_added + c.errors_added) / wall,
            cpu, 100.0 * cpu / wall);
     exit_code = interrupted ? SL_EXIT_INTERRUPTED : SL_EXIT_OK;
-    if (aborting) { // workers still hold units: end the job with the interrupted code
+    if (c.abort) { // workers still hold units (or one crashed): end the job, resumable
         store_close(c.s);
         c.s = NULL;
         MPI_Abort(MPI_COMM_WORLD, SL_EXIT_INTERRUPTED);
