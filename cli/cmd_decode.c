@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/decode_flags.h"
+#include "cli/job.h"
 #include "common/npy.h"
 #include "pipeline/beam.h"
 #include "pipeline/ops.h"
@@ -27,150 +29,54 @@ static const char HELP[] =
     "Options:\n"
     "  --s2t MODEL         TextToSemantic safetensors, config in __metadata__[\"config\"]\n"
     "  --ids IDS.npy       int64 semantic ids, [T] or [B, T] padded with -1\n"
-    "  --greedy            argmax decoding (the seed's generate at temperature -> 0)\n"
-    "  --beam N            beam search of width N (default: beam 4, default mode)\n"
-    "  --beam-mode M       default: finished hypotheses leave the beam, early stop;\n"
-    "                      seed: spear-tts-pytorch 0.4.8's beam search exactly\n"
-    "  --lenpen A          default mode: rank finished hypotheses by sum / n^A (default 0)\n"
-    "  --sample            top-k / temperature sampling\n"
-    "  --top-k K           keep the K best logits (0 = all; default 0)\n"
-    "  --temperature T     sampling temperature (default 1)\n"
-    "  --seed S            sampling seed (default 0); per row from (S, the row's ids)\n"
-    "  --max-len N         at most N text tokens, EOS included (default 256)\n"
-    "  --max-len-a A       also at most floor(A * source length + B) tokens (A > 0)\n"
-    "  --max-len-b B\n"
-    "  --min-len N         no EOS before N tokens\n"
+    DECODE_FLAGS_HELP
     "  --batch B           sources decoded together (default 8)\n"
     "  --out TEXT.npy      write the text ids\n"
     "  --print             print the rows instead\n"
     "  --threads N         OpenBLAS threads (default SLURM_CPUS_PER_TASK, else 1)\n"
     "  -h, --help          this text\n";
 
-static int parse_int(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static int parse_float(const char *s, float *out)
-{
-    char *end;
-    float v = strtof(s, &end);
-    if (!*s || *end)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 int cmd_decode(int argc, char **argv)
 {
-    enum { O_S2T = 256, O_IDS, O_GREEDY, O_BEAM, O_MODE, O_LENPEN, O_SAMPLE, O_TOPK, O_TEMP,
-           O_SEED, O_MAXLEN, O_LENA, O_LENB, O_MINLEN, O_BATCH, O_OUT, O_PRINT, O_THREADS };
-    static const struct option opts[] = {
-        {"s2t", required_argument, 0, O_S2T},       {"ids", required_argument, 0, O_IDS},
-        {"greedy", no_argument, 0, O_GREEDY},        {"beam", required_argument, 0, O_BEAM},
-        {"beam-mode", required_argument, 0, O_MODE}, {"lenpen", required_argument, 0, O_LENPEN},
-        {"sample", no_argument, 0, O_SAMPLE},        {"top-k", required_argument, 0, O_TOPK},
-        {"temperature", required_argument, 0, O_TEMP},
-        {"seed", required_argument, 0, O_SEED},      {"max-len", required_argument, 0, O_MAXLEN},
-        {"max-len-a", required_argument, 0, O_LENA}, {"max-len-b", required_argument, 0, O_LENB},
-        {"min-len", required_argument, 0, O_MINLEN}, {"batch", required_argument, 0, O_BATCH},
-        {"out", required_argument, 0, O_OUT},        {"print", no_argument, 0, O_PRINT},
-        {"threads", required_argument, 0, O_THREADS}, {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+    enum { O_S2T = 256, O_IDS, O_BATCH, O_OUT, O_PRINT, O_THREADS };
+    static struct option opts[32];
+    static const struct option own[] = {
+        {"s2t", required_argument, 0, O_S2T},     {"ids", required_argument, 0, O_IDS},
+        {"batch", required_argument, 0, O_BATCH}, {"out", required_argument, 0, O_OUT},
+        {"print", no_argument, 0, O_PRINT},       {"threads", required_argument, 0, O_THREADS},
+        {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
+    size_t n_opts = 0;
+    for (size_t i = 0; own[i].name; i++)
+        opts[n_opts++] = own[i];
+    for (size_t i = 0; DECODE_FLAG_OPTIONS[i].name; i++)
+        opts[n_opts++] = DECODE_FLAG_OPTIONS[i];
+    memset(&opts[n_opts], 0, sizeof opts[n_opts]);
     const char *model_path = NULL, *ids_path = NULL, *out_path = NULL;
-    int print = 0, n_methods = 0, beam_opts = 0, sample_opts = 0;
-    long v, batch = 8, threads = 0, max_len = 256;
-    beam_params p = beam_default_params();
+    int print = 0;
+    long batch = 8, threads = 0;
+    decode_flags df;
+    decode_flags_init(&df);
     int c;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c >= DF_FIRST && c < DF_LAST) {
+            if (decode_flags_parse(&df, c, optarg, "decode"))
+                return SL_EXIT_USAGE;
+            continue;
+        }
         switch (c) {
         case 'h': fputs(HELP, stdout); return SL_EXIT_OK;
         case O_S2T: model_path = optarg; break;
         case O_IDS: ids_path = optarg; break;
         case O_OUT: out_path = optarg; break;
         case O_PRINT: print = 1; break;
-        case O_GREEDY: p.method = BEAM_GREEDY; n_methods++; break;
-        case O_SAMPLE: p.method = BEAM_SAMPLE; n_methods++; break;
-        case O_BEAM:
-            if (parse_int(optarg, 1, BEAM_MAX_WIDTH, &v))
-                return cli_usage_error("decode", "--beam wants 1..%d, got '%s'", BEAM_MAX_WIDTH,
-                                       optarg);
-            p.method = BEAM_SEARCH;
-            p.beam = (int)v;
-            n_methods++;
-            break;
-        case O_MODE:
-            if (!strcmp(optarg, "seed"))
-                p.mode = BEAM_MODE_SEED;
-            else if (!strcmp(optarg, "default"))
-                p.mode = BEAM_MODE_DEFAULT;
-            else
-                return cli_usage_error("decode", "--beam-mode wants seed or default, got '%s'",
-                                       optarg);
-            beam_opts = 1;
-            break;
-        case O_LENPEN:
-            if (parse_float(optarg, &p.lenpen) || !(p.lenpen >= 0.0f))
-                return cli_usage_error("decode", "--lenpen wants a number >= 0, got '%s'",
-                                       optarg);
-            beam_opts = 1;
-            break;
-        case O_TOPK:
-            if (parse_int(optarg, 0, 1L << 30, &v))
-                return cli_usage_error("decode", "--top-k wants an integer >= 0, got '%s'",
-                                       optarg);
-            p.top_k = (int)v;
-            sample_opts = 1;
-            break;
-        case O_TEMP:
-            if (parse_float(optarg, &p.temperature) || !(p.temperature > 0.0f))
-                return cli_usage_error("decode", "--temperature wants a number > 0, got '%s'",
-                                       optarg);
-            sample_opts = 1;
-            break;
-        case O_SEED: {
-            char *end;
-            unsigned long long s = strtoull(optarg, &end, 10);
-            if (!*optarg || *end || optarg[0] == '-')
-                return cli_usage_error("decode", "--seed wants an integer >= 0, got '%s'",
-                                       optarg);
-            p.seed = (uint64_t)s;
-            sample_opts = 1;
-            break;
-        }
-        case O_MAXLEN:
-            if (parse_int(optarg, 1, 1 << 20, &max_len))
-                return cli_usage_error("decode", "--max-len wants 1..%d, got '%s'", 1 << 20,
-                                       optarg);
-            break;
-        case O_LENA:
-            if (parse_float(optarg, &p.len_a) || !(p.len_a >= 0.0f))
-                return cli_usage_error("decode", "--max-len-a wants a number >= 0, got '%s'",
-                                       optarg);
-            break;
-        case O_LENB:
-            if (parse_float(optarg, &p.len_b))
-                return cli_usage_error("decode", "--max-len-b wants a number, got '%s'", optarg);
-            break;
-        case O_MINLEN:
-            if (parse_int(optarg, 0, 1 << 20, &v))
-                return cli_usage_error("decode", "--min-len wants an integer >= 0, got '%s'",
-                                       optarg);
-            p.min_len = (int)v;
-            break;
         case O_BATCH:
-            if (parse_int(optarg, 1, 4096, &batch))
+            if (cli_parse_long(optarg, 1, 4096, &batch))
                 return cli_usage_error("decode", "--batch wants 1..4096, got '%s'", optarg);
             break;
         case O_THREADS:
-            if (parse_int(optarg, 1, 1024, &threads))
+            if (cli_parse_long(optarg, 1, 1024, &threads))
                 return cli_usage_error("decode", "--threads wants 1..1024, got '%s'", optarg);
             break;
         default:
@@ -184,13 +90,10 @@ int cmd_decode(int argc, char **argv)
         return cli_usage_error("decode", "--s2t and --ids are required");
     if (!out_path == !print)
         return cli_usage_error("decode", "give exactly one of --out and --print");
-    if (n_methods > 1)
-        return cli_usage_error("decode", "choose one of --greedy, --beam, --sample");
-    if (beam_opts && p.method != BEAM_SEARCH)
-        return cli_usage_error("decode", "--beam-mode / --lenpen need --beam");
-    if (sample_opts && p.method != BEAM_SAMPLE)
-        return cli_usage_error("decode", "--top-k / --temperature / --seed need --sample");
-    p.max_len = (int)max_len;
+    if (decode_flags_finish(&df, "decode"))
+        return SL_EXIT_USAGE;
+    beam_params p = df.p;
+    long max_len = p.max_len;
     p.keep_eos = 1;
     ops_set_threads(ops_threads_default((int)threads));
 

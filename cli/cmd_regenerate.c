@@ -13,17 +13,15 @@
 
 #include "cli/commands.h"
 #include "cli/decode_flags.h"
+#include "cli/job.h"
 #include "common/log.h"
 #include "common/sha256.h"
-#include "common/stop.h"
 #include "coordinator/coord.h"
-#include "pipeline/ops.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/s2t.h"
 #include "storage/row.h"
 #include "storage/store.h"
 #include "worker/exec.h"
-#include "worker/worker.h"
 
 static const char HELP[] =
     "usage: spearlabel regenerate --from OLD_DB --out NEW_DB --s2t NEW.safetensors\n"
@@ -80,7 +78,6 @@ static int parse_args(int argc, char **argv, regen_args *a)
     a->progress = 30;
     decode_flags_init(&a->df);
     int c;
-    char *end;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -96,24 +93,20 @@ static int parse_args(int argc, char **argv, regen_args *a)
         case O_S2T: a->s2t = optarg; break;
         case O_SEEDLAYOUT: a->seed_layout = 1; break;
         case O_UNIT:
-            a->unit = strtol(optarg, &end, 10);
-            if (*end || a->unit < 1 || a->unit > 64)
+            if (cli_parse_long(optarg, 1, 64, &a->unit))
                 return cli_usage_error("regenerate", "--unit wants 1..64, got '%s'", optarg);
             break;
         case O_THREADS:
-            a->threads = strtol(optarg, &end, 10);
-            if (*end || a->threads < 1 || a->threads > 1024)
+            if (cli_parse_long(optarg, 1, 1024, &a->threads))
                 return cli_usage_error("regenerate", "--threads wants 1..1024, got '%s'", optarg);
             break;
         case O_GRACE:
-            a->grace = strtod(optarg, &end);
-            if (*end || !(a->grace >= 0))
+            if (cli_parse_double(optarg, 0, 1e6, &a->grace))
                 return cli_usage_error("regenerate", "--grace wants seconds >= 0, got '%s'",
                                        optarg);
             break;
         case O_PROGRESS:
-            a->progress = strtod(optarg, &end);
-            if (*end || !(a->progress > 0))
+            if (cli_parse_double(optarg, 0.1, 1e6, &a->progress))
                 return cli_usage_error("regenerate", "--progress wants seconds > 0, got '%s'",
                                        optarg);
             break;
@@ -291,13 +284,8 @@ int cmd_regenerate(int argc, char **argv)
         return SL_EXIT_OK;
     if (prc)
         return prc;
-    int provided, rank = 0, size = 1;
-    MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
-    sl_log_set_rank(rank);
-    sl_stop_install();
-    ops_set_threads(ops_threads_default((int)a.threads));
+    int rank = 0, size = 1;
+    cli_job_init((int)a.threads, &rank, &size);
     sl_err err;
     sl_err_clear(&err);
     source src;
@@ -340,12 +328,7 @@ int cmd_regenerate(int argc, char **argv)
     pp.max_batch = (int)a.unit;
     pp.seed_layout = a.seed_layout;
     job_exec *x = NULL;
-    int ok = exec_open(&x, &pp, &err) == SL_OK, all_ok = ok;
-    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-    if (!all_ok) {
-        if (!ok && (rank == 0 || rank == 1))
-            fprintf(stderr, "spearlabel regenerate: %s\n", err.msg);
-        exec_close(x);
+    if (!cli_job_open_exec("regenerate", &pp, &x)) {
         free_source(&src);
         MPI_Finalize();
         return SL_EXIT_FAIL;
@@ -392,11 +375,7 @@ int cmd_regenerate(int argc, char **argv)
         if (code == SL_EXIT_FAIL && size > 1)
             MPI_Abort(MPI_COMM_WORLD, SL_EXIT_FAIL);
     } else {
-        code = worker_run(x, &err);
-        if (code == SL_EXIT_FAIL) {
-            fprintf(stderr, "spearlabel regenerate (rank %d): %s\n", rank, err.msg);
-            MPI_Abort(MPI_COMM_WORLD, SL_EXIT_FAIL);
-        }
+        code = cli_job_worker("regenerate", rank, x);
     }
     exec_close(x);
     MPI_Finalize();

@@ -9,14 +9,12 @@
 
 #include "cli/commands.h"
 #include "cli/decode_flags.h"
+#include "cli/job.h"
 #include "common/log.h"
-#include "common/stop.h"
 #include "coordinator/coord.h"
 #include "coordinator/manifest.h"
-#include "pipeline/ops.h"
 #include "pipeline/pipeline.h"
 #include "worker/exec.h"
-#include "worker/worker.h"
 
 static const char HELP[] =
     "usage: spearlabel run (--manifest M | --audio-dir DIR [--ext wav,flac,...]) --out DB\n"
@@ -69,16 +67,6 @@ typedef struct run_args {
     double min_sec, max_sec, grace, progress;
     decode_flags df;
 } run_args;
-
-static int parse_num(const char *s, double lo, double hi, double *out)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (!*s || *end || !(v >= lo && v <= hi))
-        return -1;
-    *out = v;
-    return 0;
-}
 
 static int parse_args(int argc, char **argv, run_args *a)
 {
@@ -141,39 +129,39 @@ static int parse_args(int argc, char **argv, run_args *a)
             a->mfcc = !strcmp(optarg, "mfcc");
             break;
         case O_LAYER:
-            if (parse_num(optarg, 0, 1000, &d) || d != (long)d)
+            if (cli_parse_double(optarg, 0, 1000, &d) || d != (long)d)
                 return cli_usage_error("run", "--layer wants an integer >= 0, got '%s'", optarg);
             a->layer = (long)d;
             break;
         case O_UNIT:
-            if (parse_num(optarg, 1, 64, &d) || d != (long)d)
+            if (cli_parse_double(optarg, 1, 64, &d) || d != (long)d)
                 return cli_usage_error("run", "--unit wants 1..64, got '%s'", optarg);
             a->unit = (long)d;
             break;
         case O_THREADS:
-            if (parse_num(optarg, 1, 1024, &d) || d != (long)d)
+            if (cli_parse_double(optarg, 1, 1024, &d) || d != (long)d)
                 return cli_usage_error("run", "--threads wants 1..1024, got '%s'", optarg);
             a->threads = (long)d;
             break;
         case O_MAPSIZE:
-            if (parse_num(optarg, 64, 1e9, &d))
+            if (cli_parse_double(optarg, 64, 1e9, &d))
                 return cli_usage_error("run", "--map-size-kib wants >= 64, got '%s'", optarg);
             a->map_kib = (long)d;
             break;
         case O_MINSEC:
-            if (parse_num(optarg, 0, 1e6, &a->min_sec))
+            if (cli_parse_double(optarg, 0, 1e6, &a->min_sec))
                 return cli_usage_error("run", "--min-seconds wants a number >= 0, got '%s'", optarg);
             break;
         case O_MAXSEC:
-            if (parse_num(optarg, 0.01, 36000, &a->max_sec))
+            if (cli_parse_double(optarg, 0.01, 36000, &a->max_sec))
                 return cli_usage_error("run", "--max-seconds wants 0.01..36000, got '%s'", optarg);
             break;
         case O_GRACE:
-            if (parse_num(optarg, 0, 1e6, &a->grace))
+            if (cli_parse_double(optarg, 0, 1e6, &a->grace))
                 return cli_usage_error("run", "--grace wants seconds >= 0, got '%s'", optarg);
             break;
         case O_PROGRESS:
-            if (parse_num(optarg, 0.1, 1e6, &a->progress))
+            if (cli_parse_double(optarg, 0.1, 1e6, &a->progress))
                 return cli_usage_error("run", "--progress wants seconds > 0, got '%s'", optarg);
             break;
         default:
@@ -274,25 +262,14 @@ int cmd_run(int argc, char **argv)
         return SL_EXIT_OK; // --help
     if (prc)
         return prc;
-    int provided, rank = 0, size = 1;
-    MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
-    sl_log_set_rank(rank);
-    sl_stop_install(); // USR1 must not kill a worker: rank 0 decides when to stop
-    ops_set_threads(ops_threads_default((int)a.threads));
-
+    int rank = 0, size = 1;
+    cli_job_init((int)a.threads, &rank, &size);
     // Every rank opens the models, so a bad file is refused before any work is dispatched.
     sl_err err;
     sl_err_clear(&err);
     job_exec *x = NULL;
     pl_params pp = pipeline_params(&a);
-    int ok = exec_open(&x, &pp, &err) == SL_OK, all_ok = ok;
-    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-    if (!all_ok) {
-        if (!ok && (rank == 0 || rank == 1))
-            fprintf(stderr, "spearlabel run: %s\n", err.msg);
-        exec_close(x);
+    if (!cli_job_open_exec("run", &pp, &x)) {
         MPI_Finalize();
         return SL_EXIT_FAIL;
     }
@@ -337,11 +314,7 @@ int cmd_run(int argc, char **argv)
         if (code == SL_EXIT_FAIL && size > 1)
             MPI_Abort(MPI_COMM_WORLD, SL_EXIT_FAIL); // workers wait for units that never come
     } else {
-        code = worker_run(x, &err);
-        if (code == SL_EXIT_FAIL) {
-            fprintf(stderr, "spearlabel run (rank %d): %s\n", rank, err.msg);
-            MPI_Abort(MPI_COMM_WORLD, SL_EXIT_FAIL);
-        }
+        code = cli_job_worker("run", rank, x);
     }
     exec_close(x);
     MPI_Finalize();

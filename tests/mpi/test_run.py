@@ -49,6 +49,34 @@ def start(ranks, manifest, out, *extra, env=None):
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
+def start_and_wait(ranks, manifest, out, *extra, env=None, after=0.5, timeout=60):
+    """Starts a run and returns (process, stderr lines so far) once rank 0 has started
+    dispatching (its "units to do" line), plus `after` seconds; stderr keeps being read."""
+    import threading
+    p = start(ranks, manifest, out, *extra, env=env)
+    lines, ready = [], threading.Event()
+
+    def reader():
+        for line in p.stderr:
+            lines.append(line)
+            if "units to do" in line:
+                ready.set()
+        ready.set()
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    ready.wait(timeout)
+    time.sleep(after)
+    p.reader = t
+    return p, lines
+
+
+def finish(p, lines, timeout=60):
+    p.wait(timeout=timeout)
+    p.reader.join(timeout)
+    return "".join(lines)
+
+
 def sl(*args, check=True):
     r = subprocess.run([BIN, *args], capture_output=True, text=True)
     if check and r.returncode != 0:
@@ -177,12 +205,11 @@ class RunTest(unittest.TestCase):
     def test_usr1_graceful_stop_then_resume(self):
         db = self.db("usr1")
         # One utterance per unit: 20 units, so work remains when the signal lands.
-        p = start(3, self.manifest, db, "--grace", "30", "--unit", "1",
-                  env={"SL_TEST_DELAY_MS": "300"})
-        time.sleep(1.5)
+        p, lines = start_and_wait(3, self.manifest, db, "--grace", "30", "--unit", "1",
+                                  env={"SL_TEST_DELAY_MS": "300"})
         t0 = time.time()
         p.send_signal(signal.SIGUSR1)
-        _, err = p.communicate(timeout=60)
+        err = finish(p, lines)
         self.assertEqual(p.returncode, 3, err)
         self.assertLess(time.time() - t0, 30)
         self.assertIn("interrupted", err)
@@ -194,19 +221,25 @@ class RunTest(unittest.TestCase):
 
     def test_sigterm_single_process_and_mpirun(self):
         db = self.db("term")
-        p = start(1, self.manifest, db, env={"SL_TEST_DELAY_MS": "200"})
-        time.sleep(1.5)
+        p, lines = start_and_wait(1, self.manifest, db, "--unit", "1",
+                                  env={"SL_TEST_DELAY_MS": "200"})
         p.send_signal(signal.SIGTERM)
-        _, err = p.communicate(timeout=60)
+        err = finish(p, lines)
         self.assertEqual(p.returncode, 3, err)
+        # A stop signal during start-up (before any work) is a clean stop too.
+        p = start(1, self.manifest, db, "--unit", "1")
+        time.sleep(0.05)
+        p.send_signal(signal.SIGUSR1)
+        _, err = p.communicate(timeout=60)
+        self.assertIn(p.returncode, (0, 3), err)
         # Under mpirun SIGTERM is a hard stop with one second of warning: consistent data.
-        p = start(3, self.manifest, db, env={"SL_TEST_DELAY_MS": "200"})
-        time.sleep(1.5)
+        p, lines = start_and_wait(3, self.manifest, db, "--unit", "1",
+                                  env={"SL_TEST_DELAY_MS": "200"})
         p.send_signal(signal.SIGTERM)
-        p.communicate(timeout=60)
+        finish(p, lines)
         wait_gone(db)
         self.assertEqual(sl("verify", db).returncode, 0)
-        r = run(2, self.manifest, db)
+        r = run(2, self.manifest, db, "--unit", "1")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assert_complete(db)
 
@@ -260,11 +293,10 @@ class RunTest(unittest.TestCase):
         self.assertEqual(export(db), self.ref_export)
         # A second writer on the same --out is refused while the first runs.
         db2 = self.db("busy")
-        p = start(1, self.manifest, db2, env={"SL_TEST_DELAY_MS": "300"})
-        time.sleep(1.0)
+        p, lines = start_and_wait(1, self.manifest, db2, env={"SL_TEST_DELAY_MS": "300"})
         r = run(1, self.manifest, db2)
         p.send_signal(signal.SIGINT)
-        p.communicate(timeout=60)
+        finish(p, lines)
         self.assertEqual(r.returncode, 1)
         self.assertIn("another spearlabel process", r.stderr)
 
