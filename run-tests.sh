@@ -30,3 +30,9 @@ export OMPI_MCA_mca_base_component_disable_dlclose=1
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:fast_unwind_on_malloc=0 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-san --output-on-failure -j2 -LE nosan
+
+echo "== fuzz smoke: each libFuzzer target for a few seconds from its seed corpus (clang)"
+CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSL_WERROR=ON -DSL_FUZZ=ON \
+  -DSL_BUILD_TESTS=OFF -DSL_BUILD_BENCH=OFF >/dev/null
+cmake --build build-fuzz -j"$jobs" --target fuzz_all
+tests/fuzz/run.sh build-fuzz "${SL_FUZZ_SECONDS:-4}"

@@ -11,6 +11,15 @@ target_compile_options(sl_options INTERFACE -Wall -Wextra -Wshadow -Wstrict-prot
 if(SL_WERROR)
   target_compile_options(sl_options INTERFACE -Werror)
 endif()
+if(SL_FUZZ)  # libFuzzer (tests/fuzz): coverage everywhere, the fuzzer's main only in fuzz_*
+  if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "SL_FUZZ needs clang: CC=clang cmake -DSL_FUZZ=ON ... (apt-get install clang libclang-rt-14-dev)")
+  endif()
+  if(NOT SL_SANITIZE)
+    set(SL_SANITIZE address,undefined)
+  endif()
+  target_compile_options(sl_options INTERFACE -fsanitize=fuzzer-no-link)
+endif()
 if(SL_SANITIZE)
   target_compile_options(sl_options INTERFACE -fsanitize=${SL_SANITIZE} -fno-omit-frame-pointer
     -fno-sanitize-recover=all)

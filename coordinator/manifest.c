@@ -65,7 +65,8 @@ static void item_free(man_item *it)
 // Sorts and drops duplicate ids (reporting each once).
 static void finish(builder *b, manifest *m, const char *src)
 {
-    qsort(b->items, b->n, sizeof *b->items, cmp_id);
+    if (b->n > 1) // an empty manifest has items == NULL: qsort(NULL, 0) is undefined (fuzz)
+        qsort(b->items, b->n, sizeof *b->items, cmp_id);
     size_t w = 0;
     int reported = 0; // the current id's duplicates were already reported
     for (size_t r = 0; r < b->n; r++) {
@@ -110,6 +111,23 @@ int man_load(const char *path, manifest *out, sl_err *err)
     int rc = sl_read_file(path, (size_t)1 << 34, (void **)&text, &n, err);
     if (rc)
         return sl_err_prefix(err, "manifest");
+    rc = man_parse(text, n, path, out, err);
+    free(text);
+    return rc;
+}
+
+int man_parse(const char *src, size_t n, const char *path, manifest *out, sl_err *err)
+{
+    memset(out, 0, sizeof *out);
+    // Lines are cut in place: work on a NUL-terminated copy (the last line may
+    // have no newline, so its terminator needs the extra byte).
+    char *text = malloc(n + 1);
+    if (!text)
+        return sl_fail(err, SL_ENOMEM, "manifest: %s: out of memory for %zu bytes", path, n);
+    if (n)
+        memcpy(text, src, n);
+    text[n] = '\0';
+    int rc;
     builder b = {0};
     char *root = NULL;
     int tsv = 0;

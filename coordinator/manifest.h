@@ -40,6 +40,10 @@ typedef struct manifest {
 
 // Reads a manifest file (format detected: first line an existing directory = tsv).
 int man_load(const char *path, manifest *out, sl_err *err);
+// Parses a manifest image text[0..n) (need not be NUL-terminated; not kept) as
+// man_load does. path names it in messages and, for a list, is the file whose
+// directory relative paths are resolved against. Detecting tsv stats the first line.
+int man_parse(const char *text, size_t n, const char *path, manifest *out, sl_err *err);
 // Walks dir; exts = comma-separated extensions without dots ("wav,flac"), NULL = the default list.
 int man_walk(const char *dir, const char *exts, manifest *out, sl_err *err);
 void man_free(manifest *m);

@@ -19,6 +19,7 @@ pkgs=(
   python3-torch python3-sklearn python3-joblib  # tools/convert_*, python/ reader tests
   python3-torchaudio                          # MFCC reference in tests/kmfit
   slurmctld slurmd slurm-client munge         # one-node Slurm cluster in tests/slurm
+  clang libclang-rt-14-dev                    # libFuzzer targets (tests/fuzz, bench/fuzz.sh)
 )
 if [ "${1:-}" = "--bench" ]; then
   pkgs+=(python3-torch python3-torchaudio python3-scipy python3-sklearn python3-threadpoolctl

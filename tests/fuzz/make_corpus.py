@@ -1,0 +1,92 @@
+#!/usr/bin/python3
+"""Writes the committed seed corpus tests/fuzz/corpus/<target>/ (small files).
+Run once by hand when a format changes; needs sox for the FLAC/Ogg/AIFF seeds.
+
+    tests/fuzz/make_corpus.py
+"""
+import json
+import os
+import struct
+import subprocess
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def put(target, name, data):
+    d = os.path.join(HERE, "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def safetensors(tensors, meta=None):
+    hdr, data = {}, b""
+    for name, (dtype, shape, raw) in tensors.items():
+        hdr[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+    if meta:
+        hdr["__metadata__"] = meta
+    h = json.dumps(hdr).encode()
+    return struct.pack("<Q", len(h)) + h + data
+
+
+def npy(descr, shape, raw, version=1):
+    d = "{'descr': '%s', 'fortran_order': False, 'shape': %s, }" % (descr, shape)
+    pre = 10 if version == 1 else 12
+    pad = (64 - (pre + len(d) + 1) % 64) % 64
+    h = (d + " " * pad + "\n").encode()
+    ln = struct.pack("<H", len(h)) if version == 1 else struct.pack("<I", len(h))
+    return b"\x93NUMPY" + bytes([version, 0]) + ln + h + raw
+
+
+def wav(rate, ch, fmt_tag, bits, frames):
+    bps = bits // 8
+    data = bytes((i * 37) & 0xff for i in range(frames * ch * bps))
+    fmt = struct.pack("<HHIIHH", fmt_tag, ch, rate, rate * ch * bps, ch * bps, bits)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def main():
+    f32 = struct.pack("<4f", 1, 2, 3, 4)
+    put("safetensors", "two_f32", safetensors({"a": ("F32", [2, 2], f32), "b": ("F32", [1], f32[:4])}))
+    put("safetensors", "f16_bf16_meta", safetensors({"h": ("F16", [2], b"\x00\x3c\x00\xc0"),
+                                                     "b": ("BF16", [2], b"\x80\x3f\x00\x40"),
+                                                     "i": ("I64", [1], b"\x01" * 8)},
+                                                    {"format": "pt", "k": "v"}))
+    put("safetensors", "empty_shape", safetensors({"s": ("F32", [], f32[:4]), "z": ("F32", [0, 3], b"")}))
+    put("safetensors", "misaligned", safetensors({"u": ("U8", [1], b"\x07"), "f": ("F32", [2], f32[:8])}))
+
+    put("npy", "f4_2x3", npy("<f4", "(2, 3)", struct.pack("<6f", *range(6))))
+    put("npy", "i8_4", npy("<i8", "(4,)", struct.pack("<4q", 1, 2, 3, -1)))
+    put("npy", "f4_scalar_v2", npy("<f4", "()", struct.pack("<f", 1.5), version=2))
+    put("npy", "f4_empty_v3", npy("<f4", "(0, 8)", b"", version=3))
+
+    put("manifest", "tsv", b"/\nsome/a.wav\t16000\nb c.wav\t1\nbad.wav\tabc\nsome/a.wav\t5\n\nx\r\n")
+    put("manifest", "list", b"a.wav\n/abs/b.flac\nsub/c.ogg\n\n\tx\nd.wav\t-3\ne.wav\t\n")
+    put("manifest", "utf8", "\u00e9t\u00e9/\u00e7a.wav\t320\n\u65e5\u672c.flac\n".encode())
+
+    ids = struct.pack("<5i", 1, 2, 3, -1, 7)
+    put("row", "row", b"SPLR" + struct.pack("<HHIIff", 1, 0, 3, 1, 1.5, -2.0) + ids)
+    put("row", "row_flags_empty", b"SPLR" + struct.pack("<HHIIff", 1, 7, 0, 0, 0.0, 0.0) + struct.pack("<i", -1))
+    msg = b"audio: x.wav: too short"
+    put("row", "error", b"SPLE" + struct.pack("<HHiII", 1, 1, -5, 2, len(msg)) + msg)
+
+    put("audio", "s16_mono_16k.wav", wav(16000, 1, 1, 16, 200))
+    put("audio", "u8_stereo_8k.wav", wav(8000, 2, 1, 8, 120))
+    put("audio", "f32_mono_44k.wav", wav(44100, 1, 3, 32, 100))
+    put("audio", "s24_6ch_48k.wav", wav(48000, 6, 1, 24, 40))
+    with tempfile.TemporaryDirectory() as t:
+        src = os.path.join(t, "s.wav")
+        with open(src, "wb") as f:
+            f.write(wav(16000, 1, 1, 16, 800))
+        for ext, opts in (("flac", []), ("ogg", ["-C", "-1"]), ("aiff", []), ("au", [])):
+            dst = os.path.join(t, "o." + ext)
+            subprocess.run(["sox", src, *opts, dst], check=True)
+            with open(dst, "rb") as f:
+                put("audio", "tone." + ext, f.read())
+
+
+if __name__ == "__main__":
+    main()
