@@ -2,11 +2,14 @@
 #include "pipeline/audio.h"
 
 #include <limits.h>
+#include <math.h>
 #include <sndfile.h>
 #include <soxr.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define AUDIO_BLOCK_FRAMES 4096 // frames per sf_readf_float call when mixing down
 
@@ -200,6 +203,13 @@ static int decode(audio_reader *r, SNDFILE *sf, SF_INFO *info, const char *name,
     if (info->channels < 1 || info->samplerate < 1)
         return sl_fail(err, SL_EFORMAT, "audio: %s: %d channels at %d Hz", name, info->channels,
                        info->samplerate);
+    // libsndfile reports SF_COUNT_MAX when it cannot find where a stream ends: an Ogg
+    // file cut before its last page. Not "hours long": refuse it as truncated rather
+    // than label the part before the cut (MPEG, whose counts are estimates anyway, is
+    // the one format decoded as far as it goes).
+    if (info->frames == SF_COUNT_MAX)
+        return sl_fail(err, SL_ECORRUPT, "audio: %s: truncated or damaged: libsndfile finds no "
+                       "end of stream (length unknown)", name);
     double header_s = info->frames > 0 ? (double)info->frames / info->samplerate : 0.0;
     if (header_s > (double)r->p.max_seconds)
         return sl_fail(err, SL_EFORMAT, "audio: %s: too long: %.2f s (limit %g s)", name, header_s,
@@ -209,6 +219,14 @@ static int decode(audio_reader *r, SNDFILE *sf, SF_INFO *info, const char *name,
     int rc = read_mono(r, sf, info, name, &n, err);
     if (rc)
         return rc;
+    // Float files are passed through as stored, so a damaged one can hold NaN or Inf
+    // (and a mixdown of huge finite values can overflow): one such sample would turn
+    // every HuBERT frame into NaN and the row into garbage ids. Refuse it here.
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(r->mono[i]))
+            return sl_fail(err, SL_EFORMAT, "audio: %s: sample %zu (%.3f s) is %s: not finite "
+                           "audio", name, i, (double)i / info->samplerate,
+                           isnan(r->mono[i]) ? "NaN" : "infinite");
     res->duration_s = (float)((double)n / info->samplerate);
     res->file_hz = info->samplerate;
     res->file_channels = info->channels;
@@ -247,8 +265,18 @@ int audio_read_file(audio_reader *r, const char *path, audio_result *res, sl_err
     SF_INFO info;
     memset(&info, 0, sizeof info);
     SNDFILE *sf = sf_open(path, SFM_READ, &info);
-    if (!sf) // libsndfile keeps this text in a process-wide buffer: copy it now
-        return sl_fail(err, SL_EIO, "audio: open %s: %s", path, sf_strerror(NULL));
+    if (!sf) { // libsndfile keeps this text in a process-wide buffer: copy it now
+        char why[256];
+        snprintf(why, sizeof why, "%s", sf_strerror(NULL));
+        // "Format not recognised." is all libsndfile says about a directory or an
+        // empty file: name those plainly.
+        struct stat st;
+        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+            return sl_fail(err, SL_EIO, "audio: open %s: is a directory, not a file", path);
+        if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0)
+            return sl_fail(err, SL_EIO, "audio: open %s: empty file (0 bytes)", path);
+        return sl_fail(err, SL_EIO, "audio: open %s: %s", path, why);
+    }
     int rc = decode(r, sf, &info, path, res, err);
     sf_close(sf);
     if (rc)
@@ -268,6 +296,8 @@ int audio_read_memory(audio_reader *r, const void *bytes, size_t n_bytes, const 
     mem_file mf = {bytes, (sf_count_t)n_bytes, 0};
     SF_INFO info;
     memset(&info, 0, sizeof info);
+    if (n_bytes == 0)
+        return sl_fail(err, SL_EFORMAT, "audio: open %s: empty file (0 bytes)", name);
     SNDFILE *sf = sf_open_virtual(&vio, SFM_READ, &info, &mf);
     if (!sf)
         return sl_fail(err, SL_EFORMAT, "audio: open %s: %s", name, sf_strerror(NULL));

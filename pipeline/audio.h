@@ -17,7 +17,8 @@
 // Errors never crash or exit: every failure is a negative sl_code with a
 // message naming the file and libsndfile's or soxr's own words.
 //   SL_EIO      cannot open or read (missing file, libsndfile open failure)
-//   SL_EFORMAT  not audio libsndfile knows, too short, too long, bad params
+//   SL_EFORMAT  not audio libsndfile knows, too short, too long, bad params,
+//               a NaN or infinite sample (damaged float file)
 //   SL_ECORRUPT fewer frames than the header promises (truncated file)
 //   SL_ENOMEM   allocation failed
 //

@@ -1,6 +1,7 @@
 // pipeline/kmeans.c — see kmeans.h.
 #include "pipeline/kmeans.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,14 @@ struct km_state {
 
 static int finish(km_model **out, km_model *m, sl_err *err)
 {
+    // A NaN centroid is never (or always) the nearest: every id would be silently wrong.
+    for (size_t i = 0; i < m->k * m->dim; i++)
+        if (!isfinite(m->c[i])) {
+            size_t k = i / m->dim, d = i % m->dim;
+            km_close(m);
+            return sl_fail(err, SL_EFORMAT, "kmeans: centroid %zu, dimension %zu is not finite "
+                           "(NaN or Inf)", k, d);
+        }
     m->norm2 = malloc(m->k * sizeof(float));
     if (!m->norm2) {
         km_close(m);

@@ -1,0 +1,109 @@
+#!/usr/bin/python3
+"""A `spearlabel run` (mpirun, 3 ranks) over hostile input (hostile.py: every kind with its
+expected outcome). Every good file gets its row, every bad one an errors record whose
+message names the problem; stat balances (rows + errors = distinct manifest ids); a
+rerun stores nothing new. Names no line-based manifest can hold (a newline) go through
+--audio-dir.
+
+usage: test_bad_input.py   (SL_BIN, SL_TEST_DATA)
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hostile import MAX_SECONDS, make_hostile  # noqa: E402
+
+BIN = os.environ["SL_BIN"]
+DATA = os.environ["SL_TEST_DATA"]
+MODELS = ["--hubert", os.path.join(DATA, "hubert_tiny_post"), "--layer", "2",
+          "--kmeans", os.path.join(DATA, "kmeans_16.npy"),
+          "--s2t", os.path.join(DATA, "s2t_tiny.safetensors"), "--max-len", "24",
+          "--max-seconds", str(MAX_SECONDS)]
+ENV = dict(os.environ)
+if os.geteuid() == 0:
+    ENV.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+
+
+def job(*args):
+    cmd = ["mpirun", "-n", "3", "--oversubscribe", "--bind-to", "none", BIN, "run", *args, *MODELS]
+    return subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
+
+
+def sl(*args):
+    r = subprocess.run([BIN, *args], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def records(db):
+    rows = {json.loads(x)["id"]: json.loads(x) for x in sl("export", db).splitlines()}
+    errs = {json.loads(x)["id"]: json.loads(x) for x in sl("export", "--errors", db).splitlines()}
+    return rows, errs
+
+
+def stat_counts(db):
+    out = sl("stat", db)
+    return int(out.split("rows:")[1].split()[0]), int(out.split("errors:")[1].split()[0])
+
+
+class BadInput(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="sl_hostile_")
+        cls.manifest, cls.expected, cls.names = make_hostile(os.path.join(cls.tmp, "corpus"))
+        cls.db = os.path.join(cls.tmp, "db")
+        cls.r = job("--manifest", cls.manifest, "--out", cls.db)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp)
+
+    def test_every_kind_has_its_outcome(self):
+        self.assertEqual(self.r.returncode, 0, self.r.stderr)
+        self.assertGreaterEqual(len(self.expected), 25)
+        rows, errs = records(self.db)
+        for id_, want in sorted(self.expected.items()):
+            with self.subTest(id=id_):
+                if want == "row":
+                    self.assertIn(id_, rows, errs.get(id_))
+                    self.assertGreater(len(rows[id_]["semantic"]), 0)
+                    continue
+                _, stage, words = want
+                self.assertIn(id_, errs, f"{id_} has no error record")
+                e = errs[id_]
+                self.assertEqual(e["stage"], stage, e)
+                for w in words:
+                    self.assertIn(w, e["message"], e)
+        # stat balances: rows + errors = distinct manifest ids, nothing else stored
+        n_rows, n_errs = stat_counts(self.db)
+        self.assertEqual(n_rows + n_errs, len(self.expected))
+        self.assertEqual(set(rows) | set(errs), set(self.expected))
+        self.assertIn("appears more than once", self.r.stderr)  # the duplicate line
+        subprocess.run([BIN, "verify", self.db], check=True, capture_output=True)
+
+    def test_rerun_stores_nothing_new(self):
+        before = sl("export", self.db) + sl("export", "--errors", self.db)
+        r = job("--manifest", self.manifest, "--out", self.db)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(sl("export", self.db) + sl("export", "--errors", self.db), before)
+
+    def test_names_only_audio_dir_can_hold(self):
+        db = os.path.join(self.tmp, "names_db")
+        r = job("--audio-dir", self.names, "--out", db)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rows, errs = records(db)
+        # the self-looping symlink and the directory named dir.wav are not files: the
+        # walk skips them (a manifest naming them gets an error record instead)
+        self.assertEqual(set(rows), {"with space.wav", "\u00fcn\u00efc\u00f8d\u00e9 \u97f3\u58f0.wav",
+                                     "new\nline.wav"})
+        self.assertEqual(errs, {})
+        self.assertEqual(stat_counts(db), (3, 0))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
