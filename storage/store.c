@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -63,6 +64,13 @@ store_params store_default_params(void)
 
 static int lmdb_fail(sl_err *err, const store *s, const char *what, int rc)
 {
+    // LMDB turns a short write (disk full) into EIO: say what the filesystem says.
+    struct statvfs fs;
+    if ((rc == EIO || rc == ENOSPC) && statvfs(s->dir, &fs) == 0 &&
+        (unsigned long long)fs.f_bavail * fs.f_frsize < (1ull << 20))
+        return sl_fail(err, SL_ESTORE, "storage: %s: %s: %s: the filesystem is full (%llu bytes "
+                       "free); free space and run again", s->dir, what, mdb_strerror(rc),
+                       (unsigned long long)fs.f_bavail * fs.f_frsize);
     return sl_fail(err, SL_ESTORE, "storage: %s: %s: %s", s->dir, what, mdb_strerror(rc));
 }
 
