@@ -49,9 +49,11 @@ def start(ranks, manifest, out, *extra, env=None):
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
-def start_and_wait(ranks, manifest, out, *extra, env=None, after=0.5, timeout=60):
-    """Starts a run and returns (process, stderr lines so far) once rank 0 has started
-    dispatching (its "units to do" line), plus `after` seconds; stderr keeps being read."""
+def start_and_wait(ranks, manifest, out, *extra, env=None, after=0.5, timeout=60,
+                   trigger="units to do"):
+    """Starts a run and returns (process, stderr lines so far) once rank 0 has printed a
+    line containing `trigger` (default: dispatch started), plus `after` seconds; stderr
+    keeps being read."""
     import threading
     p = start(ranks, manifest, out, *extra, env=env)
     lines, ready = [], threading.Event()
@@ -59,7 +61,7 @@ def start_and_wait(ranks, manifest, out, *extra, env=None, after=0.5, timeout=60
     def reader():
         for line in p.stderr:
             lines.append(line)
-            if "units to do" in line:
+            if trigger in line:
                 ready.set()
         ready.set()
 
@@ -226,11 +228,12 @@ class RunTest(unittest.TestCase):
         p.send_signal(signal.SIGTERM)
         err = finish(p, lines)
         self.assertEqual(p.returncode, 3, err)
-        # A stop signal during start-up (before any work) is a clean stop too.
-        p = start(1, self.manifest, db, "--unit", "1")
-        time.sleep(0.05)
+        # A stop signal during start-up (models open, manifest read, nothing dispatched yet)
+        # is a clean stop too. (Before main() installs its handler no program can catch it.)
+        p, lines = start_and_wait(1, self.manifest, db, "--unit", "1", after=0,
+                                  trigger="manifest")
         p.send_signal(signal.SIGUSR1)
-        _, err = p.communicate(timeout=60)
+        err = finish(p, lines)
         self.assertIn(p.returncode, (0, 3), err)
         # Under mpirun SIGTERM is a hard stop with one second of warning: consistent data.
         p, lines = start_and_wait(3, self.manifest, db, "--unit", "1",
