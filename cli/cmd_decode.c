@@ -9,7 +9,6 @@
 
 #include "cli/commands.h"
 #include "cli/decode_flags.h"
-#include "cli/job.h"
 #include "common/npy.h"
 #include "pipeline/beam.h"
 #include "pipeline/ops.h"

@@ -15,5 +15,9 @@ int cmd_tokens(int argc, char **argv);
 int cmd_decode(int argc, char **argv);
 int cmd_kmfit(int argc, char **argv);
 
+// Strict number parsing for flag values: the whole string, within [lo, hi]. 0 or -1.
+int cli_parse_long(const char *s, long lo, long hi, long *out);
+int cli_parse_double(const char *s, double lo, double hi, double *out);
+
 // Prints "spearlabel CMD: msg" and a pointer to --help on stderr; returns SL_EXIT_USAGE.
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

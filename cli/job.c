@@ -3,7 +3,6 @@
 
 #include <mpi.h>
 #include <stdio.h>
-#include <stdlib.h>
 
 #include "common/exitcode.h"
 #include "common/log.h"
@@ -52,24 +51,4 @@ int cli_job_worker(const char *cmd, int rank, job_exec *x)
         MPI_Abort(MPI_COMM_WORLD, SL_EXIT_FAIL);
     }
     return code;
-}
-
-int cli_parse_long(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-int cli_parse_double(const char *s, double lo, double hi, double *out)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (!*s || *end || !(v >= lo && v <= hi))
-        return -1;
-    *out = v;
-    return 0;
 }

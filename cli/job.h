@@ -17,7 +17,3 @@ int cli_job_open_exec(const char *cmd, const pl_params *pp, job_exec **x);
 // Ranks >= 1: the worker loop until rank 0 says STOP. Returns the exit code rank 0
 // sent; on a failure prints it and aborts the whole job.
 int cli_job_worker(const char *cmd, int rank, job_exec *x);
-
-// Strict number parsing for flags: the whole string, within [lo, hi]. 0 or -1.
-int cli_parse_long(const char *s, long lo, long hi, long *out);
-int cli_parse_double(const char *s, double lo, double hi, double *out);
