@@ -114,6 +114,27 @@ int main(int argc, char **argv)
         for (int b = 0; b < batch; b++)
             n_tok += res[b].n_ids;
     }
+    // Batch invariance on this model: the last source alone must give the batch's ids and
+    // score bits (the job's resume / regenerate compare rows byte for byte).
+    int batch_eq_alone = -1;
+    if (batch > 1) {
+        int last = batch - 1, n0 = res[last].n_ids;
+        float sc0 = res[last].score;
+        int32_t *ids0 = malloc((size_t)(n0 > 0 ? n0 : 1) * sizeof(int32_t));
+        memcpy(ids0, res[last].ids, (size_t)n0 * sizeof(int32_t));
+        beam_result one;
+        if (beam_decode(bs, sp + last, sl + last, 1, &p, &one, &err)) {
+            fprintf(stderr, "s2t_bench: %s\n", err.msg);
+            return 1;
+        }
+        batch_eq_alone = one.n_ids == n0 && !memcmp(one.ids, ids0, (size_t)n0 * sizeof(int32_t)) &&
+                         !memcmp(&one.score, &sc0, sizeof(float));
+        free(ids0);
+        if (beam_decode(bs, sp, sl, batch, &p, res, &err)) { // res again for --out
+            fprintf(stderr, "s2t_bench: %s\n", err.msg);
+            return 1;
+        }
+    }
     if (out_path) {
         int64_t *o = calloc((size_t)batch * (size_t)len, sizeof(int64_t));
         for (int b = 0; b < batch; b++)
@@ -130,9 +151,12 @@ int main(int argc, char **argv)
     double best = t_run[0], med = t_run[reps / 2];
     printf("{\"impl\": \"c\", \"method\": \"%s\", \"beam\": %d, \"batch\": %d, \"threads\": %d, "
            "\"src_len\": %zu, \"tokens\": %d, \"min_s\": %.6f, \"median_s\": %.6f, "
-           "\"tok_per_s\": %.3f, \"score0\": %.6f, \"corename\": \"%s\", \"state_mib\": %.1f}\n",
+           "\"tok_per_s\": %.3f, \"score0\": %.9g, \"batch_eq_alone\": %s, \"rows_kernel\": \"%s\", "
+           "\"corename\": \"%s\", \"state_mib\": %.1f}\n",
            beam > 0 ? "beam" : "greedy", beam, batch, threads, T, n_tok, best, med,
-           (double)n_tok / best, (double)res[0].score, ops_blas_corename(),
+           (double)n_tok / best, (double)res[0].score,
+           batch_eq_alone < 0 ? "null" : batch_eq_alone ? "true" : "false",
+           ops_rows_kernel_avx2() ? "avx2" : "portable", ops_blas_corename(),
            (double)s2t_state_bytes(m, lim) / 1048576.0);
     beam_state_free(bs);
     s2t_close(m);

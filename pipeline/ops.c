@@ -2,6 +2,7 @@
 #include "pipeline/ops.h"
 
 #include <cblas.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -189,14 +190,154 @@ void ops_matmul(ops_trans ta, ops_trans tb, size_t M, size_t N, size_t K, float 
                 A, (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
 }
 
-// No FMA contraction here: with it the compiler may fuse some multiply-adds and
-// not others depending on the block shape, and a row's bits would depend on M.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-__attribute__((optimize("O3", "fp-contract=off"), target_clones("arch=x86-64-v3", "default")))
+// ops_matmul_rows: every output element C[i, j] is the same sequence of
+// operations whatever M, i and the block it falls in:
+//   acc[l] = fma(A[i, 8c + l], B[j, 8c + l], acc[l])  for c = 0 .. K/8 - 1, l = 0..7
+//   s = ((acc0 + acc4) + (acc2 + acc6)) + ((acc1 + acc5) + (acc3 + acc7))
+//   s = fma(A[i, k], B[j, k], s)                        for the K % 8 tail, in order
+//   C[i, j] = C[i, j] + alpha * s                       (after C *= beta)
+// Fused multiply-adds are exact-then-rounded, so the AVX2 kernel (intrinsics,
+// register blocks of 4 rows x 3 weight rows) and the portable one (fmaf, same
+// lanes, same tree) give the same bits, on any x86-64 (AVX-512 machines run the
+// AVX2 kernel: 8 lanes everywhere). No compiler contraction: ISO C mode and
+// explicit intrinsics only.
+#define ROWS_MR 4 // rows of A per register block
+#define ROWS_NR 3 // rows of B (output columns) per register block
+
+static inline float rows_tree8(const float *a)
+{
+    float s0 = a[0] + a[4], s1 = a[1] + a[5], s2 = a[2] + a[6], s3 = a[3] + a[7];
+    return (s0 + s2) + (s1 + s3);
+}
+
+static void rows_portable(size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
+                          const float *B, size_t ldb, float *C, size_t ldc)
+{
+    size_t K8 = K & ~(size_t)7;
+    for (size_t j = 0; j < N; j++) {
+        const float *b = B + j * ldb;
+        for (size_t i = 0; i < M; i++) {
+            const float *a = A + i * lda;
+            float acc[8] = {0};
+            for (size_t k = 0; k < K8; k += 8)
+                for (int l = 0; l < 8; l++)
+                    acc[l] = fmaf(a[k + (size_t)l], b[k + (size_t)l], acc[l]);
+            float s = rows_tree8(acc);
+            for (size_t k = K8; k < K; k++)
+                s = fmaf(a[k], b[k], s);
+            C[i * ldc + j] = C[i * ldc + j] + alpha * s;
+        }
+    }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define OPS_HAVE_AVX2_ROWS 1
+
+__attribute__((target("avx2,fma"))) static inline float rows_hsum(__m256 v)
+{
+    float t[8];
+    _mm256_storeu_ps(t, v);
+    return rows_tree8(t);
+}
+
+// C[i0 .. i0+mr, j0 .. j0+nr) += alpha * A . B^T for mr <= 4, nr <= 3 (constants
+// after inlining, so the accumulators stay in registers).
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+rows_block(int mr, int nr, size_t K, float alpha, const float *A, size_t lda, const float *B,
+           size_t ldb, float *C, size_t ldc)
+{
+    __m256 acc[ROWS_MR][ROWS_NR];
+#pragma GCC unroll 4
+    for (int r = 0; r < mr; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < nr; c++)
+            acc[r][c] = _mm256_setzero_ps();
+    size_t K8 = K & ~(size_t)7;
+    for (size_t k = 0; k < K8; k += 8) {
+        __m256 b[ROWS_NR];
+#pragma GCC unroll 4
+        for (int c = 0; c < nr; c++)
+            b[c] = _mm256_loadu_ps(B + (size_t)c * ldb + k);
+#pragma GCC unroll 4
+        for (int r = 0; r < mr; r++) {
+            __m256 a = _mm256_loadu_ps(A + (size_t)r * lda + k);
+#pragma GCC unroll 4
+            for (int c = 0; c < nr; c++)
+                acc[r][c] = _mm256_fmadd_ps(a, b[c], acc[r][c]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < mr; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < nr; c++) {
+            const float *a = A + (size_t)r * lda, *b = B + (size_t)c * ldb;
+            float s = rows_hsum(acc[r][c]);
+            for (size_t k = K8; k < K; k++)
+                s = fmaf(a[k], b[k], s);
+            float *y = C + (size_t)r * ldc + c;
+            *y = *y + alpha * s;
+        }
+}
+
+#define ROWS_CASE(mr, nr)                                                                         \
+    case (mr) * 4 + (nr):                                                                         \
+        rows_block(mr, nr, K, alpha, a, lda, b, ldb, c, ldc);                                     \
+        break;
+
+__attribute__((target("avx2,fma"))) static void
+rows_avx2(size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda, const float *B,
+          size_t ldb, float *C, size_t ldc)
+{
+    // Weight rows outer (each block of ROWS_NR read from memory once, then from
+    // L1 for every row group), rows of A inner.
+    for (size_t j = 0; j < N; j += ROWS_NR) {
+        int nr = N - j < ROWS_NR ? (int)(N - j) : ROWS_NR;
+        const float *b = B + j * ldb;
+        for (size_t i = 0; i < M; i += ROWS_MR) {
+            int mr = M - i < ROWS_MR ? (int)(M - i) : ROWS_MR;
+            const float *a = A + i * lda;
+            float *c = C + i * ldc + j;
+            switch (mr * 4 + nr) {
+                ROWS_CASE(1, 1) ROWS_CASE(1, 2) ROWS_CASE(1, 3)
+                ROWS_CASE(2, 1) ROWS_CASE(2, 2) ROWS_CASE(2, 3)
+                ROWS_CASE(3, 1) ROWS_CASE(3, 2) ROWS_CASE(3, 3)
+                ROWS_CASE(4, 1) ROWS_CASE(4, 2) ROWS_CASE(4, 3)
+            default:
+                break;
+            }
+        }
+    }
+}
 #endif
-void ops_matmul_rows(size_t M, size_t N, size_t K, float alpha, const float *A,
-                                      size_t lda, const float *B, size_t ldb, float beta,
-                                      float *C, size_t ldc)
+
+// Set once (first call; benign race: every thread computes the same value).
+static int rows_use_avx2 = -1;
+
+int ops_rows_kernel_avx2(void)
+{
+#ifdef OPS_HAVE_AVX2_ROWS
+    if (rows_use_avx2 < 0) {
+        __builtin_cpu_init();
+        rows_use_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }
+    return rows_use_avx2;
+#else
+    return 0;
+#endif
+}
+
+void ops_rows_set_portable(int on)
+{
+    rows_use_avx2 = -1;
+    if (on)
+        rows_use_avx2 = 0;
+    else
+        (void)ops_rows_kernel_avx2();
+}
+
+void ops_matmul_rows(size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
+                     const float *B, size_t ldb, float beta, float *C, size_t ldc)
 {
     if (M == 0 || N == 0)
         return;
@@ -208,20 +349,13 @@ void ops_matmul_rows(size_t M, size_t N, size_t K, float alpha, const float *A,
             for (size_t j = 0; j < N; j++)
                 c[j] *= beta;
     }
-    // Each weight row is read once for all rows (from L1 for groups after the first);
-    // dot4 and dot give a row the same 16 partial sums and the same final order.
-    for (size_t j = 0; j < N; j++) {
-        const float *b = B + j * ldb;
-        size_t i = 0;
-        for (; i + 4 <= M; i += 4) {
-            float d[4];
-            dot4(A + i * lda, A + (i + 1) * lda, A + (i + 2) * lda, A + (i + 3) * lda, b, K, d);
-            for (size_t r = 0; r < 4; r++)
-                C[(i + r) * ldc + j] += alpha * d[r];
-        }
-        for (; i < M; i++)
-            C[i * ldc + j] += alpha * dot(A + i * lda, b, K);
+#ifdef OPS_HAVE_AVX2_ROWS
+    if (ops_rows_kernel_avx2()) {
+        rows_avx2(M, N, K, alpha, A, lda, B, ldb, C, ldc);
+        return;
     }
+#endif
+    rows_portable(M, N, K, alpha, A, lda, B, ldb, C, ldc);
 }
 
 void ops_linear(const float *x, size_t M, size_t K, const float *W, const float *b, size_t N,

@@ -20,8 +20,16 @@ void ops_matmul(ops_trans ta, ops_trans tb, size_t M, size_t N, size_t K, float 
 // the thread count: single-threaded, one pass over B for all rows, a fixed
 // summation order per element. For decoders, where a hypothesis must come out the
 // same whatever batch it is decoded in (labels and scores independent of scheduling).
+// Each element is 8-lane fused multiply-adds over K in order, a fixed add tree,
+// fused tail (see ops.c): the AVX2 kernel and the portable one give the same bits.
 void ops_matmul_rows(size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
                      const float *B, size_t ldb, float beta, float *C, size_t ldc);
+
+// 1 when ops_matmul_rows runs the AVX2+FMA kernel (the CPU has both), else 0.
+int ops_rows_kernel_avx2(void);
+// Tests: on = 1 forces the portable kernel, 0 goes back to the CPU's choice.
+// Not thread-safe; call while no ops_matmul_rows runs.
+void ops_rows_set_portable(int on);
 
 // y[M,N] = x[M,K] . W^T + b for a PyTorch Linear weight W[N,K] (b may be NULL).
 void ops_linear(const float *x, size_t M, size_t K, const float *W, const float *b, size_t N,

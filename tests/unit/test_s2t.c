@@ -9,6 +9,7 @@
 
 #include "common/fileio.h"
 #include "pipeline/beam.h"
+#include "pipeline/ops.h"
 #include "pipeline/s2t.h"
 #include "tests/testutil.h"
 
@@ -248,6 +249,46 @@ static void test_batch_invariance(void)
     s2t_close(m);
 }
 
+// ops_matmul_rows: a row's bits do not depend on M, on its place in a register
+// block, nor on the kernel (AVX2 or portable); K tails (K % 8 != 0) included.
+static void test_rows_kernel(void)
+{
+    enum { MM = 13, NN = 37, KK = 1365 };
+    float *A = malloc(sizeof(float) * MM * KK), *B = malloc(sizeof(float) * NN * KK);
+    float *C = malloc(sizeof(float) * MM * NN), *C1 = malloc(sizeof(float) * NN);
+    float *P = malloc(sizeof(float) * MM * NN);
+    unsigned x = 7;
+    for (size_t i = 0; i < (size_t)MM * KK; i++) {
+        x = x * 1103515245u + 12345u;
+        A[i] = (float)((int)(x >> 8) % 2001 - 1000) / 317.0f;
+    }
+    for (size_t i = 0; i < (size_t)NN * KK; i++) {
+        x = x * 1103515245u + 12345u;
+        B[i] = (float)((int)(x >> 8) % 2001 - 1000) / 911.0f;
+    }
+    static const size_t Ks[] = {1, 5, 8, 13, 64, 512, 1365};
+    static const size_t Ns[] = {1, 2, 3, 4, 7, 37};
+    for (size_t ki = 0; ki < sizeof Ks / sizeof *Ks; ki++)
+        for (size_t ni = 0; ni < sizeof Ns / sizeof *Ns; ni++)
+            for (size_t M = 1; M <= MM; M += 3) {
+                size_t K = Ks[ki], N = Ns[ni];
+                for (size_t i = 0; i < (size_t)MM * NN; i++)
+                    C[i] = P[i] = 0.25f * (float)((i / NN) * N + i % NN);
+                ops_matmul_rows(M, N, K, 0.5f, A, KK, B, KK, 1.0f, C, NN);
+                ops_rows_set_portable(1);
+                ops_matmul_rows(M, N, K, 0.5f, A, KK, B, KK, 1.0f, P, NN);
+                ops_rows_set_portable(0);
+                CU_ASSERT(memcmp(C, P, sizeof(float) * ((M - 1) * NN + N)) == 0);
+                for (size_t i = 0; i < M; i++) {
+                    for (size_t j = 0; j < N; j++)
+                        C1[j] = 0.25f * (float)(i * N + j);
+                    ops_matmul_rows(1, N, K, 0.5f, A + i * KK, KK, B, KK, 1.0f, C1, NN);
+                    CU_ASSERT(memcmp(C1, C + i * NN, sizeof(float) * N) == 0);
+                }
+            }
+    free(A), free(B), free(C), free(C1), free(P);
+}
+
 int main(void)
 {
     load_tiny();
@@ -258,6 +299,7 @@ int main(void)
         {"wrong shape, missing key/tensor, config vs shapes", test_malformed},
         {"bad arguments are refused", test_bad_arguments},
         {"12 sources: batch == alone, bit for bit", test_batch_invariance},
+        {"ops_matmul_rows: rows independent of M, AVX2 == portable", test_rows_kernel},
         {NULL, NULL},
     };
     int rc = sl_test_main("s2t", cases);
