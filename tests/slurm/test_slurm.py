@@ -370,6 +370,13 @@ class SlurmTest(unittest.TestCase):
         stat = sh(BIN, "stat", f"{d}/db").stdout
         self.assertIn('"status":"interrupted"', stat)
         self.assertIn("spearlabel run exited 3", read(jlog))
+        # Let the first allocation finish its clean-up on the node first: a requeued job
+        # started while the old one's credential is still revoked is killed by slurmctld
+        # ("Killing non-startable batch JobId=2: Job credential revoked", seen under load).
+        deadline = time.time() + 30
+        while time.time() < deadline and sh("sinfo", "-h", "-o", "%t").stdout.strip() != "idle":
+            time.sleep(0.2)
+        time.sleep(1.0)
         sh("scontrol", "update", f"JobId={jid}", "StartTime=now")  # skip the ~2 min BeginTime
         log(f"  scontrol update JobId={jid} StartTime=now")
         info = watch(jid, lambda i: i["JobState"] not in ("PENDING", "RUNNING", "COMPLETING"))
