@@ -61,9 +61,11 @@ struct s2t_state {
     int *src_pos;     // (max_batch) positions per source incl. EOS
     size_t *enc_off;  // (max_batch) first row of the source in enc_out
     float *enc_out;   // (sum src_pos, dim)
-    size_t *x_off;    // (max_batch) first row of the source in x_k/x_v (the null key)
-    // per decoder layer, per source: keys transposed per head (heads, dim_head,
-    // src_pos + 1) so scores are row updates; values (src_pos + 1, heads*dim_head)
+    size_t *x_off;    // (max_batch) first row of the source in x_v (the null value)
+    size_t *xk_off;   // (max_batch) first float of the source in x_k
+    // per decoder layer, per source: keys per head in tiles of 8 keys (heads,
+    // ntile = ceil((src_pos + 1) / 8), dim_head, 8), the padding zero, so a
+    // step's scores stream through memory once; values (src_pos + 1, heads*dim_head)
     float **x_k, **x_v;
     // decoder
     int n_rows, len;
@@ -380,7 +382,9 @@ static int make_plan(const s2t_model *m, s2t_limits lim, plan *p)
     size_t hq = (size_t)m->c.heads; // queries of one kv group at one step <= heads
     size_t q_rows = p->cache_pos > (size_t)lim.max_beam * hq ? p->cache_pos
                                                               : (size_t)lim.max_beam * hq;
+    // + 7: cross-attention keys are stored in tiles of 8 (scores of the padding included)
     size_t keys = p->n_src_pos + 1 > p->cache_pos ? p->n_src_pos + 1 : p->cache_pos;
+    keys += 7;
     size_t enc = p->n_src_pos * p->n_src_pos;
     p->score_cap = q_rows * keys > enc ? q_rows * keys : enc;
     (void)m;
@@ -397,10 +401,10 @@ size_t s2t_state_bytes(const s2t_model *m, s2t_limits lim)
     size_t kvd = (size_t)c->kv_heads * (size_t)c->dim_head, ff = 2 * (size_t)c->ff_inner;
     size_t L = (size_t)c->target_depth, half = (size_t)c->dim_head / 2;
     size_t f = 2 * p.max_pos * half + p.n_src_pos * (2 * d + 3 * hd + hd + ff) + p.score_cap +
-               p.tot_pos * d + L * 2 * (p.tot_pos + (size_t)lim.max_batch) * hd +
+               p.tot_pos * d + L * (2 * p.tot_pos + 9 * (size_t)lim.max_batch) * hd +
                L * 4 * p.rows_cap * p.cache_pos * kvd +
                p.dec_cap * (2 * d + hd + 2 * kvd + hd + ff + (size_t)c->n_text_vocab);
-    return f * sizeof(float) + (size_t)lim.max_batch * (sizeof(int) + 2 * sizeof(size_t)) +
+    return f * sizeof(float) + (size_t)lim.max_batch * (sizeof(int) + 3 * sizeof(size_t)) +
            p.rows_cap * sizeof(int);
 }
 
@@ -421,6 +425,7 @@ void s2t_state_free(s2t_state *s)
     free(s->enc_off);
     free(s->enc_out);
     free(s->x_off);
+    free(s->xk_off);
     for (int i = 0; i < L; i++) {
         if (s->x_k)
             free(s->x_k[i]);
@@ -496,6 +501,7 @@ int s2t_state_new(s2t_state **out, const s2t_model *m, s2t_limits lim, sl_err *e
     s->src_pos = calloc((size_t)lim.max_batch, sizeof(int));
     s->enc_off = calloc((size_t)lim.max_batch, sizeof(size_t));
     s->x_off = calloc((size_t)lim.max_batch, sizeof(size_t));
+    s->xk_off = calloc((size_t)lim.max_batch, sizeof(size_t));
     s->row_src = calloc(p.rows_cap, sizeof(int));
     s->x_k = calloc(L, sizeof(float *));
     s->x_v = calloc(L, sizeof(float *));
@@ -503,12 +509,12 @@ int s2t_state_new(s2t_state **out, const s2t_model *m, s2t_limits lim, sl_err *e
     s->vc = calloc(L, sizeof(float *));
     s->kc2 = calloc(L, sizeof(float *));
     s->vc2 = calloc(L, sizeof(float *));
-    if (!s->src_pos || !s->enc_off || !s->x_off || !s->row_src || !s->x_k || !s->x_v || !s->kc ||
+    if (!s->src_pos || !s->enc_off || !s->x_off || !s->xk_off || !s->row_src || !s->x_k || !s->x_v || !s->kc ||
         !s->vc || !s->kc2 || !s->vc2)
         bad = 1;
     for (size_t i = 0; !bad && i < L; i++) {
         size_t xrows = p.tot_pos + (size_t)lim.max_batch, cache = p.rows_cap * p.cache_pos * kvd;
-        s->x_k[i] = falloc(s, xrows * hd, &bad);
+        s->x_k[i] = falloc(s, (xrows + 7 * (size_t)lim.max_batch) * hd, &bad);
         s->x_v[i] = falloc(s, xrows * hd, &bad);
         s->kc[i] = falloc(s, cache, &bad);
         s->vc[i] = falloc(s, cache, &bad);
@@ -636,6 +642,125 @@ static void attend(const float *Q, size_t ldq, size_t M, const float *K, size_t 
     ops_matmul(OPS_N, OPS_N, M, dh, N, 1.0f, score, N, V, ldv, 0.0f, out, ldo);
 }
 
+// Decoder-step attention kernels. Every score / output element is a chain of
+// fused multiply-adds in key (or dim) order, computed the same way in a block
+// of 4 rows and alone, so the bits do not depend on how many rows share the
+// keys. fmaf: one rounding, the same result in the AVX2 clone and the default one.
+//
+// S[r, j] = scale * sum_e Q[r, e] K[e, j] for j < nk, where key j's element e is
+// at K[(j / 8) * ts + e * es + j % 8]: tiles of 8 keys (cross-attention: ts =
+// dh * 8, es = 8) or a transposed cache (self-attention: ts = 8, es = ldk). The
+// last partial tile is read only below nk.
+S2T_KERNEL static void step_scores(const float *Q, size_t ldq, size_t M, const float *K,
+                                   size_t ts, size_t es, size_t nk, size_t dh, float scale,
+                                   float *S, size_t lds)
+{
+    size_t nt = nk / 8;
+    for (size_t t = 0; t < nt; t++) {
+        const float *T = K + t * ts;
+        size_t r = 0;
+        for (; r + 4 <= M; r += 4) {
+            const float *q0 = Q + r * ldq, *q1 = q0 + ldq, *q2 = q1 + ldq, *q3 = q2 + ldq;
+            float a0[8] = {0}, a1[8] = {0}, a2[8] = {0}, a3[8] = {0};
+            for (size_t e = 0; e < dh; e++) {
+                const float *b = T + e * es;
+                for (int l = 0; l < 8; l++) {
+                    a0[l] = fmaf(q0[e], b[l], a0[l]);
+                    a1[l] = fmaf(q1[e], b[l], a1[l]);
+                    a2[l] = fmaf(q2[e], b[l], a2[l]);
+                    a3[l] = fmaf(q3[e], b[l], a3[l]);
+                }
+            }
+            for (int l = 0; l < 8; l++) {
+                S[r * lds + t * 8 + (size_t)l] = scale * a0[l];
+                S[(r + 1) * lds + t * 8 + (size_t)l] = scale * a1[l];
+                S[(r + 2) * lds + t * 8 + (size_t)l] = scale * a2[l];
+                S[(r + 3) * lds + t * 8 + (size_t)l] = scale * a3[l];
+            }
+        }
+        for (; r < M; r++) {
+            const float *q0 = Q + r * ldq;
+            float a0[8] = {0};
+            for (size_t e = 0; e < dh; e++) {
+                const float *b = T + e * es;
+                for (int l = 0; l < 8; l++)
+                    a0[l] = fmaf(q0[e], b[l], a0[l]);
+            }
+            for (int l = 0; l < 8; l++)
+                S[r * lds + t * 8 + (size_t)l] = scale * a0[l];
+        }
+    }
+    for (size_t j = nt * 8; j < nk; j++) { // the same chain per element, one at a time
+        const float *b = K + nt * ts + (j - nt * 8);
+        for (size_t r = 0; r < M; r++) {
+            const float *q0 = Q + r * ldq;
+            float a = 0.0f;
+            for (size_t e = 0; e < dh; e++)
+                a = fmaf(q0[e], b[e * es], a);
+            S[r * lds + j] = scale * a;
+        }
+    }
+}
+
+// out[r, 0..dh) = sum_j P[r, j] V[j, 0..dh) over j < nk, in key order.
+S2T_KERNEL static void step_values(const float *P, size_t lds, size_t M, const float *V,
+                                   size_t ldv, size_t nk, size_t dh, float *out, size_t ldo)
+{
+    size_t d0 = 0;
+    for (; d0 + 16 <= dh; d0 += 16) {
+        size_t r = 0;
+        for (; r + 4 <= M; r += 4) {
+            const float *p0 = P + r * lds, *p1 = p0 + lds, *p2 = p1 + lds, *p3 = p2 + lds;
+            float a0[16] = {0}, a1[16] = {0}, a2[16] = {0}, a3[16] = {0};
+            for (size_t j = 0; j < nk; j++) {
+                const float *v = V + j * ldv + d0;
+                for (int l = 0; l < 16; l++) {
+                    a0[l] = fmaf(p0[j], v[l], a0[l]);
+                    a1[l] = fmaf(p1[j], v[l], a1[l]);
+                    a2[l] = fmaf(p2[j], v[l], a2[l]);
+                    a3[l] = fmaf(p3[j], v[l], a3[l]);
+                }
+            }
+            for (int l = 0; l < 16; l++) {
+                out[r * ldo + d0 + (size_t)l] = a0[l];
+                out[(r + 1) * ldo + d0 + (size_t)l] = a1[l];
+                out[(r + 2) * ldo + d0 + (size_t)l] = a2[l];
+                out[(r + 3) * ldo + d0 + (size_t)l] = a3[l];
+            }
+        }
+        for (; r < M; r++) {
+            const float *p0 = P + r * lds;
+            float a0[16] = {0};
+            for (size_t j = 0; j < nk; j++) {
+                const float *v = V + j * ldv + d0;
+                for (int l = 0; l < 16; l++)
+                    a0[l] = fmaf(p0[j], v[l], a0[l]);
+            }
+            for (int l = 0; l < 16; l++)
+                out[r * ldo + d0 + (size_t)l] = a0[l];
+        }
+    }
+    for (size_t e = d0; e < dh; e++) // dh % 16 tail: the same chain per element
+        for (size_t r = 0; r < M; r++) {
+            float a = 0.0f;
+            for (size_t j = 0; j < nk; j++)
+                a = fmaf(P[r * lds + j], V[j * ldv + e], a);
+            out[r * ldo + e] = a;
+        }
+}
+
+// One decoder step's attention of M query rows over nk keys (see step_scores
+// for the key layout); score: M * round8(nk) floats.
+static void step_attend(const float *Q, size_t ldq, size_t M, const float *K, size_t ts,
+                        size_t es, const float *V, size_t ldv, size_t nk, size_t dh, float scale,
+                        float *out, size_t ldo, float *score)
+{
+    size_t lds = (nk + 7) / 8 * 8;
+    step_scores(Q, ldq, M, K, ts, es, nk, dh, scale, score, lds);
+    softmax_rows(score, M, lds, nk, 0, nk);
+    step_values(score, lds, M, V, ldv, nk, dh, out, ldo);
+}
+
 // y[n, N] = x[n, K] . W[N, K]^T (+ beta y); rowwise: each row independent of n (decoder).
 static void lin(int rowwise, const float *x, size_t n, size_t K, size_t ldx, const float *W,
                 size_t N, float beta, float *y, size_t ldy)
@@ -720,35 +845,41 @@ int s2t_encode(s2t_state *s, const int32_t *const *src, const int *src_len, int 
                                "[0, %d)", i, (int)src[i][t], t, c->n_semantic);
     }
     size_t d = (size_t)c->dim, hd = (size_t)c->heads * (size_t)c->dim_head;
-    size_t off = 0, xoff = 0;
+    size_t off = 0, xoff = 0, xkoff = 0;
     for (int i = 0; i < n_src; i++) {
         int n = src_len[i] + (c->speech_eos >= 0 ? 1 : 0);
         s->src_pos[i] = n;
         s->enc_off[i] = off;
         s->x_off[i] = xoff;
+        s->xk_off[i] = xkoff;
         float *eo = s->enc_out + off * d;
         encode_one(s, src[i], src_len[i], eo);
         // Cross-attention K/V of every decoder layer, once per source: row 0 is
         // the learned null key/value, rows 1..n the projected encoder output.
         for (int l = 0; l < c->target_depth; l++) {
             const s2t_layer *L = &m->dec[l];
-            float *xk = s->x_k[l] + xoff * hd, *xv = s->x_v[l] + xoff * hd;
+            float *xk = s->x_k[l] + xkoff, *xv = s->x_v[l] + xoff * hd;
             size_t nk = (size_t)n + 1, dh = (size_t)c->dim_head;
             memcpy(xv, L->null_kv + hd, hd * sizeof(float));
             ops_matmul(OPS_N, OPS_T, (size_t)n, hd, d, 1.0f, eo, d, L->x_wkv + hd * d, d, 0.0f,
                        xv + hd, hd);
             float *k = s->eqkv; // (n, hd) scratch, then transposed per head
             ops_matmul(OPS_N, OPS_T, (size_t)n, hd, d, 1.0f, eo, d, L->x_wkv, d, 0.0f, k, hd);
+            size_t nt = (nk + 7) / 8;
             for (size_t h = 0; h < (size_t)c->heads; h++)
-                for (size_t e = 0; e < dh; e++) {
-                    float *row = xk + (h * dh + e) * nk;
-                    row[0] = L->null_kv[h * dh + e];
-                    for (size_t t = 0; t < (size_t)n; t++)
-                        row[t + 1] = k[t * hd + h * dh + e];
-                }
+                for (size_t t = 0; t < nt; t++)
+                    for (size_t e = 0; e < dh; e++)
+                        for (size_t j = 0; j < 8; j++) {
+                            size_t key = t * 8 + j; // key 0 is the null key
+                            xk[((h * nt + t) * dh + e) * 8 + j] =
+                                key == 0    ? L->null_kv[h * dh + e]
+                                : key < nk ? k[(key - 1) * hd + h * dh + e]
+                                           : 0.0f;
+                        }
         }
         off += (size_t)n;
         xoff += (size_t)n + 1;
+        xkoff += ((size_t)n + 8) / 8 * 8 * hd;
     }
     s->n_src = n_src;
     s->n_rows = 0;
@@ -835,8 +966,9 @@ static void dec_forward(s2t_state *s, size_t n_rows, size_t n_new)
                 // i % kv_heads, so the heads of kv head g sit kvd apart in the q row
                 // and go through one product.
                 for (size_t g = 0; g < G; g++)
-                    attend(s->dq + r * hd + g * dh, kvd, H / G, K + g * dh * P, P, 1, V + g * dh,
-                           kvd, nk, dh, scale, -1, s->datt + r * hd + g * dh, kvd, s->score);
+                    step_attend(s->dq + r * hd + g * dh, kvd, H / G, K + g * dh * P, 8, P,
+                                V + g * dh, kvd, nk, dh, scale, s->datt + r * hd + g * dh, kvd,
+                                s->score);
             } else {
                 for (size_t h = 0; h < H; h++) {
                     size_t g = h % G;
@@ -855,12 +987,12 @@ static void dec_forward(s2t_state *s, size_t n_rows, size_t n_new)
             int src = s->row_src[r0];
             while (r1 < n_rows && s->row_src[r1] == src)
                 r1++;
-            size_t nkx = (size_t)s->src_pos[src] + 1;
-            const float *K = s->x_k[l] + s->x_off[src] * hd, *V = s->x_v[l] + s->x_off[src] * hd;
+            size_t nkx = (size_t)s->src_pos[src] + 1, nt = (nkx + 7) / 8;
+            const float *K = s->x_k[l] + s->xk_off[src], *V = s->x_v[l] + s->x_off[src] * hd;
             for (size_t h = 0; h < H; h++)
-                attend(s->dq + r0 * n_new * hd + h * dh, hd, (r1 - r0) * n_new, K + h * dh * nkx,
-                       nkx, 1, V + h * dh, hd, nkx, dh, scale, -1,
-                       s->datt + r0 * n_new * hd + h * dh, hd, s->score);
+                step_attend(s->dq + r0 * n_new * hd + h * dh, hd, (r1 - r0) * n_new,
+                            K + h * nt * dh * 8, dh * 8, 8, V + h * dh, hd, nkx, dh, scale,
+                            s->datt + r0 * n_new * hd + h * dh, hd, s->score);
             r0 = r1;
         }
         lin(1, s->datt, N, hd, hd, L->x_wo, d, 1.0f, s->dx, d);
