@@ -44,12 +44,7 @@ int cmd_decode(int argc, char **argv)
         {"batch", required_argument, 0, O_BATCH}, {"out", required_argument, 0, O_OUT},
         {"print", no_argument, 0, O_PRINT},       {"threads", required_argument, 0, O_THREADS},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
-    size_t n_opts = 0;
-    for (size_t i = 0; own[i].name; i++)
-        opts[n_opts++] = own[i];
-    for (size_t i = 0; DECODE_FLAG_OPTIONS[i].name; i++)
-        opts[n_opts++] = DECODE_FLAG_OPTIONS[i];
-    memset(&opts[n_opts], 0, sizeof opts[n_opts]);
+    cli_join_options(opts, sizeof opts / sizeof opts[0], own, DECODE_FLAG_OPTIONS);
     const char *model_path = NULL, *ids_path = NULL, *out_path = NULL;
     int print = 0;
     long batch = 8, threads = 0;

@@ -29,12 +29,7 @@ int cmd_features(int argc, char **argv)
     static const struct option own[] = {{"out", required_argument, 0, O_OUT},
                                         {"help", no_argument, 0, 'h'},
                                         {0, 0, 0, 0}};
-    size_t n_opts = 0;
-    for (size_t i = 0; own[i].name; i++)
-        opts[n_opts++] = own[i];
-    for (size_t i = 0; FEATURE_FLAG_OPTIONS[i].name; i++)
-        opts[n_opts++] = FEATURE_FLAG_OPTIONS[i];
-    memset(&opts[n_opts], 0, sizeof opts[n_opts]);
+    cli_join_options(opts, sizeof opts / sizeof opts[0], own, FEATURE_FLAG_OPTIONS);
     const char *out = NULL;
     int c;
     feature_flags ff;

@@ -85,12 +85,7 @@ static int parse_args(int argc, char **argv, run_args *a)
         {"null-pipeline", no_argument, 0, O_NULL},      // bench/tests: synthetic rows, no models
         {"map-size-kib", required_argument, 0, O_MAPSIZE}, // tests: initial LMDB map
         {"help", no_argument, 0, 'h'},                  {0, 0, 0, 0}};
-    size_t k = 0;
-    for (size_t i = 0; own[i].name; i++)
-        opts[k++] = own[i];
-    for (size_t i = 0; DECODE_FLAG_OPTIONS[i].name; i++)
-        opts[k++] = DECODE_FLAG_OPTIONS[i];
-    memset(&opts[k], 0, sizeof opts[k]);
+    cli_join_options(opts, sizeof opts / sizeof opts[0], own, DECODE_FLAG_OPTIONS);
 
     memset(a, 0, sizeof *a);
     a->layer = -1;

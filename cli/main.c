@@ -1,5 +1,6 @@
 // cli/main.c — `spearlabel`: dispatches sub-commands. Each sub-command lives
 // in cli/cmd_<name>.c and parses its own flags.
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,19 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     fprintf(stderr, "\nTry 'spearlabel %s --help'.\n", cmd);
     va_end(ap);
     return SL_EXIT_USAGE;
+}
+
+void cli_join_options(struct option *out, size_t cap, const struct option *own,
+                      const struct option *shared)
+{
+    size_t k = 0;
+    for (const struct option *t = own; t; t = t == own ? shared : NULL)
+        for (size_t i = 0; t[i].name; i++) {
+            if (k + 1 >= cap)
+                abort();
+            out[k++] = t[i];
+        }
+    memset(&out[k], 0, sizeof out[k]);
 }
 
 int cli_parse_long(const char *s, long lo, long hi, long *out)
