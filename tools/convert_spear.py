@@ -2,6 +2,7 @@
 """spear-tts-pytorch checkpoint -> the safetensors file `spearlabel --s2t` loads.
 
 usage: tools/convert_spear.py CKPT.pt --config ARGS.json --out MODEL.safetensors [--drop-unknown]
+                              [--dtype float32|float16]
 
 CKPT.pt   what spear-tts-pytorch saves and `TextToSemantic.load()` reads: torch.save of
           {'model': state_dict, ...} (the trainers add 'optim', 'version', ...), or a
@@ -13,6 +14,10 @@ ARGS.json the keyword arguments given to TextToSemantic(...), as a JSON object, 
           leave them out. num_semantic_token_ids / num_text_token_ids, when absent (they
           then come from wav2vec.codebook_size or the tokenizer), are read off the
           embedding shapes and said so on stderr.
+
+--dtype float16 stores the weights as F16 (half the file; spearlabel converts them to
+float32 when it loads the model, so it computes with exactly the rounded values); the
+rotary frequency buffers stay float32. A weight beyond float16's range is refused.
 
 Writes every TextToSemantic tensor as float32 (tied tensors once per key, as
 model.state_dict() lists them) and __metadata__["config"] = the constructor
@@ -164,7 +169,7 @@ def expected_shapes(c):
     return e
 
 
-def convert(ckpt, args_path, out, drop_unknown=False, log=sys.stderr):
+def convert(ckpt, args_path, out, drop_unknown=False, log=sys.stderr, dtype="float32"):
     sd = load_state_dict(ckpt)
     c = resolve_config(args_path, sd)
     exp = expected_shapes(c)
@@ -216,6 +221,11 @@ def convert(ckpt, args_path, out, drop_unknown=False, log=sys.stderr):
                 t, restored = default_freqs, restored + 1
             if t.dtype != torch.float32:
                 t = t.float()
+            if dtype == "float16" and not k.endswith(".rotary_emb.freqs"):
+                if t.numel() and float(t.abs().max()) > 65504.0:
+                    raise ConvertError(f"{ckpt}: tensor {k} has values beyond float16's range "
+                                       f"(max |x| {float(t.abs().max()):g}); use --dtype float32")
+                t = t.half()
             tensors[k] = t.contiguous().numpy()
     if restored:
         print(f"convert_spear: {restored} rotary_emb.freqs stored in reduced precision: "
@@ -232,11 +242,13 @@ def main(argv=None):
     ap.add_argument("ckpt")
     ap.add_argument("--config", required=True, help="ARGS.json: TextToSemantic(...) arguments")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--dtype", choices=("float32", "float16"), default="float32",
+                    help="weights' storage type (default float32)")
     ap.add_argument("--drop-unknown", action="store_true",
                     help="leave out (and list) keys the model would not have")
     a = ap.parse_args(argv)
     try:
-        convert(a.ckpt, a.config, a.out, a.drop_unknown)
+        convert(a.ckpt, a.config, a.out, a.drop_unknown, dtype=a.dtype)
     except (ConvertError, OSError, ValueError) as e:
         print(f"convert_spear: {e}", file=sys.stderr)
         return 1

@@ -195,6 +195,46 @@ class ConvertTest(unittest.TestCase):
         self.assertEqual(rows_upto_eos(np.load(b), 40),
                          rows_upto_eos(np.load(os.path.join(DATA, "beam_batch.npy")), 40))
 
+    def test_spear_float16_output(self):
+        # --dtype float16: F16 weights, float32 rotary buffers; spearlabel decodes exactly
+        # as it does from a float32 file holding the same rounded values.
+        sd, cfg = spear_state_dict()
+        args = {k: cfg[k] for k in SPEAR_PARAMS}
+        ck, aj = self.spear_ckpt("f16src", sd, args)
+        h = self.path("s2t_f16.safetensors")
+        r = tool("convert_spear.py", ck, "--config", aj, "--out", h, "--dtype", "float16")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        got, _ = safetensors_io.read(h)
+        for k, v in got.items():
+            want = np.float32 if k.endswith("rotary_emb.freqs") else np.float16
+            self.assertEqual(v.dtype, want, k)
+        self.assertLess(os.path.getsize(h), 0.6 * os.path.getsize(
+            os.path.join(DATA, "s2t_tiny.safetensors")))
+        rounded = {k: (v.half().float() if not k.endswith("rotary_emb.freqs") else v)
+                   for k, v in sd.items()}
+        ck2, _ = self.spear_ckpt("f16ref", rounded, args)
+        f = self.path("s2t_f16ref.safetensors")
+        self.assertEqual(tool("convert_spear.py", ck2, "--config", aj, "--out", f).returncode, 0)
+        bids = os.path.join(DATA, "source_ids_batch.npy")
+        outs = []
+        for model in (h, f):
+            o = self.path(f"beam_{len(outs)}.npy")
+            sl("decode", "--s2t", model, "--ids", bids, "--beam", "4", "--max-len", "24",
+               "--out", o)
+            outs.append(np.load(o))
+        self.assertTrue(np.array_equal(outs[0], outs[1]))
+        # A weight float16 cannot hold is refused, naming the tensor.
+        big = dict(sd)
+        k = next(k for k in big if k.endswith("to_out.weight"))
+        big[k] = big[k].clone()
+        big[k][0, 0] = 1e6
+        ck3, _ = self.spear_ckpt("f16big", big, args)
+        r = tool("convert_spear.py", ck3, "--config", aj, "--out", self.path("big.safetensors"),
+                 "--dtype", "float16")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(k, r.stderr)
+        self.assertIn("float16's range", r.stderr)
+
     def test_spear_bare_state_dict_infers_vocab(self):
         sd, cfg = spear_state_dict()
         args = {k: cfg[k] for k in ("dim", "source_depth", "target_depth", "heads", "dim_head",
