@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # The main job on the bundled example: installs what a fresh Debian 12 machine
-# lacks, builds, speaks a small corpus with espeak-ng (several formats and
-# rates, a few broken files), labels it with `mpirun -n 3 spearlabel run`, and
-# shows the dataset. The models are tiny random-weight models (examples/README.md).
+# lacks, builds, and then
+#  1. speaks the demo model's 150 held-out sentences with espeak-ng (sentences the
+#     model never heard in training), labels them with
+#     `mpirun -n 3 spearlabel run --features mfcc --dedup ...` and prints each
+#     decoded text beside the truth, the character error rate, and `spearlabel stat`;
+#  2. labels a small crawl-like corpus (WAV 8-48 kHz, FLAC, Ogg, stereo, and a few
+#     broken files) with the same models, to show the error records.
+# The demo model is small and heard one synthetic voice only (examples/README.md).
 set -euo pipefail
 cd "$(dirname "$0")"
 ./tools/install-deps.sh
@@ -12,17 +17,29 @@ fi
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)" --target spearlabel
 
+M=examples/models
+MODELS=(--features mfcc --dedup --kmeans "$M/demo_km.npy" --s2t "$M/demo_s2t.safetensors")
 ex=build/example
 rm -rf "$ex"
-/usr/bin/python3 examples/corpus.py "$ex/audio"
-M=examples/models
-echo "== mpirun -n 3 spearlabel run"
-mpirun -n 3 --oversubscribe build/spearlabel run --manifest "$ex/audio/manifest.tsv" \
-  --out "$ex/db" --hubert "$M/hubert_tiny" --layer 2 --kmeans "$M/kmeans_16.npy" \
-  --s2t "$M/s2t_tiny.safetensors" --max-len 24 --beam 4
-echo "== spearlabel stat $ex/db"
-build/spearlabel stat "$ex/db"
-echo "== first rows (spearlabel export)"
-build/spearlabel export "$ex/db" | head -n 3 | cut -c 1-200
+
+echo "== 1. speaking the demo's held-out sentences (examples/demo_corpus.py)"
+/usr/bin/python3 examples/demo_corpus.py "$ex/heldout"
+echo "== mpirun -n 3 spearlabel run --features mfcc --dedup --beam 4 ..."
+mpirun -n 3 --oversubscribe build/spearlabel run --manifest "$ex/heldout/manifest.tsv" \
+  --out "$ex/demo-db" "${MODELS[@]}" --beam 4
+build/spearlabel export --vocab "$M/vocab.json" --out "$ex/demo-rows.jsonl" "$ex/demo-db"
+echo "== decoded text beside the truth"
+/usr/bin/python3 examples/demo_report.py "$ex/demo-rows.jsonl" "$ex/heldout/truth.tsv"
+echo "== spearlabel stat $ex/demo-db"
+build/spearlabel stat "$ex/demo-db"
+
+echo
+echo "== 2. a crawl-like corpus: several formats and rates, and broken files (examples/corpus.py)"
+/usr/bin/python3 examples/corpus.py "$ex/crawl"
+mpirun -n 3 --oversubscribe build/spearlabel run --manifest "$ex/crawl/manifest.tsv" \
+  --out "$ex/crawl-db" "${MODELS[@]}" --beam 4
+echo "== rows (spearlabel export --format tsv --vocab ...: id, semantic ids, text ids, duration, score, flags, text)"
+build/spearlabel export --format tsv --vocab "$M/vocab.json" "$ex/crawl-db" |
+  awk -F'\t' '{ printf "%-24s %5.2f s  %s\n", $1, $4, $7 }'
 echo "== errors (spearlabel export --errors)"
-build/spearlabel export --errors "$ex/db"
+build/spearlabel export --errors "$ex/crawl-db"
