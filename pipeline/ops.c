@@ -80,11 +80,11 @@ static inline void dot4(const float *a0, const float *a1, const float *a2, const
     }
 }
 
-// C = alpha * A . op(B) + beta * C for small products (A not transposed).
-OPS_SMALL_KERNEL static void small_matmul(ops_trans tb, size_t M, size_t N, size_t K, float alpha, const float *A,
-                         size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc)
+// C *= beta, row by row (M x N, leading dimension ldc); beta = 0 must not read C
+// (it may hold NaN), beta = 1 leaves it alone.
+static void scale_rows(size_t M, size_t N, float beta, float *C, size_t ldc)
 {
-    for (size_t i = 0; i < M; i++) { // beta = 0 must not read C (it may hold NaN)
+    for (size_t i = 0; i < M; i++) {
         float *c = C + i * ldc;
         if (beta == 0.0f)
             memset(c, 0, N * sizeof(float));
@@ -92,6 +92,13 @@ OPS_SMALL_KERNEL static void small_matmul(ops_trans tb, size_t M, size_t N, size
             for (size_t j = 0; j < N; j++)
                 c[j] *= beta;
     }
+}
+
+// C = alpha * A . op(B) + beta * C for small products (A not transposed).
+OPS_SMALL_KERNEL static void small_matmul(ops_trans tb, size_t M, size_t N, size_t K, float alpha, const float *A,
+                         size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc)
+{
+    scale_rows(M, N, beta, C, ldc);
     if (tb == OPS_T) { // C[i, j] += alpha * A[i, :] . B[j, :]; each B row read once
         for (size_t j = 0; j < N; j++) {
             const float *b = B + j * ldb;
@@ -341,14 +348,7 @@ void ops_matmul_rows(size_t M, size_t N, size_t K, float alpha, const float *A, 
 {
     if (M == 0 || N == 0)
         return;
-    for (size_t i = 0; i < M; i++) { // beta = 0 must not read C (it may hold NaN)
-        float *c = C + i * ldc;
-        if (beta == 0.0f)
-            memset(c, 0, N * sizeof(float));
-        else if (beta != 1.0f)
-            for (size_t j = 0; j < N; j++)
-                c[j] *= beta;
-    }
+    scale_rows(M, N, beta, C, ldc);
 #ifdef OPS_HAVE_AVX2_ROWS
     if (ops_rows_kernel_avx2()) {
         rows_avx2(M, N, K, alpha, A, lda, B, ldb, C, ldc);

@@ -256,21 +256,32 @@ static int tokenise(const tok_pipeline *p, tok_state *s, const audio_result *a,
     return SL_OK;
 }
 
+// The audio stage every entry point starts with: resets the stage timers and the
+// failed stage, decodes `path` (or, when path is NULL, the in-memory `bytes`), times
+// it, and marks the audio stage as failed on error.
+static int read_audio(tok_state *s, const char *path, const void *bytes, size_t n_bytes,
+                      const char *name, audio_result *a, sl_err *err)
+{
+    s->failed = TOK_STAGE_NONE;
+    s->t_audio = s->t_features = s->t_tokens = 0.0;
+    double t0 = mono_now();
+    int rc = path ? audio_read_file(s->audio, path, a, err)
+                  : audio_read_memory(s->audio, bytes, n_bytes, name, a, err);
+    s->t_audio = mono_now() - t0;
+    if (rc)
+        s->failed = TOK_STAGE_AUDIO;
+    return rc;
+}
+
 int tok_features_run(const tok_pipeline *p, tok_state *s, const char *path, const float **feat,
                      size_t *n_frames, size_t *dim, float *duration_s, sl_err *err)
 {
     *feat = NULL;
     *n_frames = *dim = 0;
-    s->failed = TOK_STAGE_NONE;
-    s->t_audio = s->t_features = s->t_tokens = 0.0;
     audio_result a;
-    double t0 = mono_now();
-    int rc = audio_read_file(s->audio, path, &a, err);
-    s->t_audio = mono_now() - t0;
-    if (rc) {
-        s->failed = TOK_STAGE_AUDIO;
+    int rc = read_audio(s, path, NULL, 0, NULL, &a, err);
+    if (rc)
         return rc;
-    }
     if ((rc = features(p, s, &a, feat, n_frames, dim, err))) {
         sl_err_prefix(err, "%s", path);
         return rc;
@@ -285,16 +296,10 @@ int tok_run(const tok_pipeline *p, tok_state *s, const char *path, const int32_t
 {
     *ids = NULL;
     *n = 0;
-    s->failed = TOK_STAGE_NONE;
-    s->t_audio = s->t_features = s->t_tokens = 0.0;
     audio_result a;
-    double t0 = mono_now();
-    int rc = audio_read_file(s->audio, path, &a, err);
-    s->t_audio = mono_now() - t0;
-    if (rc) {
-        s->failed = TOK_STAGE_AUDIO;
+    int rc = read_audio(s, path, NULL, 0, NULL, &a, err);
+    if (rc)
         return rc;
-    }
     rc = tokenise(p, s, &a, ids, n, duration_s, err);
     if (rc)
         sl_err_prefix(err, "%s", path);
@@ -307,16 +312,10 @@ int tok_run_memory(const tok_pipeline *p, tok_state *s, const void *bytes, size_
 {
     *ids = NULL;
     *n = 0;
-    s->failed = TOK_STAGE_NONE;
-    s->t_audio = s->t_features = s->t_tokens = 0.0;
     audio_result a;
-    double t0 = mono_now();
-    int rc = audio_read_memory(s->audio, bytes, n_bytes, name, &a, err);
-    s->t_audio = mono_now() - t0;
-    if (rc) {
-        s->failed = TOK_STAGE_AUDIO;
+    int rc = read_audio(s, NULL, bytes, n_bytes, name, &a, err);
+    if (rc)
         return rc;
-    }
     rc = tokenise(p, s, &a, ids, n, duration_s, err);
     if (rc)
         sl_err_prefix(err, "%s", name ? name : "(memory)");
