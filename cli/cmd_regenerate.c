@@ -349,6 +349,7 @@ int cmd_regenerate(int argc, char **argv)
             coord_params cp = coord_default_params();
             cp.out = a.out;
             cp.m = &src.m;
+            cp.n_ranks = size;
             cp.unit_items = (size_t)a.unit;
             cp.grace_s = a.grace;
             cp.progress_s = a.progress;
@@ -362,10 +363,10 @@ int cmd_regenerate(int argc, char **argv)
             cp.payload_ctx = &src;
             cp.meta = (const char *const *)src.meta;
             cp.n_meta = src.n_meta / 2;
-            code = coord_run(&cp, &err);
-        }
-        if (code == SL_EXIT_FAIL)
+            code = cli_job_coordinate("regenerate", &cp);
+        } else {
             fprintf(stderr, "spearlabel regenerate: %s\n", err.msg);
+        }
         free_source(&src);
         if (code == SL_EXIT_FAIL && size > 1)
             MPI_Abort(MPI_COMM_WORLD, SL_EXIT_FAIL);

@@ -290,6 +290,7 @@ int cmd_run(int argc, char **argv)
             coord_params cp = coord_default_params();
             cp.out = a.out;
             cp.m = &m;
+            cp.n_ranks = size;
             cp.unit_items = (size_t)a.unit;
             cp.retry_errors = a.retry;
             cp.grace_s = a.grace;
@@ -301,9 +302,7 @@ int cmd_run(int argc, char **argv)
             cp.argv = argv;
             cp.exec = exec_unit;
             cp.exec_ctx = x;
-            code = coord_run(&cp, &err);
-            if (code == SL_EXIT_FAIL)
-                fprintf(stderr, "spearlabel run: %s\n", err.msg);
+            code = cli_job_coordinate("run", &cp);
         }
         man_free(&m);
         if (code == SL_EXIT_FAIL && size > 1)

@@ -45,10 +45,26 @@ int cli_job_worker(const char *cmd, int rank, job_exec *x)
 {
     sl_err err;
     sl_err_clear(&err);
-    int code = worker_run(x, &err);
-    if (code == SL_EXIT_FAIL) {
+    uint32_t status = 0;
+    if (worker_run(x, &status, &err) != SL_OK) {
         fprintf(stderr, "spearlabel %s (rank %d): %s\n", cmd, rank, err.msg);
         MPI_Abort(MPI_COMM_WORLD, SL_EXIT_FAIL);
     }
-    return code;
+    return (int)status;
+}
+
+int cli_job_coordinate(const char *cmd, const coord_params *cp)
+{
+    sl_err err;
+    sl_err_clear(&err);
+    coord_outcome out;
+    if (coord_run(cp, &out, &err) != SL_OK) {
+        fprintf(stderr, "spearlabel %s: %s\n", cmd, err.msg);
+        if (cp->n_ranks > 1)
+            MPI_Abort(MPI_COMM_WORLD, SL_EXIT_FAIL); // workers wait for units that never come
+        return SL_EXIT_FAIL;
+    }
+    if (out.status == COORD_ABORTED || out.status == COORD_CRASHED)
+        MPI_Abort(MPI_COMM_WORLD, SL_EXIT_INTERRUPTED); // committed and recorded: resumable
+    return coord_exit_code(out.status);
 }

@@ -1,7 +1,9 @@
 // cli/job.h — what the MPI commands (`run`, `regenerate`, `km-fit`) share:
 // starting MPI, opening the executor on every rank so a bad model is refused
 // before any work is dispatched, and the worker side of a job.
+// The process-ending calls of a job (MPI_Abort) live here, in cli/, and nowhere below.
 #pragma once
+#include "coordinator/coord.h"
 #include "pipeline/pipeline.h"
 #include "worker/exec.h"
 
@@ -17,3 +19,9 @@ int cli_job_open_exec(const char *cmd, const pl_params *pp, job_exec **x);
 // Ranks >= 1: the worker loop until rank 0 says STOP. Returns the exit code rank 0
 // sent; on a failure prints it and aborts the whole job.
 int cli_job_worker(const char *cmd, int rank, job_exec *x);
+
+// Rank 0: coord_run(cp) (cp->n_ranks set by the caller). Returns the exit code:
+// 0 finished, 3 interrupted, 1 failed (message printed). When workers still wait
+// or hold units (a failure, a crash, a grace period that ran out) it ends the
+// whole job with MPI_Abort (exit 1 for a failure, 3 otherwise: resumable).
+int cli_job_coordinate(const char *cmd, const coord_params *cp);

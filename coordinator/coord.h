@@ -1,10 +1,13 @@
-// coordinator/coord.h — rank 0 of `spearlabel run`: the only LMDB writer.
+// coordinator/coord.h — rank 0 of `spearlabel run` and `regenerate`: the only LMDB writer.
 //
 // coord_run() plans the units of the manifest, skips what the dataset already
 // holds, hands units to workers (pull scheduling: each worker keeps up to
 // PROTO_PREFETCH units), stores the rows and errors they return in batched
-// commits, and records the run. With one rank it executes the units itself
-// through params.exec, so one process and an MPI job give the same dataset.
+// commits, and records the run. With one rank (n_ranks == 1) it executes the
+// units itself through params.exec and calls no MPI function, so one process and
+// an MPI job give the same dataset, and a test can run it in a plain process.
+// The run's state and every decision live in coordinator/session.h (MPI-free);
+// coord_mpi.c is only the MPI message loop.
 //
 // Resume is exact: rows of a unit are committed in one transaction, units
 // are fixed by the manifest and flags, and a unit with anything missing is
@@ -12,12 +15,14 @@
 // equals an uninterrupted one byte for byte.
 // Stop: a stop signal (common/stop.h) ends dispatch; results in flight are
 // collected for up to grace_s seconds, committed, and the run is recorded as
-// interrupted (exit SL_EXIT_INTERRUPTED = 3). SIGTERM under mpirun is followed
-// by SIGKILL a second later: rank 0 commits first, then waits.
+// interrupted. SIGTERM under mpirun is followed by SIGKILL a second later: rank 0
+// commits first, then waits.
 // Crashes: a unit whose processing crashed (CRASH message or crash note)
 // marks its ids in meta ("crash/<id>"); the next run retries each alone;
 // a second crash stores an error record "crashed the worker".
 // Rank 0 never busy-waits: it polls with MPI_Iprobe and sleeps up to 1 ms.
+// No function here ends the process: an outcome that needs the job ended
+// (COORD_ABORTED, COORD_CRASHED) is returned to cli/, which calls MPI_Abort.
 #pragma once
 #include <stddef.h>
 
@@ -36,9 +41,16 @@ typedef int (*coord_exec_fn)(void *ctx, const void *work, size_t work_len, proto
 typedef int (*coord_payload_fn)(void *ctx, size_t i, const void **bytes, size_t *n,
                                 sl_err *err);
 
+// Defaults, written once: the job flags (cli/) print and use these.
+#define COORD_DEFAULT_UNIT_ITEMS 4
+#define COORD_DEFAULT_UNIT_SECONDS 120
+#define COORD_DEFAULT_GRACE_S 60
+#define COORD_DEFAULT_PROGRESS_S 30
+
 typedef struct coord_params {
     const char *out;            // dataset directory
     const manifest *m;
+    int n_ranks;                // ranks of the job (1: execute in process, no MPI at all)
     size_t unit_items;          // utterances per unit (default 4)
     double unit_seconds;        // audio seconds per unit where known (default 120)
     int retry_errors;           // recompute ids that are stored as errors
@@ -61,6 +73,23 @@ typedef struct coord_params {
 
 coord_params coord_default_params(void);
 
-// Returns an exit code: 0 finished, 1 failed (err filled), 3 interrupted.
-// Collective over MPI_COMM_WORLD with worker_run() on the other ranks.
-int coord_run(const coord_params *p, sl_err *err);
+typedef enum coord_status {
+    COORD_FINISHED = 0,    // every unit done
+    COORD_INTERRUPTED,     // a stop signal; in-flight work collected; resumable
+    COORD_ABORTED,         // stopped, but the grace period ended with work in flight:
+                           //   the job must be ended (workers still hold units); resumable
+    COORD_CRASHED,         // a worker crashed on a unit (recorded): end the job; resumable
+} coord_status;
+
+typedef struct coord_outcome {
+    coord_status status;
+    size_t rows_added, errors_added;
+} coord_outcome;
+
+// SL_OK with *out filled, or a negative sl_code with err filled (the run is
+// recorded "failed" when the store still takes writes). Collective over
+// MPI_COMM_WORLD with worker_run() on the other ranks when p->n_ranks > 1.
+int coord_run(const coord_params *p, coord_outcome *out, sl_err *err);
+
+// The exit code of an outcome (common/exitcode.h): 0 finished, 3 otherwise.
+int coord_exit_code(coord_status s);

@@ -1,11 +1,15 @@
-// coordinator/protocol.c — see protocol.h.
+// coordinator/protocol.c — see protocol.h. Byte order is spelled out (shifts), so
+// the wire is little-endian on every host.
 #include "coordinator/protocol.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 int proto_buf_reserve(proto_buf *b, size_t extra, sl_err *err)
 {
+    if (extra > SIZE_MAX / 4 - b->len)
+        return sl_fail(err, SL_ENOMEM, "protocol: a message of more than %zu bytes", SIZE_MAX / 4);
     if (b->len + extra <= b->cap)
         return SL_OK;
     size_t cap = b->cap ? b->cap : 4096;
@@ -25,9 +29,22 @@ void proto_buf_free(proto_buf *b)
     memset(b, 0, sizeof *b);
 }
 
+static void set32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+    p[2] = (unsigned char)(v >> 16);
+    p[3] = (unsigned char)(v >> 24);
+}
+
+static uint32_t get32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
 static void put32(proto_buf *b, uint32_t v)
 {
-    memcpy(b->p + b->len, &v, 4);
+    set32(b->p + b->len, v);
     b->len += 4;
 }
 
@@ -38,12 +55,13 @@ static void putn(proto_buf *b, const void *d, size_t n)
     b->len += n;
 }
 
-static uint32_t get32(const unsigned char *p)
+int proto_hello_parse(const void *buf, size_t n, sl_err *err)
 {
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
+    (void)buf;
+    return n == 0 ? SL_OK : sl_fail(err, SL_EFORMAT, "protocol: HELLO of %zu bytes (want 0)", n);
 }
+
+// --- WORK ---
 
 int proto_work_begin(proto_buf *b, uint32_t wid, uint32_t flags, sl_err *err)
 {
@@ -62,45 +80,56 @@ int proto_work_add(proto_buf *b, const char *id, const char *path, sl_err *err)
     return proto_work_add_bytes(b, id, path, strlen(path), err);
 }
 
-int proto_work_add_bytes(proto_buf *b, const char *id, const void *path, size_t pl, sl_err *err)
+int proto_work_add_bytes(proto_buf *b, const char *id, const void *bytes, size_t n, sl_err *err)
 {
     size_t il = strlen(id);
-    int rc = proto_buf_reserve(b, 8 + il + pl + 2, err);
+    if (il > UINT32_MAX || n > UINT32_MAX)
+        return sl_fail(err, SL_EINVAL, "protocol: WORK item \"%.64s\" too large", id);
+    int rc = proto_buf_reserve(b, 8 + il + n + 2, err);
     if (rc)
         return rc;
     put32(b, (uint32_t)il);
-    put32(b, (uint32_t)pl);
+    put32(b, (uint32_t)n);
     putn(b, id, il + 1);
-    putn(b, path, pl);
+    putn(b, bytes, n);
     b->p[b->len++] = 0;
-    uint32_t n = get32(b->p + 8) + 1;
-    memcpy(b->p + 8, &n, 4);
+    set32(b->p + 8, get32(b->p + 8) + 1);
     return SL_OK;
 }
 
-uint32_t proto_work_count(const void *buf, size_t n)
+int proto_work_header(const void *buf, size_t n, uint32_t *wid, uint32_t *flags,
+                      uint32_t *n_items, sl_err *err)
 {
-    return n >= 12 ? get32((const unsigned char *)buf + 8) : 0;
+    const unsigned char *p = buf;
+    if (n < 12)
+        return sl_fail(err, SL_EFORMAT, "protocol: WORK message of %zu bytes (header is 12)", n);
+    *wid = get32(p);
+    *flags = get32(p + 4);
+    *n_items = get32(p + 8);
+    if (*flags & ~PROTO_WORK_FLAGS)
+        return sl_fail(err, SL_EFORMAT, "protocol: WORK with unknown flags 0x%x", *flags);
+    if (*n_items > (n - 12) / 10) // an item takes at least 10 bytes
+        return sl_fail(err, SL_EFORMAT, "protocol: WORK of %u items in %zu bytes", *n_items, n);
+    return SL_OK;
 }
 
 int proto_work_parse(const void *buf, size_t n, uint32_t *wid, uint32_t *flags,
                      proto_item *items, size_t cap, size_t *n_items, sl_err *err)
 {
-    const unsigned char *p = buf, *end = p + n;
-    if (n < 12)
-        return sl_fail(err, SL_EFORMAT, "protocol: WORK message of %zu bytes", n);
-    *wid = get32(p);
-    *flags = get32(p + 4);
-    uint32_t cnt = get32(p + 8);
+    uint32_t cnt;
+    int rc = proto_work_header(buf, n, wid, flags, &cnt, err);
+    if (rc)
+        return rc;
     if (cnt > cap)
         return sl_fail(err, SL_EFORMAT, "protocol: WORK of %u items (capacity %zu)", cnt, cap);
-    p += 12;
+    const unsigned char *p = (const unsigned char *)buf + 12, *end = (const unsigned char *)buf + n;
     for (uint32_t i = 0; i < cnt; i++) {
         if (end - p < 8)
             return sl_fail(err, SL_EFORMAT, "protocol: WORK item %u truncated", i);
         uint32_t il = get32(p), pl = get32(p + 4);
         p += 8;
-        if ((size_t)(end - p) < (size_t)il + pl + 2 || p[il] != 0 || p[il + 1 + pl] != 0)
+        if ((size_t)(end - p) < (size_t)il + pl + 2 || p[il] != 0 || p[il + 1 + pl] != 0 ||
+            memchr(p, 0, il) != NULL)
             return sl_fail(err, SL_EFORMAT, "protocol: WORK item %u malformed", i);
         items[i].id = (const char *)p;
         items[i].id_len = il;
@@ -108,9 +137,14 @@ int proto_work_parse(const void *buf, size_t n, uint32_t *wid, uint32_t *flags,
         items[i].path_len = pl;
         p += (size_t)il + pl + 2;
     }
+    if (p != end)
+        return sl_fail(err, SL_EFORMAT, "protocol: WORK has %zu bytes after its last item",
+                       (size_t)(end - p));
     *n_items = cnt;
     return SL_OK;
 }
+
+// --- RESULT ---
 
 int proto_result_begin(proto_buf *b, uint32_t wid, sl_err *err)
 {
@@ -126,6 +160,10 @@ int proto_result_begin(proto_buf *b, uint32_t wid, sl_err *err)
 int proto_result_add(proto_buf *b, int kind, const void *key, size_t key_len, const void *val,
                      size_t val_len, sl_err *err)
 {
+    if (kind != PROTO_REC_ROW && kind != PROTO_REC_ERROR)
+        return sl_fail(err, SL_EINVAL, "protocol: RESULT record of kind %d", kind);
+    if (key_len > UINT32_MAX || val_len > UINT32_MAX)
+        return sl_fail(err, SL_EINVAL, "protocol: RESULT record too large");
     int rc = proto_buf_reserve(b, 9 + key_len + val_len, err);
     if (rc)
         return rc;
@@ -134,20 +172,22 @@ int proto_result_add(proto_buf *b, int kind, const void *key, size_t key_len, co
     put32(b, (uint32_t)val_len);
     putn(b, key, key_len);
     putn(b, val, val_len);
-    uint32_t n = get32(b->p + 4) + 1;
-    memcpy(b->p + 4, &n, 4);
+    set32(b->p + 4, get32(b->p + 4) + 1);
     return SL_OK;
 }
 
 int proto_result_open(proto_result_reader *r, const void *buf, size_t n, sl_err *err)
 {
     if (n < 8)
-        return sl_fail(err, SL_EFORMAT, "protocol: RESULT message of %zu bytes", n);
-    r->p = (const unsigned char *)buf + 8;
-    r->end = (const unsigned char *)buf + n;
-    r->wid = get32(buf);
-    r->n = get32((const unsigned char *)buf + 4);
+        return sl_fail(err, SL_EFORMAT, "protocol: RESULT message of %zu bytes (header is 8)", n);
+    const unsigned char *p = buf;
+    r->p = p + 8;
+    r->end = p + n;
+    r->wid = get32(p);
+    r->n = get32(p + 4);
     r->i = 0;
+    if (r->n > (n - 8) / 9) // a record takes at least 9 bytes
+        return sl_fail(err, SL_EFORMAT, "protocol: RESULT of %u records in %zu bytes", r->n, n);
     return SL_OK;
 }
 
@@ -169,4 +209,63 @@ int proto_result_next(proto_result_reader *r, proto_record *rec, sl_err *err)
     r->p += (size_t)rec->key_len + rec->val_len;
     r->i++;
     return 1;
+}
+
+// --- STOP, STATS, CRASH ---
+
+void proto_stop_encode(unsigned char out[PROTO_STOP_BYTES], uint32_t status)
+{
+    set32(out, status);
+}
+
+int proto_stop_parse(const void *buf, size_t n, uint32_t *status, sl_err *err)
+{
+    if (n != PROTO_STOP_BYTES)
+        return sl_fail(err, SL_EFORMAT, "protocol: STOP of %zu bytes (want %d)", n,
+                       PROTO_STOP_BYTES);
+    *status = get32(buf);
+    if (*status != 0 && *status != 3)
+        return sl_fail(err, SL_EFORMAT, "protocol: STOP with status %u (want 0 or 3)", *status);
+    return SL_OK;
+}
+
+void proto_stats_encode(unsigned char out[PROTO_STATS_BYTES], const double stats[PROTO_N_STATS])
+{
+    for (int k = 0; k < PROTO_N_STATS; k++) {
+        uint64_t u;
+        memcpy(&u, &stats[k], 8);
+        set32(out + 8 * k, (uint32_t)u);
+        set32(out + 8 * k + 4, (uint32_t)(u >> 32));
+    }
+}
+
+int proto_stats_parse(const void *buf, size_t n, double stats[PROTO_N_STATS], sl_err *err)
+{
+    if (n != PROTO_STATS_BYTES)
+        return sl_fail(err, SL_EFORMAT, "protocol: STATS of %zu bytes (want %d)", n,
+                       PROTO_STATS_BYTES);
+    const unsigned char *p = buf;
+    for (int k = 0; k < PROTO_N_STATS; k++) {
+        uint64_t u = (uint64_t)get32(p + 8 * k) | (uint64_t)get32(p + 8 * k + 4) << 32;
+        double v;
+        memcpy(&v, &u, 8);
+        if (!isfinite(v) || v < 0)
+            return sl_fail(err, SL_EFORMAT, "protocol: STATS value %d is %g", k, v);
+        stats[k] = v;
+    }
+    return SL_OK;
+}
+
+void proto_crash_encode(unsigned char out[PROTO_CRASH_BYTES], uint32_t wid)
+{
+    set32(out, wid);
+}
+
+int proto_crash_parse(const void *buf, size_t n, uint32_t *wid, sl_err *err)
+{
+    if (n != PROTO_CRASH_BYTES)
+        return sl_fail(err, SL_EFORMAT, "protocol: CRASH of %zu bytes (want %d)", n,
+                       PROTO_CRASH_BYTES);
+    *wid = get32(buf);
+    return SL_OK;
 }

@@ -1,20 +1,29 @@
-// coordinator/protocol.h — the messages between rank 0 and the workers.
+// coordinator/protocol.h — the messages between rank 0 and the workers: the
+// one owner of the wire format (library sl_protocol, which needs only common/).
 //
-// Everything on the wire is a flat little-endian byte string built and parsed
-// here (no pointers, no structs): MPI_BYTE messages whose tag says the kind.
-//   worker -> 0  HELLO   (empty)                      ready; rank 0 then keeps up to
-//                                                     PROTO_PREFETCH units in flight per worker
+// Every message is a flat byte string built and parsed here, nowhere else: MPI_BYTE
+// messages whose tag says the kind. All integers are little-endian u32, doubles are
+// IEEE-754 binary64 sent as little-endian u64 bit patterns; nothing with pointers.
+//   worker -> 0  HELLO   empty                         ready; rank 0 then keeps up to
+//                                                      PROTO_PREFETCH units in flight per worker
 //   0 -> worker  WORK    u32 wid, u32 flags, u32 n, n x (u32 id_len, u32 path_len,
 //                        id bytes, NUL, path bytes, NUL)
 //   worker -> 0  RESULT  u32 wid, u32 n, n x (u8 kind, u32 key_len, u32 val_len, key, value)
 //                        kind 0 = row, 1 = error; values are storage/row.h records,
 //                        so wire and disk share one codec and one version number
 //   0 -> worker  STOP    u32 status (0 = finished, 3 = interrupted)
-//   worker -> 0  STATS   PROTO_N_STATS doubles (stage timers and counts, see proto_stats)
+//   worker -> 0  STATS   PROTO_N_STATS x f64 (stage timers and counts, see proto_stat)
 //   worker -> 0  CRASH   u32 wid: sent from the worker's fatal-signal handler
 // wid (work id) < n_units names a unit of the plan; wid >= n_units names the
-// single manifest item wid - n_units, retried alone after a crash.
-// This file is MPI-free: coordinator/ and worker/ do the sending.
+// single manifest item wid - n_units, retried alone after a crash. The parsers
+// check lengths and the ranges they can know (counts, kinds, flags, status); the
+// coordinator checks a wid against its plan (coordinator/session.h).
+//
+// Every parser takes untrusted bytes: it never reads outside buf[0..n), and on
+// malformed input returns SL_EFORMAT with a message naming the message kind and
+// the problem. Parsed pointers point into buf and live as long as it.
+// MPI-free: coordinator/ and worker/ do the sending. Thread-safety: none needed
+// (no state); proto_crash_encode is async-signal-safe.
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -33,9 +42,11 @@ enum proto_tag {
 #define PROTO_PREFETCH 2        // units a worker holds: one computing, one queued
 #define PROTO_WORK_ALONE 1u     // flags: a crash retry of a single item
 #define PROTO_WORK_PAYLOAD 2u   // flags: items carry payload bytes (regenerate: stored rows)
+#define PROTO_WORK_FLAGS (PROTO_WORK_ALONE | PROTO_WORK_PAYLOAD) // every flag a parser accepts
 
 enum { PROTO_REC_ROW = 0, PROTO_REC_ERROR = 1 };
 
+// A growable message buffer; zero-initialise, proto_buf_free when done.
 typedef struct proto_buf {
     unsigned char *p;
     size_t len, cap;
@@ -44,10 +55,14 @@ typedef struct proto_buf {
 int proto_buf_reserve(proto_buf *b, size_t extra, sl_err *err);
 void proto_buf_free(proto_buf *b);
 
+// --- HELLO: empty ---
+int proto_hello_parse(const void *buf, size_t n, sl_err *err);
+
 // --- WORK ---
+// begin resets b and writes the header; each add appends one item (ids and paths
+// must not contain NUL; the payload variant takes any n bytes in place of the path).
 int proto_work_begin(proto_buf *b, uint32_t wid, uint32_t flags, sl_err *err);
 int proto_work_add(proto_buf *b, const char *id, const char *path, sl_err *err);
-// Same with n bytes of payload in place of the path.
 int proto_work_add_bytes(proto_buf *b, const char *id, const void *bytes, size_t n, sl_err *err);
 
 typedef struct proto_item {
@@ -57,12 +72,14 @@ typedef struct proto_item {
     uint32_t path_len;//   it holds the item's payload bytes instead (a stored row)
 } proto_item;
 
-// Parses a WORK message. items: caller array of capacity cap; *n_items gets the count
-// (SL_EFORMAT if > cap or the bytes are inconsistent). Pointers live as long as buf.
+// The header alone (wid, flags, item count), checked for length and known flags.
+int proto_work_header(const void *buf, size_t n, uint32_t *wid, uint32_t *flags,
+                      uint32_t *n_items, sl_err *err);
+// The whole message. items: caller array of capacity cap; *n_items gets the count
+// (SL_EFORMAT if > cap, if an item overruns the message or lacks its NULs, or if
+// bytes follow the last item).
 int proto_work_parse(const void *buf, size_t n, uint32_t *wid, uint32_t *flags,
                      proto_item *items, size_t cap, size_t *n_items, sl_err *err);
-// The item count of a WORK message without parsing the rest (0 if malformed).
-uint32_t proto_work_count(const void *buf, size_t n);
 
 // --- RESULT ---
 int proto_result_begin(proto_buf *b, uint32_t wid, sl_err *err);
@@ -70,21 +87,29 @@ int proto_result_add(proto_buf *b, int kind, const void *key, size_t key_len, co
                      size_t val_len, sl_err *err);
 
 typedef struct proto_record {
-    int kind;
+    int kind;          // PROTO_REC_ROW or PROTO_REC_ERROR
     const void *key;
     uint32_t key_len;
     const void *val;
     uint32_t val_len;
 } proto_record;
 
+// Reads a RESULT record by record; the reader points into buf.
 typedef struct proto_result_reader {
     const unsigned char *p, *end;
     uint32_t wid, n, i;
 } proto_result_reader;
 
 int proto_result_open(proto_result_reader *r, const void *buf, size_t n, sl_err *err);
-// 1 = a record, 0 = end, < 0 = malformed.
+// 1 = a record, 0 = end, < 0 = malformed (a record overruns the message, an unknown
+// kind, or bytes after the last record).
 int proto_result_next(proto_result_reader *r, proto_record *rec, sl_err *err);
+
+// --- STOP ---
+#define PROTO_STOP_BYTES 4
+void proto_stop_encode(unsigned char out[PROTO_STOP_BYTES], uint32_t status);
+// status is 0 (finished) or 3 (interrupted); anything else is SL_EFORMAT.
+int proto_stop_parse(const void *buf, size_t n, uint32_t *status, sl_err *err);
 
 // --- STATS ---
 typedef enum proto_stat {
@@ -92,3 +117,12 @@ typedef enum proto_stat {
     PROTO_N_UTTS, PROTO_N_ROWS, PROTO_N_ERRORS, PROTO_AUDIO_SECONDS,
     PROTO_N_STATS
 } proto_stat;
+#define PROTO_STATS_BYTES (8 * PROTO_N_STATS)
+void proto_stats_encode(unsigned char out[PROTO_STATS_BYTES], const double stats[PROTO_N_STATS]);
+// Every value must be finite and >= 0 (seconds and counts).
+int proto_stats_parse(const void *buf, size_t n, double stats[PROTO_N_STATS], sl_err *err);
+
+// --- CRASH ---
+#define PROTO_CRASH_BYTES 4
+void proto_crash_encode(unsigned char out[PROTO_CRASH_BYTES], uint32_t wid); // async-signal-safe
+int proto_crash_parse(const void *buf, size_t n, uint32_t *wid, sl_err *err);

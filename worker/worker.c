@@ -2,13 +2,11 @@
 #include "worker/worker.h"
 
 #include <mpi.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common/crash.h"
-#include "common/exitcode.h"
 #include "common/idle.h"
 #include "common/log.h"
 
@@ -16,18 +14,34 @@
 static void send_crash(uint32_t wid, void *ctx)
 {
     (void)ctx;
+    static unsigned char msg[PROTO_CRASH_BYTES];
     alarm(5); // if MPI cannot send from here, SIGALRM ends the process anyway
-    MPI_Send(&wid, 4, MPI_BYTE, 0, PROTO_CRASH, MPI_COMM_WORLD);
+    proto_crash_encode(msg, wid);
+    MPI_Send(msg, PROTO_CRASH_BYTES, MPI_BYTE, 0, PROTO_CRASH, MPI_COMM_WORLD);
     struct timespec ts = {0, 200000000L}; // let the bytes leave before the process dies
     nanosleep(&ts, NULL);
 }
 
 typedef struct slot {
     proto_buf buf;
-    size_t len;
+    uint32_t wid;
 } slot;
 
-int worker_run(job_exec *x, sl_err *err)
+// Receives the message st announced into b (grown to fit).
+static int recv_into(proto_buf *b, const MPI_Status *st, sl_err *err)
+{
+    int count;
+    MPI_Get_count(st, MPI_BYTE, &count);
+    b->len = 0;
+    int rc = proto_buf_reserve(b, (size_t)count + 1, err);
+    if (rc)
+        return rc;
+    MPI_Recv(b->p, count, MPI_BYTE, 0, st->MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    b->len = (size_t)count;
+    return SL_OK;
+}
+
+int worker_run(job_exec *x, uint32_t *stop_status, sl_err *err)
 {
     sl_idle_init();
     sl_crash_install();
@@ -35,54 +49,46 @@ int worker_run(job_exec *x, sl_err *err)
     MPI_Send(NULL, 0, MPI_BYTE, 0, PROTO_HELLO, MPI_COMM_WORLD);
     slot q[PROTO_PREFETCH];
     memset(q, 0, sizeof q);
-    int head = 0, n_q = 0, stop = -1, idle = 0, rc = SL_OK;
-    proto_buf result = {0};
+    int head = 0, n_q = 0, stopped = 0, idle = 0, rc = SL_OK;
+    proto_buf result = {0}, other = {0};
     double stats[PROTO_N_STATS] = {0};
-    while (stop < 0 || n_q > 0) {
+    while (!stopped || n_q > 0) {
         // Take every message that is here (blocking only when there is nothing to do).
         for (;;) {
             int flag = 0;
             MPI_Status st;
             MPI_Iprobe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
             if (!flag) {
-                if (n_q > 0 || stop >= 0)
+                if (n_q > 0 || stopped)
                     break;
                 sl_idle_wait(&idle, 50000L);
                 continue;
             }
             idle = 0;
-            int count;
-            MPI_Get_count(&st, MPI_BYTE, &count);
-            if (st.MPI_TAG == PROTO_STOP) {
-                uint32_t status = 0;
-                MPI_Recv(&status, 4, MPI_BYTE, 0, PROTO_STOP, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-                stop = (int)status;
-                continue;
-            }
-            if (st.MPI_TAG != PROTO_WORK || n_q == PROTO_PREFETCH) {
-                if (n_q == PROTO_PREFETCH)
-                    break; // rank 0 never sends more than we hold; leave it queued
-                char junk[16];
-                MPI_Recv(junk, count < 16 ? count : 16, MPI_BYTE, 0, st.MPI_TAG, MPI_COMM_WORLD,
-                         MPI_STATUS_IGNORE);
-                SL_LOG(WARN, "worker", "unexpected tag %d from rank 0", st.MPI_TAG);
-                continue;
-            }
+            if (st.MPI_TAG == PROTO_WORK && n_q == PROTO_PREFETCH)
+                break; // rank 0 never sends more than we hold; leave it queued
             slot *s = &q[(head + n_q) % PROTO_PREFETCH];
-            s->buf.len = 0;
-            if ((rc = proto_buf_reserve(&s->buf, (size_t)count + 1, err)))
+            proto_buf *b = st.MPI_TAG == PROTO_WORK ? &s->buf : &other;
+            if ((rc = recv_into(b, &st, err)))
                 goto done;
-            MPI_Recv(s->buf.p, count, MPI_BYTE, 0, PROTO_WORK, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-            s->len = (size_t)count;
-            n_q++;
+            if (st.MPI_TAG == PROTO_STOP) {
+                if ((rc = proto_stop_parse(b->p, b->len, stop_status, err)))
+                    goto done;
+                stopped = 1;
+            } else if (st.MPI_TAG == PROTO_WORK) {
+                uint32_t flags, n_items;
+                if ((rc = proto_work_header(b->p, b->len, &s->wid, &flags, &n_items, err)))
+                    goto done;
+                n_q++;
+            } else {
+                SL_LOG(WARN, "worker", "unexpected tag %d from rank 0: ignored", st.MPI_TAG);
+            }
         }
         if (n_q == 0)
             continue;
         slot *s = &q[head];
-        uint32_t wid = 0;
-        memcpy(&wid, s->buf.p, 4);
-        sl_crash_arm(wid, NULL, 0);
-        rc = exec_unit(x, s->buf.p, s->len, &result, stats, err);
+        sl_crash_arm(s->wid, NULL, 0);
+        rc = exec_unit(x, s->buf.p, s->buf.len, &result, stats, err);
         sl_crash_disarm();
         if (rc)
             goto done;
@@ -90,12 +96,13 @@ int worker_run(job_exec *x, sl_err *err)
         head = (head + 1) % PROTO_PREFETCH;
         n_q--;
     }
-    MPI_Send(stats, (int)sizeof stats, MPI_BYTE, 0, PROTO_STATS, MPI_COMM_WORLD);
+    unsigned char msg[PROTO_STATS_BYTES];
+    proto_stats_encode(msg, stats);
+    MPI_Send(msg, PROTO_STATS_BYTES, MPI_BYTE, 0, PROTO_STATS, MPI_COMM_WORLD);
 done:
     for (int k = 0; k < PROTO_PREFETCH; k++)
         proto_buf_free(&q[k].buf);
     proto_buf_free(&result);
-    if (rc)
-        return SL_EXIT_FAIL;
-    return stop;
+    proto_buf_free(&other);
+    return rc;
 }

@@ -10,8 +10,12 @@
 // (SIGSEGV, SIGABRT, ...) while a unit is armed, its handler sends CRASH{wid}
 // to rank 0 before dying, so the next run retries that unit's ids alone.
 #pragma once
+#include <stdint.h>
+
 #include "common/err.h"
 #include "worker/exec.h"
 
-// Returns the exit code rank 0 sent with STOP (0 or 3), or 1 on failure.
-int worker_run(job_exec *x, sl_err *err);
+// Every message is built and parsed by coordinator/protocol.h; this file only moves it.
+// Returns SL_OK with *stop_status = the status rank 0 sent with STOP (0 finished,
+// 3 interrupted), or a negative sl_code with err filled (the caller ends the job).
+int worker_run(job_exec *x, uint32_t *stop_status, sl_err *err);
