@@ -27,3 +27,4 @@ void sl_stop_install(void)
 
 int sl_stop_requested(void) { return g_stop; }
 void sl_stop_request(int sig) { on_signal(sig); }
+void sl_stop_reset(void) { g_stop = 0; }

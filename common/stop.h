@@ -11,3 +11,5 @@ void sl_stop_install(void);
 int sl_stop_requested(void);
 // For tests and for "stop now" paths inside the program.
 void sl_stop_request(int sig);
+// Tests only: forget a stop request (the next run of a test process starts clean).
+void sl_stop_reset(void);

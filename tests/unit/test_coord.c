@@ -1,0 +1,466 @@
+// tests/unit/test_coord.c — the coordinator in a plain process, where exact resume lives.
+//
+// No MPI and no models: the executor is a stub whose rows record the composition
+// of the unit that produced them (its size, the row's place in it and a hash of
+// all its ids), so a row changes whenever the unit plan would. Checked:
+//   * units_plan over random manifests: every usable item in exactly one unit, in
+//     dispatch order (known lengths longest first, then by id), within the limits;
+//   * a session driven by 1..6 simulated workers answering in random order, killed
+//     (uncommitted batch lost) or stopped at random moments and resumed, ends with
+//     exactly the rows and errors of an uninterrupted one-rank coord_run;
+//   * coord_run (n_ranks = 1) stopped half-way by a signal, then run again, equals
+//     an uninterrupted run; its outcomes and exit codes;
+//   * RESULT and CRASH messages naming a work id outside the plan, an id outside its
+//     unit or an unknown id are ignored; malformed RESULT bytes are an error.
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/exitcode.h"
+#include "common/stop.h"
+#include "coordinator/coord.h"
+#include "coordinator/manifest.h"
+#include "coordinator/session.h"
+#include "coordinator/units.h"
+#include "storage/row.h"
+#include "storage/store.h"
+#include "tests/testutil.h"
+
+// The wid field of a RESULT (its first u32, little-endian).
+static void set_wid(proto_buf *b, uint32_t wid)
+{
+    for (int k = 0; k < 4; k++)
+        b->p[k] = (unsigned char)(wid >> (8 * k));
+}
+
+static unsigned rng_next(unsigned *s)
+{
+    *s = *s * 1103515245u + 12345u;
+    return (*s >> 8) & 0xffffff;
+}
+
+// A tsv manifest of n items under root: random lengths, some unknown, some bad lines.
+static void random_manifest(unsigned *seed, size_t n, const char *root, manifest *m)
+{
+    size_t cap = 64 + n * 48;
+    char *text = malloc(cap);
+    size_t len = (size_t)snprintf(text, cap, "%s\n", root);
+    for (size_t i = 0; i < n; i++) {
+        unsigned r = rng_next(seed);
+        // ids: some errors ("e" in the id: the stub stores an error record)
+        char id[32];
+        snprintf(id, sizeof id, "%c%03u/%s%zu.wav", 'a' + (int)(r % 5), r % 97,
+                 r % 11 == 0 ? "e" : "u", i);
+        if (r % 13 == 0)
+            len += (size_t)snprintf(text + len, cap - len, "%s\tnot-a-count\n", id);
+        else if (r % 7 == 0)
+            len += (size_t)snprintf(text + len, cap - len, "%s\n", id);
+        else
+            len += (size_t)snprintf(text + len, cap - len, "%s\t%u\n", id,
+                                    1600 + rng_next(seed) % (16000 * 90));
+    }
+    sl_err err;
+    int rc = man_parse(text, len, "random.tsv", m, &err);
+    CU_ASSERT_EQUAL_FATAL(rc, SL_OK);
+    free(text);
+}
+
+static void test_units_property(void)
+{
+    unsigned seed = 7;
+    const char *root = sl_test_tmpdir("units");
+    for (int trial = 0; trial < 200; trial++) {
+        manifest m;
+        random_manifest(&seed, 1 + rng_next(&seed) % 120, root, &m);
+        size_t max_items = 1 + rng_next(&seed) % 8;
+        double max_s = trial % 4 == 0 ? 0 : 10.0 + (double)(rng_next(&seed) % 200);
+        unit_plan p, q;
+        sl_err err;
+        CU_ASSERT_EQUAL_FATAL(units_plan(&m, max_items, max_s, &p, &err), SL_OK);
+        CU_ASSERT_EQUAL_FATAL(units_plan(&m, max_items, max_s, &q, &err), SL_OK);
+        size_t *seen = calloc(m.n, sizeof *seen), good = 0;
+        for (size_t i = 0; i < m.n; i++)
+            good += m.items[i].bad == NULL;
+        CU_ASSERT_EQUAL(p.n_items, good);
+        CU_ASSERT_EQUAL(p.start[0], 0);
+        CU_ASSERT_EQUAL(p.start[p.n_units], p.n_items);
+        for (size_t u = 0; u < p.n_units; u++) {
+            size_t n = units_size(&p, u);
+            CU_ASSERT(n >= 1 && n <= max_items);
+            double secs = 0;
+            for (size_t k = p.start[u]; k < p.start[u + 1]; k++) {
+                const man_item *it = &m.items[p.items[k]];
+                CU_ASSERT_PTR_NULL(it->bad);
+                seen[p.items[k]]++;
+                secs += it->n_samples >= 0 ? (double)it->n_samples / 16000.0 : 0;
+            }
+            CU_ASSERT(n == 1 || max_s <= 0 || secs <= max_s);
+        }
+        for (size_t k = 0; k + 1 < p.n_items; k++) { // dispatch order
+            const man_item *a = &m.items[p.items[k]], *b = &m.items[p.items[k + 1]];
+            int both = a->n_samples >= 0 && b->n_samples >= 0;
+            CU_ASSERT(!both || a->n_samples > b->n_samples ||
+                      (a->n_samples == b->n_samples && p.items[k] < p.items[k + 1]));
+            CU_ASSERT(both || (b->n_samples < 0 && (a->n_samples >= 0 || p.items[k] < p.items[k + 1])));
+        }
+        for (size_t i = 0; i < m.n; i++)
+            CU_ASSERT_EQUAL(seen[i], m.items[i].bad ? 0u : 1u);
+        CU_ASSERT_EQUAL(p.n_units, q.n_units); // a function of the manifest and flags only
+        CU_ASSERT(memcmp(p.items, q.items, p.n_items * sizeof(size_t)) == 0);
+        CU_ASSERT(memcmp(p.start, q.start, (p.n_units + 1) * sizeof(size_t)) == 0);
+        free(seen);
+        units_free(&p);
+        units_free(&q);
+        man_free(&m);
+    }
+    sl_test_rmtree(root);
+}
+
+// --- the stub executor ---
+
+typedef struct stub {
+    int calls, stop_at; // stop_at > 0: request a stop on that call
+} stub;
+
+static uint32_t fnv(const void *p, size_t n, uint32_t h)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ ((const unsigned char *)p)[i]) * 16777619u;
+    return h;
+}
+
+static int stub_exec(void *ctx, const void *work, size_t work_len, proto_buf *result,
+                     double *stats, sl_err *err)
+{
+    stub *st = ctx;
+    if (st && ++st->calls == st->stop_at)
+        sl_stop_request(SIGUSR1);
+    uint32_t wid, flags;
+    size_t n;
+    proto_item items[64];
+    int rc = proto_work_parse(work, work_len, &wid, &flags, items, 64, &n, err);
+    if (rc)
+        return rc;
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = fnv(items[i].id, items[i].id_len + 1, h);
+    if ((rc = proto_result_begin(result, wid, err)))
+        return rc;
+    for (size_t i = 0; i < n && rc == SL_OK; i++) {
+        unsigned char rec[256];
+        long len;
+        int kind = PROTO_REC_ROW;
+        if (strchr(items[i].id, 'e')) {
+            kind = PROTO_REC_ERROR;
+            len = rec_error_encode(REC_STAGE_AUDIO, SL_EFORMAT, (flags & PROTO_WORK_ALONE) ? 2 : 1,
+                                   "stub: refused", rec, sizeof rec, err);
+        } else {
+            int32_t sem[3] = {(int32_t)n, (int32_t)i, (int32_t)(h & 0x7fffffff)};
+            int32_t txt[2] = {(int32_t)(h % 1000), 7};
+            rec_header hd = {.n_semantic = 3, .n_text = 2, .duration_s = 1.5f, .score = -1.25f};
+            len = rec_row_encode(&hd, sem, txt, rec, sizeof rec, err);
+        }
+        if (len < 0)
+            return (int)len;
+        rc = proto_result_add(result, kind, items[i].id, items[i].id_len, rec, (size_t)len, err);
+    }
+    stats[PROTO_N_UTTS] += (double)n;
+    return rc;
+}
+
+// Every rows and errors record of the dataset in dir, as one byte string.
+static size_t dump_store(const char *dir, unsigned char **out)
+{
+    store *s;
+    sl_err err;
+    CU_ASSERT_EQUAL_FATAL(store_open(&s, dir, STORE_READ, store_default_params(), &err), SL_OK);
+    size_t len = 0, cap = 1 << 16;
+    unsigned char *b = malloc(cap);
+    for (int t = STORE_ROWS; t <= STORE_ERRORS; t++) {
+        store_iter *it;
+        CU_ASSERT_EQUAL_FATAL(store_iter_open(&it, s, (store_table)t, &err), SL_OK);
+        const void *k, *v;
+        size_t kn, vn;
+        while (store_iter_next(it, &k, &kn, &v, &vn, &err) == 1) {
+            while (len + kn + vn + 16 > cap)
+                b = realloc(b, cap *= 2);
+            b[len++] = (unsigned char)t;
+            memcpy(b + len, &kn, sizeof kn);
+            len += sizeof kn;
+            memcpy(b + len, k, kn);
+            len += kn;
+            memcpy(b + len, v, vn);
+            len += vn;
+        }
+        store_iter_close(it);
+    }
+    store_close(s);
+    *out = b;
+    return len;
+}
+
+static coord_params params(const char *dir, const manifest *m, size_t unit, stub *st)
+{
+    coord_params p = coord_default_params();
+    p.out = dir;
+    p.m = m;
+    p.unit_items = unit;
+    p.unit_seconds = 60;
+    p.exec = stub_exec;
+    p.exec_ctx = st;
+    p.progress_s = 1e6;
+    return p;
+}
+
+// The reference: one uninterrupted one-rank run.
+static size_t reference(const manifest *m, size_t unit, unsigned char **out)
+{
+    const char *dir = sl_test_tmpdir("ref");
+    coord_params p = params(dir, m, unit, NULL);
+    coord_outcome o;
+    sl_err err;
+    CU_ASSERT_EQUAL_FATAL(coord_run(&p, &o, &err), SL_OK);
+    CU_ASSERT_EQUAL(o.status, COORD_FINISHED);
+    size_t n = dump_store(dir, out);
+    sl_test_rmtree(dir);
+    return n;
+}
+
+typedef struct sim_worker {
+    proto_buf work[PROTO_PREFETCH];
+    int n; // units held, oldest first
+} sim_worker;
+
+// One run of a session with n_workers simulated workers taking and answering units
+// in random order. kill_after / stop_after: after that many answers, drop the open
+// batch and end (as kill -9 would), or request a stop. Returns 1 when finished.
+static int simulate(const char *dir, const manifest *m, size_t unit, unsigned *seed,
+                    int n_workers, int kill_after, int stop_after)
+{
+    coord_params p = params(dir, m, unit, NULL);
+    p.n_ranks = n_workers + 1;
+    p.commit_rows = 1 + rng_next(seed) % 6;
+    p.commit_s = 1e6;
+    coord_session *s;
+    sl_err err;
+    CU_ASSERT_EQUAL_FATAL(coord_session_open(&s, &p, &err), SL_OK);
+    sim_worker *w = calloc((size_t)n_workers, sizeof *w);
+    proto_buf result = {0};
+    double stats[PROTO_N_STATS] = {0};
+    int answers = 0, rc = SL_OK;
+    for (;;) {
+        coord_session_check_stop(s);
+        int k = (int)(rng_next(seed) % (unsigned)n_workers);
+        uint32_t wid;
+        if (w[k].n < PROTO_PREFETCH && rng_next(seed) % 2 && coord_session_next(s, &wid)) {
+            CU_ASSERT_EQUAL_FATAL(coord_session_work(s, wid, &w[k].work[w[k].n], &err), SL_OK);
+            w[k].n++;
+            continue;
+        }
+        int busy = -1;
+        for (int j = 0; j < n_workers; j++)
+            if (w[(k + j) % n_workers].n) {
+                busy = (k + j) % n_workers;
+                break;
+            }
+        if (busy < 0) {
+            if (coord_session_stopping(s) || coord_session_all_dispatched(s))
+                break;
+            continue;
+        }
+        sim_worker *x = &w[busy];
+        CU_ASSERT_EQUAL_FATAL(stub_exec(NULL, x->work[0].p, x->work[0].len, &result, stats, &err),
+                              SL_OK);
+        proto_buf t = x->work[0];
+        x->work[0] = x->work[1];
+        x->work[1] = t;
+        x->n--;
+        CU_ASSERT_EQUAL_FATAL(coord_session_result(s, busy + 1, result.p, result.len, &err), SL_OK);
+        if (++answers == kill_after) {
+            rc = SL_EIO; // close drops the open batch, as a killed rank 0 would lose it
+            break;
+        }
+        if (answers == stop_after)
+            sl_stop_request(SIGUSR1);
+    }
+    coord_outcome o;
+    int crc = coord_session_close(s, rc, &o, &err);
+    CU_ASSERT_EQUAL(crc, rc);
+    sl_stop_reset();
+    for (int j = 0; j < n_workers; j++)
+        for (int b = 0; b < PROTO_PREFETCH; b++)
+            proto_buf_free(&w[j].work[b]);
+    free(w);
+    proto_buf_free(&result);
+    return rc == SL_OK && o.status == COORD_FINISHED;
+}
+
+static void test_simulated_workers_resume_exactly(void)
+{
+    unsigned seed = 11;
+    const char *root = sl_test_tmpdir("simroot");
+    for (int trial = 0; trial < 24; trial++) {
+        manifest m;
+        random_manifest(&seed, 5 + rng_next(&seed) % 60, root, &m);
+        size_t unit = 1 + rng_next(&seed) % 5;
+        unsigned char *ref, *got;
+        size_t n_ref = reference(&m, unit, &ref);
+        const char *dir = sl_test_tmpdir("sim");
+        int runs = 0, done = 0;
+        while (!done && runs < 50) {
+            int workers = 1 + (int)(rng_next(&seed) % 6);
+            int cut = 1 + (int)(rng_next(&seed) % 8);
+            int how = (int)(rng_next(&seed) % 3); // 0 kill, 1 stop, 2 run to the end
+            done = simulate(dir, &m, unit, &seed, workers, how == 0 ? cut : -1,
+                            how == 1 ? cut : -1);
+            runs++;
+        }
+        CU_ASSERT(done);
+        size_t n_got = dump_store(dir, &got);
+        CU_ASSERT_EQUAL(n_got, n_ref);
+        CU_ASSERT(n_got == n_ref && memcmp(got, ref, n_ref) == 0);
+        free(ref);
+        free(got);
+        sl_test_rmtree(dir);
+        man_free(&m);
+    }
+    sl_test_rmtree(root);
+}
+
+static void test_coord_run_stop_and_resume(void)
+{
+    unsigned seed = 5;
+    const char *root = sl_test_tmpdir("runroot");
+    manifest m;
+    random_manifest(&seed, 40, root, &m);
+    unsigned char *ref, *got;
+    size_t n_ref = reference(&m, 3, &ref);
+    const char *dir = sl_test_tmpdir("run");
+    stub st = {.stop_at = 4};
+    coord_params p = params(dir, &m, 3, &st);
+    coord_outcome o;
+    sl_err err;
+    CU_ASSERT_EQUAL_FATAL(coord_run(&p, &o, &err), SL_OK);
+    CU_ASSERT_EQUAL(o.status, COORD_INTERRUPTED);
+    CU_ASSERT_EQUAL(coord_exit_code(o.status), SL_EXIT_INTERRUPTED);
+    CU_ASSERT_EQUAL(st.calls, 4); // the unit in hand finishes; nothing new starts
+    CU_ASSERT(o.rows_added + o.errors_added > 0);
+    size_t first = o.rows_added + o.errors_added;
+    sl_stop_reset();
+    st.stop_at = 0;
+    CU_ASSERT_EQUAL_FATAL(coord_run(&p, &o, &err), SL_OK);
+    CU_ASSERT_EQUAL(o.status, COORD_FINISHED);
+    CU_ASSERT_EQUAL(coord_exit_code(o.status), SL_EXIT_OK);
+    size_t n_got = dump_store(dir, &got);
+    CU_ASSERT(n_got == n_ref && memcmp(got, ref, n_ref) == 0);
+    size_t stored;
+    store *s;
+    CU_ASSERT_EQUAL_FATAL(store_open(&s, dir, STORE_READ, store_default_params(), &err), SL_OK);
+    size_t rows, errs;
+    store_count(s, STORE_ROWS, &rows, &err);
+    store_count(s, STORE_ERRORS, &errs, &err);
+    stored = rows + errs;
+    store_close(s);
+    CU_ASSERT_EQUAL(stored, m.n); // every id once: rows + errors balance with the manifest
+    CU_ASSERT_EQUAL(first + o.rows_added + o.errors_added, m.n);
+    // a third run has nothing to do
+    CU_ASSERT_EQUAL_FATAL(coord_run(&p, &o, &err), SL_OK);
+    CU_ASSERT_EQUAL(o.rows_added + o.errors_added, 0);
+    p.n_ranks = 0;
+    CU_ASSERT_EQUAL(coord_run(&p, &o, &err), SL_EINVAL);
+    free(ref);
+    free(got);
+    sl_test_rmtree(dir);
+    man_free(&m);
+    sl_test_rmtree(root);
+}
+
+static int has_meta_prefix(const char *dir, const char *prefix)
+{
+    store *s;
+    sl_err err;
+    CU_ASSERT_EQUAL_FATAL(store_open(&s, dir, STORE_READ, store_default_params(), &err), SL_OK);
+    store_iter *it;
+    store_iter_open(&it, s, STORE_META, &err);
+    const void *k, *v;
+    size_t kn, vn, pl = strlen(prefix);
+    int found = 0;
+    while (store_iter_next(it, &k, &kn, &v, &vn, &err) == 1)
+        found |= kn >= pl && memcmp(k, prefix, pl) == 0;
+    store_iter_close(it);
+    store_close(s);
+    return found;
+}
+
+static void test_out_of_range_messages_ignored(void)
+{
+    unsigned seed = 3;
+    const char *root = sl_test_tmpdir("oorroot");
+    manifest m;
+    random_manifest(&seed, 12, root, &m);
+    const char *dir = sl_test_tmpdir("oor");
+    coord_params p = params(dir, &m, 2, NULL);
+    p.n_ranks = 2;
+    coord_session *s;
+    sl_err err;
+    CU_ASSERT_EQUAL_FATAL(coord_session_open(&s, &p, &err), SL_OK);
+    uint32_t n_wids = (uint32_t)(coord_session_n_units(s) + m.n);
+    proto_buf work = {0}, result = {0};
+    double stats[PROTO_N_STATS] = {0};
+    uint32_t w0, w1;
+    CU_ASSERT_FATAL(coord_session_next(s, &w0) && coord_session_next(s, &w1));
+    // A RESULT for unit w0 whose records belong to unit w1: ignored record by record.
+    CU_ASSERT_EQUAL_FATAL(coord_session_work(s, w1, &work, &err), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(stub_exec(NULL, work.p, work.len, &result, stats, &err), SL_OK);
+    set_wid(&result, w0);
+    CU_ASSERT_EQUAL(coord_session_result(s, 1, result.p, result.len, &err), SL_OK);
+    // The same records under a wid outside the plan: the whole message is ignored.
+    uint32_t bogus = n_wids + 5;
+    set_wid(&result, bogus);
+    CU_ASSERT_EQUAL(coord_session_result(s, 1, result.p, result.len, &err), SL_OK);
+    bogus = 0xffffffffu;
+    set_wid(&result, bogus);
+    CU_ASSERT_EQUAL(coord_session_result(s, 1, result.p, result.len, &err), SL_OK);
+    // An id that is not in the manifest at all.
+    proto_result_begin(&result, w0, &err);
+    proto_result_add(&result, PROTO_REC_ERROR, "no/such.wav", 11, "x", 1, &err);
+    CU_ASSERT_EQUAL(coord_session_result(s, 1, result.p, result.len, &err), SL_OK);
+    // Malformed bytes: an error naming the rank.
+    CU_ASSERT_EQUAL(coord_session_result(s, 1, result.p, 5, &err), SL_EFORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "rank 1"));
+    // CRASH of the wrong length, and naming a wid outside the plan: no marks recorded.
+    unsigned char crash[PROTO_CRASH_BYTES];
+    proto_crash_encode(crash, n_wids);
+    CU_ASSERT_EQUAL(coord_session_crash(s, 1, crash, 3, &err), SL_OK);
+    CU_ASSERT_EQUAL(coord_session_crash(s, 1, crash, sizeof crash, &err), SL_OK);
+    CU_ASSERT_EQUAL(coord_session_abort(s), COORD_CRASHED); // the sender is dying all the same
+    coord_outcome o;
+    CU_ASSERT_EQUAL(coord_session_close(s, SL_OK, &o, &err), SL_OK);
+    CU_ASSERT_EQUAL(o.status, COORD_CRASHED);
+    CU_ASSERT_EQUAL(o.rows_added + o.errors_added, (size_t)m.n_bad_lines); // only the bad lines
+    CU_ASSERT_FALSE(has_meta_prefix(dir, "crash/"));
+    // A CRASH naming a real unit marks its ids for an alone retry.
+    CU_ASSERT_EQUAL_FATAL(coord_session_open(&s, &p, &err), SL_OK);
+    CU_ASSERT_FATAL(coord_session_next(s, &w0));
+    proto_crash_encode(crash, w0);
+    CU_ASSERT_EQUAL(coord_session_crash(s, 1, crash, sizeof crash, &err), SL_OK);
+    CU_ASSERT_EQUAL(coord_session_close(s, SL_OK, &o, &err), SL_OK);
+    CU_ASSERT_TRUE(has_meta_prefix(dir, "crash/"));
+    proto_buf_free(&work);
+    proto_buf_free(&result);
+    sl_test_rmtree(dir);
+    man_free(&m);
+    sl_test_rmtree(root);
+}
+
+int main(void)
+{
+    static const sl_test_case cases[] = {
+        {"units: random manifests", test_units_property},
+        {"session: simulated workers, kills and stops resume exactly", test_simulated_workers_resume_exactly},
+        {"coord_run: one rank, stop half-way, resume", test_coord_run_stop_and_resume},
+        {"session: out-of-range RESULT and CRASH ignored", test_out_of_range_messages_ignored},
+        {NULL, NULL}};
+    return sl_test_main("coord", cases);
+}
