@@ -1,6 +1,6 @@
-// cli/cmd_run.c — `spearlabel run`: the job. The one place that sees both MPI
-// layers: rank 0 -> coord_run(), ranks 1..N-1 -> worker_run(). With one rank
-// (no mpirun) the process is coordinator and worker.
+// cli/cmd_run.c — `spearlabel run`: the job. Rank 0 -> cli_job_coordinate()
+// (coord_run), ranks 1..N-1 -> cli_job_worker() (worker_run), both in cli/job.c.
+// With one rank (no mpirun) the process is coordinator and worker.
 #include <getopt.h>
 #include <mpi.h>
 #include <stdio.h>
