@@ -1,0 +1,167 @@
+// tests/unit/test_worker.c — the worker's MPI-free half (worker/exec.h): WORK bytes in,
+// RESULT bytes out, in a plain process.
+//   * the null pipeline: one record per item, keys = the WORK's ids, rows decodable,
+//     stage timers and counts added;
+//   * a WORK with more items than the batch, or malformed bytes: an error, no RESULT;
+//   * regenerate's payload WORK on the tiny speech->text model (tests/data): a stored
+//     seed-layout row (speech EOS after its ids) decodes exactly as the same ids
+//     without it; an empty row becomes a text-stage error record; a crash retry
+//     (PROTO_WORK_ALONE) records its error with attempts 2.
+#include <stdlib.h>
+#include <string.h>
+
+#include "coordinator/protocol.h"
+#include "storage/row.h"
+#include "tests/testutil.h"
+#include "worker/exec.h"
+
+typedef struct got {
+    size_t n;
+    int kind[8];
+    char key[8][64];
+    unsigned char val[8][4096];
+    uint32_t val_len[8];
+} got;
+
+static void read_result(const proto_buf *b, uint32_t want_wid, got *g)
+{
+    proto_result_reader r;
+    sl_err err;
+    CU_ASSERT_EQUAL_FATAL(proto_result_open(&r, b->p, b->len, &err), SL_OK);
+    CU_ASSERT_EQUAL(r.wid, want_wid);
+    proto_record rec;
+    memset(g, 0, sizeof *g);
+    int rc;
+    while ((rc = proto_result_next(&r, &rec, &err)) == 1 && g->n < 8) {
+        CU_ASSERT_FATAL(rec.key_len < 64 && rec.val_len <= 4096);
+        g->kind[g->n] = rec.kind;
+        memcpy(g->key[g->n], rec.key, rec.key_len);
+        memcpy(g->val[g->n], rec.val, rec.val_len);
+        g->val_len[g->n++] = rec.val_len;
+    }
+    CU_ASSERT_EQUAL(rc, 0);
+}
+
+static void test_null_pipeline_unit(void)
+{
+    pl_params p = pl_default_params();
+    p.null_pipeline = 1;
+    p.max_batch = 3;
+    job_exec *x;
+    sl_err err;
+    CU_ASSERT_EQUAL_FATAL(exec_open(&x, &p, &err), SL_OK);
+    proto_buf work = {0}, result = {0};
+    const char *ids[] = {"a/one.wav", "b/two.flac", "c/three.ogg"};
+    proto_work_begin(&work, 17, 0, &err);
+    for (int i = 0; i < 3; i++)
+        proto_work_add(&work, ids[i], "/nonexistent/never-opened", &err);
+    double stats[PROTO_N_STATS] = {0};
+    CU_ASSERT_EQUAL_FATAL(exec_unit(x, work.p, work.len, &result, stats, &err), SL_OK);
+    got g;
+    read_result(&result, 17, &g);
+    CU_ASSERT_EQUAL(g.n, 3);
+    for (size_t i = 0; i < g.n; i++) {
+        CU_ASSERT_EQUAL(g.kind[i], PROTO_REC_ROW);
+        CU_ASSERT_STRING_EQUAL(g.key[i], ids[i]);
+        rec_header h;
+        CU_ASSERT_EQUAL(rec_row_decode(g.val[i], g.val_len[i], &h, &err), SL_OK);
+        CU_ASSERT(h.n_semantic > 0);
+    }
+    CU_ASSERT_EQUAL(stats[PROTO_N_UTTS], 3.0);
+    CU_ASSERT_EQUAL(stats[PROTO_N_ROWS], 3.0);
+    CU_ASSERT(stats[PROTO_T_BUSY] >= 0);
+    // Same WORK again: the same bytes (the null pipeline is a function of the names).
+    proto_buf again = {0};
+    CU_ASSERT_EQUAL_FATAL(exec_unit(x, work.p, work.len, &again, stats, &err), SL_OK);
+    CU_ASSERT(again.len == result.len && memcmp(again.p, result.p, result.len) == 0);
+    // Four items for a batch of three, and truncated bytes: refused, nothing appended.
+    proto_work_add(&work, "d/four.wav", "x", &err);
+    result.len = 0;
+    CU_ASSERT_EQUAL(exec_unit(x, work.p, work.len, &result, stats, &err), SL_EFORMAT);
+    CU_ASSERT_EQUAL(exec_unit(x, work.p, work.len - 3, &result, stats, &err), SL_EFORMAT);
+    CU_ASSERT_EQUAL(result.len, 0);
+    proto_buf_free(&work);
+    proto_buf_free(&result);
+    proto_buf_free(&again);
+    exec_close(x);
+}
+
+// A stored row of ids (optionally in the seed layout: the speech EOS after them).
+static size_t stored_row(const int32_t *ids, size_t n, int seed_eos, int32_t eos,
+                         unsigned char *out, size_t cap)
+{
+    int32_t sem[64], txt[1] = {3};
+    memcpy(sem, ids, n * sizeof *ids);
+    if (seed_eos)
+        sem[n++] = eos;
+    rec_header h = {.n_semantic = (uint32_t)n, .n_text = 1, .duration_s = 2.0f, .score = -1.0f,
+                    .flags = seed_eos ? REC_FLAG_SEED_EOS : 0};
+    sl_err err;
+    long len = rec_row_encode(&h, sem, txt, out, cap, &err);
+    CU_ASSERT_FATAL(len > 0);
+    return (size_t)len;
+}
+
+static void test_payload_unit(void)
+{
+    pl_params p = pl_default_params();
+    p.s2t = sl_test_data("s2t_tiny.safetensors");
+    p.text_only = 1;
+    p.max_src_ids = 64;
+    p.max_batch = 3;
+    job_exec *x;
+    sl_err err;
+    CU_ASSERT_EQUAL_FATAL(exec_open(&x, &p, &err), SL_OK);
+    const int32_t ids[] = {1, 5, 2, 7, 7, 3, 0, 4};
+    unsigned char plain[512], seed[512], empty[512];
+    size_t n_plain = stored_row(ids, 8, 0, 0, plain, sizeof plain);
+    // the EOS value is irrelevant to the decoder: it is dropped before decoding
+    size_t n_seed = stored_row(ids, 8, 1, 9999, seed, sizeof seed);
+    size_t n_empty = stored_row(ids, 0, 0, 0, empty, sizeof empty);
+    proto_buf work = {0}, result = {0};
+    static const uint32_t kinds[] = {PROTO_WORK_PAYLOAD, PROTO_WORK_PAYLOAD | PROTO_WORK_ALONE};
+    for (int t = 0; t < 2; t++) {
+        uint32_t flags = kinds[t];
+        proto_work_begin(&work, 3, flags, &err);
+        proto_work_add_bytes(&work, "plain", plain, n_plain, &err);
+        proto_work_add_bytes(&work, "seed", seed, n_seed, &err);
+        proto_work_add_bytes(&work, "zempty", empty, n_empty, &err);
+        double stats[PROTO_N_STATS] = {0};
+        CU_ASSERT_EQUAL_FATAL(exec_unit(x, work.p, work.len, &result, stats, &err), SL_OK);
+        got g;
+        read_result(&result, 3, &g);
+        CU_ASSERT_EQUAL_FATAL(g.n, 3);
+        CU_ASSERT_EQUAL(g.kind[0], PROTO_REC_ROW);
+        CU_ASSERT_EQUAL(g.kind[1], PROTO_REC_ROW);
+        rec_header a, b;
+        CU_ASSERT_EQUAL_FATAL(rec_row_decode(g.val[0], g.val_len[0], &a, &err), SL_OK);
+        CU_ASSERT_EQUAL_FATAL(rec_row_decode(g.val[1], g.val_len[1], &b, &err), SL_OK);
+        CU_ASSERT_EQUAL(a.n_semantic, 8);
+        CU_ASSERT(a.n_text > 0);
+        CU_ASSERT_EQUAL(a.n_text, b.n_text); // same source ids: the same text and score
+        CU_ASSERT_EQUAL(a.score, b.score);
+        int32_t ta[512], tb[512], sa[64], sb[64];
+        CU_ASSERT_FATAL(a.n_text <= 512 && b.n_text <= 512);
+        rec_row_ids(g.val[0], &a, sa, ta);
+        rec_row_ids(g.val[1], &b, sb, tb);
+        CU_ASSERT(memcmp(ta, tb, a.n_text * sizeof(int32_t)) == 0);
+        CU_ASSERT(memcmp(sa, ids, sizeof ids) == 0);
+        CU_ASSERT_EQUAL(g.kind[2], PROTO_REC_ERROR);
+        rec_error e;
+        CU_ASSERT_EQUAL_FATAL(rec_error_decode(g.val[2], g.val_len[2], &e, &err), SL_OK);
+        CU_ASSERT_EQUAL(e.stage, REC_STAGE_TEXT);
+        CU_ASSERT_EQUAL(e.attempts, (flags & PROTO_WORK_ALONE) ? 2u : 1u);
+    }
+    proto_buf_free(&work);
+    proto_buf_free(&result);
+    exec_close(x);
+}
+
+int main(void)
+{
+    static const sl_test_case cases[] = {
+        {"exec: null pipeline unit, refusals", test_null_pipeline_unit},
+        {"exec: payload unit (regenerate), seed EOS, errors, alone retries", test_payload_unit},
+        {NULL, NULL}};
+    return sl_test_main("worker", cases);
+}
