@@ -128,8 +128,10 @@ int proto_work_parse(const void *buf, size_t n, uint32_t *wid, uint32_t *flags,
             return sl_fail(err, SL_EFORMAT, "protocol: WORK item %u truncated", i);
         uint32_t il = get32(p), pl = get32(p + 4);
         p += 8;
+        // Without PROTO_WORK_PAYLOAD the worker opens path as a C string: no NUL inside.
         if ((size_t)(end - p) < (size_t)il + pl + 2 || p[il] != 0 || p[il + 1 + pl] != 0 ||
-            memchr(p, 0, il) != NULL)
+            memchr(p, 0, il) != NULL ||
+            (!(*flags & PROTO_WORK_PAYLOAD) && memchr(p + il + 1, 0, pl) != NULL))
             return sl_fail(err, SL_EFORMAT, "protocol: WORK item %u malformed", i);
         items[i].id = (const char *)p;
         items[i].id_len = il;

@@ -76,8 +76,8 @@ typedef struct proto_item {
 int proto_work_header(const void *buf, size_t n, uint32_t *wid, uint32_t *flags,
                       uint32_t *n_items, sl_err *err);
 // The whole message. items: caller array of capacity cap; *n_items gets the count
-// (SL_EFORMAT if > cap, if an item overruns the message or lacks its NULs, or if
-// bytes follow the last item).
+// (SL_EFORMAT if > cap, if an item overruns the message or lacks its NULs, if an id
+// or, without PROTO_WORK_PAYLOAD, a path holds a NUL, or if bytes follow the last item).
 int proto_work_parse(const void *buf, size_t n, uint32_t *wid, uint32_t *flags,
                      proto_item *items, size_t cap, size_t *n_items, sl_err *err);
 

@@ -1,19 +1,26 @@
 #!/usr/bin/python3
 """Writes the committed seed corpus tests/fuzz/corpus/<target>/ (small files).
 Run once by hand when a format changes; needs sox for the FLAC/Ogg/AIFF seeds.
+With target names, writes only those (sox's AIFF and Ogg output differ from run to run).
 
-    tests/fuzz/make_corpus.py
+    tests/fuzz/make_corpus.py [target ...]     e.g. proto_work proto_result
 """
 import json
 import os
 import struct
 import subprocess
+import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+ONLY = set(sys.argv[1:])
+
+
 def put(target, name, data):
+    if ONLY and target not in ONLY:
+        return
     d = os.path.join(HERE, "corpus", target)
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, name), "wb") as f:
@@ -48,6 +55,68 @@ def wav(rate, ch, fmt_tag, bits, frames):
     return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
+# coordinator/protocol.h: little-endian u32 fields, doubles as little-endian binary64.
+def work(wid, flags, items, count=None):
+    out = struct.pack("<III", wid, flags, len(items) if count is None else count)
+    for ident, path in items:
+        out += struct.pack("<II", len(ident), len(path)) + ident + b"\0" + path + b"\0"
+    return out
+
+
+def result(wid, records, count=None):
+    out = struct.pack("<II", wid, len(records) if count is None else count)
+    for kind, key, val in records:
+        out += struct.pack("<BII", kind, len(key), len(val)) + key + val
+    return out
+
+
+def protocol(row, err):
+    three = work(7, 0, [(b"a", b"/data/a.wav"), (b"utt-0002", b"sub dir/b.flac"), (b"", b"")])
+    put("proto_work", "empty", work(0, 0, []))
+    put("proto_work", "one", work(1, 0, [(b"spk1/utt1", b"spk1/utt1.wav")]))
+    put("proto_work", "three", three)
+    put("proto_work", "alone", work(0x80000001, 1, [("\u00e9t\u00e9".encode(), "\u65e5.ogg".encode())]))
+    put("proto_work", "payload_binary", work(2, 2, [(b"r1", row), (b"r2", b"\0\xff\0\x01")]))
+    put("proto_work", "bad_truncated", three[:-5])
+    put("proto_work", "bad_trailing", three + b"\0\0")
+    put("proto_work", "bad_huge_count", struct.pack("<III", 0, 0, 0xFFFFFFFF))
+    put("proto_work", "bad_flags", work(3, 4, [(b"x", b"x.wav")]))
+    put("proto_work", "bad_no_nul", work(3, 0, [(b"x", b"x.wav")])[:-1] + b"!")
+    put("proto_work", "bad_nul_in_id", work(3, 0, [(b"x\0y", b"x.wav")]))
+    put("proto_work", "bad_item_overrun", struct.pack("<IIIII", 3, 0, 1, 200, 1) + b"x\0y\0")
+
+    recs = [(0, b"spk1/utt1", row), (1, b"spk1/utt2", err), (0, b"k", b"")]
+    put("proto_result", "empty", result(5, []))
+    put("proto_result", "rows", result(5, recs[:1] + [(0, b"spk1/utt3", row)]))
+    put("proto_result", "error", result(0xFFFFFFFF, recs[1:2]))
+    put("proto_result", "mixed", result(9, recs))
+    put("proto_result", "bad_truncated", result(9, recs)[:-3])
+    put("proto_result", "bad_trailing", result(9, recs) + b"\x01")
+    put("proto_result", "bad_huge_count", struct.pack("<II", 0, 0xFFFFFFFF))
+    put("proto_result", "bad_kind", result(9, [(2, b"k", b"v")]))
+
+    put("proto_stop", "finished", struct.pack("<I", 0))
+    put("proto_stop", "interrupted", struct.pack("<I", 3))
+    put("proto_stop", "bad_status", struct.pack("<I", 7))
+    put("proto_stop", "bad_length", struct.pack("<IB", 0, 0))
+
+    put("proto_stats", "zeros", struct.pack("<9d", *[0.0] * 9))
+    put("proto_stats", "typical", struct.pack("<9d", 1.25, 3.5, 0.75, 12.0, 17.625, 40, 38, 2, 311.5))
+    put("proto_stats", "tiny_huge", struct.pack("<9d", 5e-324, 1.7976931348623157e308, -0.0, 0.1,
+                                               1e-300, 2.0 ** 53, 0, 1, 1e9))
+    put("proto_stats", "bad_nan", struct.pack("<9d", *[0.0] * 8, float("nan")))
+    put("proto_stats", "bad_inf", struct.pack("<9d", float("inf"), *[0.0] * 8))
+    put("proto_stats", "bad_negative", struct.pack("<9d", 1.0, -1.0, *[0.0] * 7))
+    put("proto_stats", "bad_length", struct.pack("<8d", *[0.0] * 8))
+
+    put("proto_crash", "wid", struct.pack("<I", 5))
+    put("proto_crash", "wid_max", struct.pack("<I", 0xFFFFFFFF))
+    put("proto_crash", "bad_length", struct.pack("<H", 5))
+
+    put("proto_hello", "empty", b"")
+    put("proto_hello", "bad_byte", b"\x0b")
+
+
 def main():
     f32 = struct.pack("<4f", 1, 2, 3, 4)
     put("safetensors", "two_f32", safetensors({"a": ("F32", [2, 2], f32), "b": ("F32", [1], f32[:4])}))
@@ -72,11 +141,15 @@ def main():
     put("row", "row_flags_empty", b"SPLR" + struct.pack("<HHIIff", 1, 7, 0, 0, 0.0, 0.0) + struct.pack("<i", -1))
     msg = b"audio: x.wav: too short"
     put("row", "error", b"SPLE" + struct.pack("<HHiII", 1, 1, -5, 2, len(msg)) + msg)
+    protocol(b"SPLR" + struct.pack("<HHIIff", 1, 0, 3, 1, 1.5, -2.0) + ids,
+             b"SPLE" + struct.pack("<HHiII", 1, 1, -5, 2, len(msg)) + msg)
 
     put("audio", "s16_mono_16k.wav", wav(16000, 1, 1, 16, 200))
     put("audio", "u8_stereo_8k.wav", wav(8000, 2, 1, 8, 120))
     put("audio", "f32_mono_44k.wav", wav(44100, 1, 3, 32, 100))
     put("audio", "s24_6ch_48k.wav", wav(48000, 6, 1, 24, 40))
+    if ONLY and "audio" not in ONLY:
+        return
     with tempfile.TemporaryDirectory() as t:
         src = os.path.join(t, "s.wav")
         with open(src, "wb") as f:
