@@ -124,7 +124,7 @@ static int scan_done(coord *c, store_table t, unsigned char mark, sl_err *err)
     return rc < 0 ? rc : SL_OK;
 }
 
-static int put_error(coord *c, size_t i, rec_stage stage, int code, unsigned attempts,
+static int put_error(coord *c, size_t i, sl_stage stage, int code, unsigned attempts,
                      const char *msg, sl_err *err)
 {
     unsigned char buf[REC_ERR_HEADER_BYTES + 1024];
@@ -161,7 +161,7 @@ static int record_crash(coord *c, const size_t *items, size_t n, int alone, sl_e
         if (alone && c->crash[i] >= 2) {
             SL_LOG(ERROR, "run", "%s crashed the worker twice: stored as an error",
                    c->m->items[i].id);
-            int rc = put_error(c, i, REC_STAGE_CRASH, SL_EFORMAT, c->crash[i],
+            int rc = put_error(c, i, SL_STAGE_CRASH, SL_EFORMAT, c->crash[i],
                                "crashed the worker (twice: once in its unit, once alone)", err);
             if (rc || (rc = store_del_meta(c->s, key, err)))
                 return rc;
@@ -599,10 +599,8 @@ int coord_run(const coord_params *p, sl_err *err)
     progress_init(&c.prog, c.m->n, 0, p->progress_s);
     for (size_t i = 0; i < c.m->n; i++) // manifest lines we cannot use become error records
         if (c.m->items[i].bad && needed(&c, i) &&
-            (rc = put_error(&c, i,
-                            c.m->items[i].bad_stage ? (rec_stage)c.m->items[i].bad_stage
-                                                    : REC_STAGE_INPUT,
-                            SL_EFORMAT, 0, c.m->items[i].bad, err)))
+            (rc = put_error(&c, i, c.m->items[i].bad_stage, SL_EFORMAT, 0, c.m->items[i].bad,
+                            err)))
             goto done;
     if ((rc = commit(&c, err)) || (rc = build_queue(&c, err)))
         goto done;

@@ -20,13 +20,14 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/stage.h"
 
 typedef struct man_item {
     char *id;          // NUL-terminated; may contain any byte but NUL
     char *path;        // what to open
     int64_t n_samples; // at 16 kHz (fairseq convention); -1 when unknown
     char *bad;         // NULL, or why this line cannot be processed
-    int bad_stage;     // rec_stage of that error (0 = input)
+    sl_stage bad_stage; // the stage of that error (SL_STAGE_INPUT = 0 here)
     size_t line;       // 1-based manifest line (0 for --audio-dir)
 } man_item;
 

@@ -145,7 +145,7 @@ static void test_duplicates_and_abort(void)
     CU_ASSERT_EQUAL(count, 4); // a, b, d, e
     // Errors table: put, refuse duplicate, delete.
     unsigned char eb[128];
-    long en = rec_error_encode(REC_STAGE_AUDIO, SL_EIO, 1, "bad", eb, sizeof eb, &e);
+    long en = rec_error_encode(SL_STAGE_AUDIO, SL_EIO, 1, "bad", eb, sizeof eb, &e);
     CU_ASSERT_EQUAL(store_put_error(s, "x", 1, eb, (size_t)en, &e), SL_OK);
     CU_ASSERT_EQUAL(store_put_error(s, "x", 1, eb, (size_t)en, &e), SL_EEXIST);
     CU_ASSERT_EQUAL(store_commit(s, &e), SL_OK);
