@@ -96,7 +96,8 @@ int cmd_decode(int argc, char **argv)
     s2t_model *m = NULL;
     beam_state *bs = NULL;
     int32_t *src = NULL, *outb = NULL;
-    int *len = NULL;
+    int *len = NULL, *n_out = NULL;
+    int64_t *o = NULL;
     const int32_t **srcp = NULL;
     beam_result *res = NULL;
     int rc = SL_EXIT_FAIL;
@@ -119,9 +120,8 @@ int cmd_decode(int argc, char **argv)
     srcp = malloc(B * sizeof(*srcp));
     res = malloc(B * sizeof(beam_result));
     outb = calloc(B * (size_t)max_len, sizeof(int32_t));
-    int *n_out = calloc(B, sizeof(int));
+    n_out = calloc(B, sizeof(int));
     if (!src || !len || !srcp || !res || !outb || !n_out) {
-        free(n_out);
         sl_fail(&err, SL_ENOMEM, "decode: out of memory");
         goto fail;
     }
@@ -133,7 +133,6 @@ int cmd_decode(int argc, char **argv)
             n++;
         for (size_t t = n; t < T; t++)
             if (iv[r * T + t] != -1) {
-                free(n_out);
                 sl_fail(&err, SL_EFORMAT, "decode: %s: row %zu: id %lld after the padding at "
                         "column %zu", ids_path, r, (long long)iv[r * T + t], n);
                 goto fail;
@@ -141,7 +140,6 @@ int cmd_decode(int argc, char **argv)
         for (size_t t = 0; t < n; t++) {
             int64_t x = iv[r * T + t];
             if (x < 0 || x > INT32_MAX) {
-                free(n_out);
                 sl_fail(&err, SL_EFORMAT, "decode: %s: row %zu: bad id %lld", ids_path, r,
                         (long long)x);
                 goto fail;
@@ -154,16 +152,13 @@ int cmd_decode(int argc, char **argv)
     }
     s2t_limits lim = {(int)(batch < (long)B ? batch : (long)B),
                       p.method == BEAM_SEARCH ? p.beam : 1, max_src, (int)max_len};
-    if (beam_state_new(&bs, m, lim, &err)) {
-        free(n_out);
+    if (beam_state_new(&bs, m, lim, &err))
         goto fail;
-    }
     int S = 1;
     for (size_t r0 = 0; r0 < B; r0 += (size_t)lim.max_batch) {
         int n = (int)(B - r0 < (size_t)lim.max_batch ? B - r0 : (size_t)lim.max_batch);
         if (beam_decode(bs, srcp + r0, len + r0, n, &p, res + r0, &err)) {
             sl_err_prefix(&err, "rows %zu..%zu", r0, r0 + (size_t)n - 1);
-            free(n_out);
             goto fail;
         }
         for (int i = 0; i < n; i++) { // results are lent until the next call: copy now
@@ -180,9 +175,8 @@ int cmd_decode(int argc, char **argv)
             printf("\n");
         }
     } else {
-        int64_t *o = calloc(B * (size_t)S, sizeof(int64_t)); // text pad id 0
+        o = calloc(B * (size_t)S, sizeof(int64_t)); // text pad id 0
         if (!o) {
-            free(n_out);
             sl_fail(&err, SL_ENOMEM, "decode: out of memory");
             goto fail;
         }
@@ -192,19 +186,13 @@ int cmd_decode(int argc, char **argv)
                 o[r * (size_t)S + (size_t)i] =
                     i < n_out[r] ? outb[r * (size_t)max_len + (size_t)i] : pad;
         size_t shape[2] = {B, (size_t)S};
-        int wrc = sl_npy_write(out_path, SL_NPY_I64, 2, shape, o, &err);
-        free(o);
-        if (wrc) {
-            free(n_out);
+        if (sl_npy_write(out_path, SL_NPY_I64, 2, shape, o, &err))
             goto fail;
-        }
     }
-    free(n_out);
     rc = SL_EXIT_OK;
-    goto done;
 fail:
-    fprintf(stderr, "spearlabel decode: %s\n", err.msg);
-done:
+    if (rc != SL_EXIT_OK)
+        fprintf(stderr, "spearlabel decode: %s\n", err.msg);
     beam_state_free(bs);
     s2t_close(m);
     sl_npy_free(&ids);
@@ -213,5 +201,7 @@ done:
     free(srcp);
     free(res);
     free(outb);
+    free(n_out);
+    free(o);
     return rc;
 }

@@ -334,14 +334,14 @@ static int export_errors(store *s, FILE *f, int tsv, sl_err *err, size_t *n_out)
         const char *code = sl_code_name((sl_code)e.code);
         if (tsv) {
             put_tsv_str(f, k, kn);
-            fprintf(f, "\t%s\t%s\t%u\t", rec_stage_name(e.stage), code, e.attempts);
+            fprintf(f, "\t%s\t%s\t%u\t", sl_stage_name(e.stage), code, e.attempts);
             put_tsv_str(f, e.msg, e.msg_len);
             fputc('\n', f);
         } else {
             fputs("{\"id\": ", f);
             put_json_str(f, k, kn);
             fprintf(f, ", \"stage\": \"%s\", \"code\": \"%s\", \"attempts\": %u, \"message\": ",
-                    rec_stage_name(e.stage), code, e.attempts);
+                    sl_stage_name(e.stage), code, e.attempts);
             put_json_str(f, e.msg, e.msg_len);
             fputs("}\n", f);
         }

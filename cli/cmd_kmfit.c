@@ -363,7 +363,7 @@ static int extract(const kf_args *a, const manifest *m, const size_t *sample, si
         sl_err e;
         if (tok_features_run(p, s, it->path, &f, &T, &D, &dur, &e)) {
             SL_LOG(WARN, "km-fit", "skip %s (%s): %s", it->id,
-                   tok_stage_name(tok_failed_stage(s)), e.msg);
+                   sl_stage_name(tok_failed_stage(s)), e.msg);
             sh->utts_failed++;
         } else if ((rc = share_add(sh, f, T, D, (uint64_t)j, err))) {
             break;

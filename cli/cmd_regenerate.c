@@ -163,7 +163,7 @@ static int add_item(manifest *m, size_t *cap, const void *key, size_t kn, int64_
     it->path = strdup("");
     it->n_samples = n_samples;
     it->bad = bad;
-    it->bad_stage = bad ? REC_STAGE_INHERITED : 0;
+    it->bad_stage = bad ? SL_STAGE_INHERITED : SL_STAGE_INPUT;
     if (!it->id || !it->path)
         return sl_fail(err, SL_ENOMEM, "regenerate: out of memory");
     m->n++;
@@ -198,7 +198,7 @@ static int load_source(source *src, const char *from, sl_err *err)
                           (const char *)k);
             break;
         }
-        uint32_t n = h.n_semantic - ((h.flags & REC_FLAG_SEED_EOS) && h.n_semantic ? 1 : 0);
+        uint32_t n = rec_row_n_source(&h);
         for (uint32_t i = 0; i < n; i++) {
             int32_t id = rec_row_id_at(v, i);
             if (id > src->max_id)
@@ -219,7 +219,7 @@ static int load_source(source *src, const char *from, sl_err *err)
         char msg[1024];
         if (rec_error_decode(v, vn, &e, err) == SL_OK)
             snprintf(msg, sizeof msg, "inherited from %.300s: %s: %.*s", src->path,
-                     rec_stage_name(e.stage), (int)(e.msg_len > 600 ? 600 : e.msg_len), e.msg);
+                     sl_stage_name(e.stage), (int)(e.msg_len > 600 ? 600 : e.msg_len), e.msg);
         else
             snprintf(msg, sizeof msg, "inherited from %.300s: damaged error record", src->path);
         char *bad = strdup(msg);

@@ -21,7 +21,7 @@ typedef struct totals {
     unsigned long long n_sem, n_text;
     double seconds;
     size_t flag_maxlen, flag_loop;
-    size_t by_stage[REC_STAGE_COUNT];
+    size_t by_stage[SL_STAGE_COUNT];
 } totals;
 
 static int scan(store *s, totals *t, sl_err *err)
@@ -119,9 +119,9 @@ int cmd_stat(int argc, char **argv)
         printf("rows:          %zu\n", t.rows);
         printf("errors:        %zu", t.errors);
         const char *sep = " (";
-        for (int i = 0; i < REC_STAGE_COUNT; i++)
+        for (int i = 0; i < SL_STAGE_COUNT; i++)
             if (t.by_stage[i]) {
-                printf("%s%s: %zu", sep, rec_stage_name((unsigned)i), t.by_stage[i]);
+                printf("%s%s: %zu", sep, sl_stage_name(i), t.by_stage[i]);
                 sep = ", ";
             }
         printf("%s\n", sep[0] == ',' ? ")" : "");

@@ -86,7 +86,7 @@ int cmd_tokens(int argc, char **argv)
         float dur;
         if (tok_run(p, s, argv[i], &ids, &n, &dur, &err)) {
             fprintf(stderr, "spearlabel tokens: %s failed (%s): %s\n", argv[i],
-                    tok_stage_name(tok_failed_stage(s)), err.msg);
+                    sl_stage_name(tok_failed_stage(s)), err.msg);
             failed++;
             continue;
         }

@@ -41,30 +41,31 @@ int jm_check_and_record(store *s, const jm_fp *fps, size_t n, int *was_new, sl_e
     for (size_t i = 0; i < n; i++) {
         char key[64];
         snprintf(key, sizeof key, "fp/%s", fps[i].name);
-        char *old = store_get_meta(s, key);
-        if (old) {
-            *was_new = 0;
-            if (strcmp(old, fps[i].hex) != 0) {
-                if (fps[i].strict) {
-                    sl_fail(err, SL_EINVAL, "%s: %s changed since this dataset was written "
-                            "(%s: stored %.12s..., now %.12s...): refusing to mix rows of two "
-                            "setups; use a new --out, or the original files and flags",
-                            store_dir(s), fps[i].what, key, old, fps[i].hex);
-                    free(old);
-                    return SL_EINVAL;
-                }
-                SL_LOG(WARN, "run", "%s changed since the last run (%s); continuing", fps[i].what,
-                       key);
-                int rc = store_put_meta(s, key, fps[i].hex, err);
-                if (rc) {
-                    free(old);
-                    return rc;
-                }
-            }
-            free(old);
+        char *old;
+        int rc = store_get_meta(s, key, &old, err);
+        if (rc == SL_ENOTFOUND) { // not recorded yet: record it
+            if ((rc = store_put_meta(s, key, fps[i].hex, err)))
+                return rc;
             continue;
         }
-        int rc = store_put_meta(s, key, fps[i].hex, err);
+        if (rc) // unreadable is not absent: recording fresh fingerprints would skip the check
+            return sl_err_prefix(err, "cannot read %s, so cannot tell whether %s changed: "
+                                 "refusing the run", key, fps[i].what);
+        *was_new = 0;
+        if (strcmp(old, fps[i].hex) != 0) {
+            if (fps[i].strict) {
+                sl_fail(err, SL_EINVAL, "%s: %s changed since this dataset was written "
+                        "(%s: stored %.12s..., now %.12s...): refusing to mix rows of two "
+                        "setups; use a new --out, or the original files and flags",
+                        store_dir(s), fps[i].what, key, old, fps[i].hex);
+                free(old);
+                return SL_EINVAL;
+            }
+            SL_LOG(WARN, "run", "%s changed since the last run (%s); continuing", fps[i].what,
+                   key);
+            rc = store_put_meta(s, key, fps[i].hex, err);
+        }
+        free(old);
         if (rc)
             return rc;
     }

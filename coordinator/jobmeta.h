@@ -29,6 +29,9 @@ void jm_fp_text(jm_fp *fp, const char *text);
 
 // Checks fps against the dataset (refusing strict mismatches), then records
 // any that are absent. *was_new = 1 when the dataset had no fingerprints yet.
+// A fingerprint that cannot be read (an LMDB error, not an absent key) refuses
+// the run with the store's error, prefixed with the key: were it taken for
+// absent, fresh fingerprints would be recorded and the resume check skipped.
 int jm_check_and_record(store *s, const jm_fp *fps, size_t n, int *was_new, sl_err *err);
 
 typedef struct jm_run {

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/fileio.h"
 #include "common/log.h"
@@ -219,6 +220,7 @@ static struct {
     size_t root_len;
     sl_err *err;
     int rc;
+    size_t n_bad;
 } g_walk;
 
 static int ext_ok(const char *name, const char *exts)
@@ -241,24 +243,80 @@ static int ext_ok(const char *name, const char *exts)
     return 0;
 }
 
+static const char *file_kind(mode_t m)
+{
+    return S_ISDIR(m)    ? "a directory"
+           : S_ISCHR(m)  ? "a character device"
+           : S_ISBLK(m)  ? "a block device"
+           : S_ISFIFO(m) ? "a fifo"
+           : S_ISSOCK(m) ? "a socket"
+                         : "not a file";
+}
+
+// Why an entry named like audio cannot be opened as a file, into why[0..cap);
+// 0 when it is a regular file or a link to one.
+static int entry_problem(const char *fpath, const struct stat *sb, int type, char *why,
+                         size_t cap)
+{
+    struct stat st;
+    if (type == FTW_F) { // FTW_PHYS: anything but a directory or a symbolic link
+        if (S_ISREG(sb->st_mode))
+            return 0;
+        snprintf(why, cap, "not a regular file (%s)", file_kind(sb->st_mode));
+        return 1;
+    }
+    if (type == FTW_D || type == FTW_DNR || type == FTW_DP) {
+        snprintf(why, cap, "not a regular file (a directory)");
+        return 1;
+    }
+    if (type == FTW_NS) { // lstat failed: ask again for the reason
+        int e = lstat(fpath, &st) == 0 ? 0 : errno;
+        snprintf(why, cap, "cannot stat: %s", e ? strerror(e) : "unknown reason");
+        return 1;
+    }
+    // FTW_SL (FTW_SLN cannot happen under FTW_PHYS): follow it to what it names.
+    if (stat(fpath, &st) == 0) {
+        if (S_ISREG(st.st_mode))
+            return 0;
+        snprintf(why, cap, "not a regular file (a link to %s)", file_kind(st.st_mode));
+        return 1;
+    }
+    int e = errno;
+    if (e == ELOOP) {
+        snprintf(why, cap, "link loop (%s)", strerror(e));
+    } else if (e == ENOENT || e == ENOTDIR) {
+        char to[1024];
+        ssize_t n = readlink(fpath, to, sizeof to - 1);
+        to[n > 0 ? n : 0] = '\0';
+        snprintf(why, cap, "dangling link (to \"%.300s\": %s)", to, strerror(e));
+    } else {
+        snprintf(why, cap, "cannot follow link: %s", strerror(e));
+    }
+    return 1;
+}
+
+// Every entry below the root whose name has an audio extension becomes an item:
+// a regular file or a link to one to be decoded, anything else an input-stage
+// error item naming the problem, so rows + errors balance with a listing of the
+// directory. Directories are walked whatever their name; links are never walked.
 static int walk_cb(const char *fpath, const struct stat *sb, int type, struct FTW *ftw)
 {
-    (void)ftw;
-    struct stat st;
-    if (type == FTW_SL) { // follow links to files only
-        if (stat(fpath, &st) != 0 || !S_ISREG(st.st_mode))
-            return 0;
-    } else if (type != FTW_F || !S_ISREG(sb->st_mode)) {
-        if (type == FTW_DNR)
-            SL_LOG(WARN, "manifest", "%s: cannot read directory: skipped", fpath);
-        return 0;
-    }
-    if (!ext_ok(fpath, g_walk.exts))
+    if (type == FTW_DNR)
+        SL_LOG(WARN, "manifest", "%s: cannot read directory: skipped", fpath);
+    if (ftw->level == 0 || !ext_ok(fpath, g_walk.exts)) // the root itself is no item
         return 0;
     const char *rel = fpath + g_walk.root_len;
     while (*rel == '/')
         rel++;
-    g_walk.rc = add_item(g_walk.b, rel, strlen(rel), fpath, -1, NULL, 0, g_walk.err);
+    char why[400], bad[1024];
+    const char *msg = NULL;
+    if (entry_problem(fpath, sb, type, why, sizeof why)) {
+        snprintf(bad, sizeof bad, "--audio-dir: %.600s: %s", fpath, why);
+        SL_LOG(WARN, "manifest", "%s", bad);
+        msg = bad;
+        g_walk.n_bad++;
+    }
+    g_walk.rc = add_item(g_walk.b, rel, strlen(rel), fpath, -1, msg, 0, g_walk.err);
     return g_walk.rc ? 1 : 0;
 }
 
@@ -273,6 +331,7 @@ int man_walk(const char *dir, const char *exts, manifest *out, sl_err *err)
     g_walk.root_len = strlen(dir);
     g_walk.err = err;
     g_walk.rc = SL_OK;
+    g_walk.n_bad = 0;
     if (nftw(dir, walk_cb, 64, FTW_PHYS) != 0 || g_walk.rc) {
         int rc = g_walk.rc ? g_walk.rc
                            : sl_fail(err, SL_EIO, "manifest: walk %s: %s", dir, strerror(errno));
@@ -282,6 +341,7 @@ int man_walk(const char *dir, const char *exts, manifest *out, sl_err *err)
         return rc;
     }
     out->root = strdup(dir);
+    out->n_bad_lines = g_walk.n_bad;
     finish(&b, out, dir);
     return SL_OK;
 }

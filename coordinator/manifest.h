@@ -7,12 +7,18 @@
 //     (the count may be missing). id = the relative path.
 //   * plain list: one path per line. Relative paths are resolved against the
 //     manifest's directory; id = the path as written.
-//   * --audio-dir DIR: every regular file below DIR whose extension is in the
-//     list (case-insensitive); symbolic links to files are followed, links to
-//     directories are not (no loops). id = path relative to DIR.
-// A line that cannot be used (bad sample count) still becomes an item with
-// `bad` set to a message naming the manifest line: the job stores it as an
-// error record, so rows + errors always balance with the distinct ids.
+//   * --audio-dir DIR: every entry below DIR whose name has an extension in the
+//     list (case-insensitive). id = path relative to DIR. Regular files and
+//     symbolic links to regular files are decoded; any other entry so named is
+//     an error item naming the problem: "dangling link", "link loop", "not a
+//     regular file (a directory | a link to a directory | a fifo | a character
+//     device | ...)". Directories are walked whatever their name; links are
+//     never walked (no loops). DIR itself is never an item.
+// A line or entry that cannot be used (bad sample count, the entries above)
+// still becomes an item with `bad` set to a message naming it (bad_stage
+// SL_STAGE_INPUT; regenerate's inherited errors use SL_STAGE_INHERITED): the
+// job stores it as an error record, so rows + errors always balance with the
+// distinct ids, and for --audio-dir with a listing of the directory.
 // Duplicate ids are reported once (stderr, with both line numbers) and kept once.
 // MPI-free; single-threaded.
 #pragma once
@@ -20,13 +26,14 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/stage.h"
 
 typedef struct man_item {
     char *id;          // NUL-terminated; may contain any byte but NUL
     char *path;        // what to open
     int64_t n_samples; // at 16 kHz (fairseq convention); -1 when unknown
     char *bad;         // NULL, or why this line cannot be processed
-    int bad_stage;     // rec_stage of that error (0 = input)
+    sl_stage bad_stage; // the stage of that error (SL_STAGE_INPUT = 0 here)
     size_t line;       // 1-based manifest line (0 for --audio-dir)
 } man_item;
 

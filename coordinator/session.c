@@ -129,7 +129,7 @@ static int scan_done(coord_session *c, store_table t, unsigned char mark, sl_err
     return rc < 0 ? rc : SL_OK;
 }
 
-static int put_error(coord_session *c, size_t i, rec_stage stage, int code, unsigned attempts,
+static int put_error(coord_session *c, size_t i, sl_stage stage, int code, unsigned attempts,
                      const char *msg, sl_err *err)
 {
     unsigned char buf[REC_ERR_HEADER_BYTES + 1024];
@@ -166,7 +166,7 @@ static int record_crash(coord_session *c, const size_t *items, size_t n, int alo
         if (alone && c->crash[i] >= 2) {
             SL_LOG(ERROR, "run", "%s crashed the worker twice: stored as an error",
                    c->m->items[i].id);
-            int rc = put_error(c, i, REC_STAGE_CRASH, SL_EFORMAT, c->crash[i],
+            int rc = put_error(c, i, SL_STAGE_CRASH, SL_EFORMAT, c->crash[i],
                                "crashed the worker (twice: once in its unit, once alone)", err);
             if (rc || (rc = store_del_meta(c->s, key, err)))
                 return rc;
@@ -306,8 +306,7 @@ static int session_start(coord_session *c, sl_err *err)
     for (size_t i = 0; i < c->m->n; i++) { // manifest lines we cannot use become error records
         const man_item *it = &c->m->items[i];
         if (it->bad && needed(c, i) &&
-            (rc = put_error(c, i, it->bad_stage ? (rec_stage)it->bad_stage : REC_STAGE_INPUT,
-                            SL_EFORMAT, 0, it->bad, err)))
+            (rc = put_error(c, i, it->bad_stage, SL_EFORMAT, 0, it->bad, err)))
             return rc;
     }
     if ((rc = coord_session_commit(c, err)) || (rc = build_queue(c, err)))

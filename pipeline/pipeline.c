@@ -186,7 +186,7 @@ static int decode_batch(pl *x, const char *const *names, int n_src, pl_result *r
                 int i = which[k];
                 if (beam_decode(x->bs, &src[k], &src_len[k], 1, &x->p.beam, &x->br[k],
                                 &res[i].err)) {
-                    res[i].stage = PL_STAGE_TEXT;
+                    res[i].stage = SL_STAGE_TEXT;
                     which[k] = -1;
                 } else { // keep its ids before the next decode overwrites them
                     int32_t *d = x->txt + (size_t)i * (size_t)(max_len + 1);
@@ -252,16 +252,13 @@ int pl_run(pl *x, const char *const *paths, const char *const *names, size_t n, 
         res[i].duration_s = dur;
         t->utts++;
         if (rc) {
-            tok_stage st = tok_failed_stage(x->ts);
-            res[i].stage = st == TOK_STAGE_FEATURES ? PL_STAGE_FEATURES
-                           : st == TOK_STAGE_TOKENS ? PL_STAGE_TOKENS
-                                                    : PL_STAGE_AUDIO;
+            res[i].stage = tok_failed_stage(x->ts);
             continue;
         }
         if (n_ids > (size_t)x->max_src) {
             sl_fail(&res[i].err, SL_EFORMAT, "text: %s: %zu semantic ids exceed the decoder's "
                     "limit of %d", names[i], n_ids, x->max_src);
-            res[i].stage = PL_STAGE_TEXT;
+            res[i].stage = SL_STAGE_TEXT;
             continue;
         }
         int32_t *dst = x->sem + i * stride;
@@ -292,7 +289,7 @@ int pl_run_ids(pl *x, const int32_t *const *sem, const size_t *n_sem, const floa
         if (n_sem[i] == 0 || n_sem[i] > (size_t)x->max_src) {
             sl_fail(&res[i].err, SL_EFORMAT, "text: %s: %zu semantic ids (the decoder takes "
                     "1..%d)", names[i], n_sem[i], x->max_src);
-            res[i].stage = PL_STAGE_TEXT;
+            res[i].stage = SL_STAGE_TEXT;
             continue;
         }
         int32_t *dst = x->sem + i * stride;

@@ -21,15 +21,13 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/stage.h"
 #include "pipeline/audio.h"
 #include "pipeline/beam.h"
 #include "pipeline/tokens.h"
 
+// The values are the stored row flags (storage/row.h REC_FLAG_*; worker/exec.c asserts it).
 enum { PL_FLAG_MAXLEN = 1u, PL_FLAG_LOOP = 2u, PL_FLAG_SEED_LAYOUT = 4u };
-
-typedef enum pl_stage {
-    PL_STAGE_AUDIO = 1, PL_STAGE_FEATURES = 2, PL_STAGE_TOKENS = 3, PL_STAGE_TEXT = 4
-} pl_stage;
 
 typedef struct pl_params {
     tok_features features;  // TOK_FEAT_HUBERT (default) or TOK_FEAT_MFCC (no hubert_dir)
@@ -60,7 +58,7 @@ typedef struct pl_result {
     float duration_s;
     float score;
     unsigned flags;          // PL_FLAG_*
-    pl_stage stage;          // !ok: where it failed
+    sl_stage stage;          // !ok: where it failed (SL_STAGE_AUDIO .. SL_STAGE_TEXT)
     sl_err err;              // !ok: why
 } pl_result;
 

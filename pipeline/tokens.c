@@ -25,7 +25,7 @@ struct tok_state {
     km_state *ks;
     int32_t *ids;
     size_t ids_cap;
-    tok_stage failed;
+    sl_stage failed;
     double t_audio, t_features, t_tokens; // seconds of the last run, per stage
 };
 
@@ -34,17 +34,6 @@ static double mono_now(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-const char *tok_stage_name(tok_stage s)
-{
-    switch (s) {
-    case TOK_STAGE_NONE: return "none";
-    case TOK_STAGE_AUDIO: return "audio";
-    case TOK_STAGE_FEATURES: return "features";
-    case TOK_STAGE_TOKENS: return "tokens";
-    }
-    return "?";
 }
 
 const char *tok_features_name(tok_features f)
@@ -166,6 +155,7 @@ int tok_state_new(tok_state **out, const tok_pipeline *p, sl_err *err)
     tok_state *s = calloc(1, sizeof *s);
     if (!s)
         return sl_fail(err, SL_ENOMEM, "tokens: out of memory");
+    s->failed = SL_STAGE_NONE;
     size_t max_samples = (size_t)((double)p->ap.max_seconds * p->ap.target_hz) + 1;
     int rc;
     if ((rc = audio_reader_new(&s->audio, p->ap, err)) ||
@@ -180,7 +170,7 @@ int tok_state_new(tok_state **out, const tok_pipeline *p, sl_err *err)
     return SL_OK;
 }
 
-tok_stage tok_failed_stage(const tok_state *s) { return s->failed; }
+sl_stage tok_failed_stage(const tok_state *s) { return s->failed; }
 
 void tok_last_timings(const tok_state *s, double *audio_s, double *features_s, double *tokens_s)
 {
@@ -215,7 +205,7 @@ static int features(const tok_pipeline *p, tok_state *s, const audio_result *a,
     }
     s->t_features = mono_now() - t0;
     if (rc)
-        s->failed = TOK_STAGE_FEATURES;
+        s->failed = SL_STAGE_FEATURES;
     return rc;
 }
 
@@ -228,14 +218,14 @@ static int tokenise(const tok_pipeline *p, tok_state *s, const audio_result *a,
     if (rc)
         return rc;
     if (!p->km) {
-        s->failed = TOK_STAGE_TOKENS;
+        s->failed = SL_STAGE_TOKENS;
         return sl_fail(err, SL_EINVAL, "tokens: the pipeline was opened without centroids");
     }
     double t1 = mono_now();
     if (T > s->ids_cap) {
         int32_t *b = realloc(s->ids, T * sizeof(int32_t));
         if (!b) {
-            s->failed = TOK_STAGE_TOKENS;
+            s->failed = SL_STAGE_TOKENS;
             return sl_fail(err, SL_ENOMEM, "tokens: out of memory for %zu ids", T);
         }
         s->ids = b;
@@ -246,7 +236,7 @@ static int tokenise(const tok_pipeline *p, tok_state *s, const audio_result *a,
         T = tok_dedup(s->ids, T);
     s->t_tokens = mono_now() - t1;
     if (rc) {
-        s->failed = TOK_STAGE_TOKENS;
+        s->failed = SL_STAGE_TOKENS;
         return rc;
     }
     *ids = s->ids;
@@ -262,14 +252,14 @@ static int tokenise(const tok_pipeline *p, tok_state *s, const audio_result *a,
 static int read_audio(tok_state *s, const char *path, const void *bytes, size_t n_bytes,
                       const char *name, audio_result *a, sl_err *err)
 {
-    s->failed = TOK_STAGE_NONE;
+    s->failed = SL_STAGE_NONE;
     s->t_audio = s->t_features = s->t_tokens = 0.0;
     double t0 = mono_now();
     int rc = path ? audio_read_file(s->audio, path, a, err)
                   : audio_read_memory(s->audio, bytes, n_bytes, name, a, err);
     s->t_audio = mono_now() - t0;
     if (rc)
-        s->failed = TOK_STAGE_AUDIO;
+        s->failed = SL_STAGE_AUDIO;
     return rc;
 }
 

@@ -5,9 +5,9 @@
 //   tok_state    (one per thread):    audio reader, feature and k-means scratch
 //
 // Per utterance: audio_read_file -> hubert_forward(layer) or mfcc_compute ->
-// km_assign [-> dedup: consecutive repeats collapsed]. A
-// failure names the stage it happened in (tok_failed_stage), so a job can write
-// an error record ("audio: too long", "features: ...", "tokens: ...").
+// km_assign [-> dedup: consecutive repeats collapsed]. A failure names the
+// stage it happened in (tok_failed_stage, a common/stage.h value), so a job can
+// write an error record ("audio: too long", "features: ...", "tokens: ...").
 // No MPI, no LMDB. Buffers are sized at tok_state_new for max_seconds of audio
 // and reused; nothing is allocated per utterance in the steady state.
 #pragma once
@@ -15,16 +15,8 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/stage.h"
 #include "pipeline/audio.h"
-
-typedef enum tok_stage {
-    TOK_STAGE_NONE = 0,     // no failure
-    TOK_STAGE_AUDIO = 1,    // decode / resample / length limits
-    TOK_STAGE_FEATURES = 2, // HuBERT
-    TOK_STAGE_TOKENS = 3    // k-means assignment
-} tok_stage;
-
-const char *tok_stage_name(tok_stage s); // "none" "audio" "features" "tokens"
 
 typedef struct tok_pipeline tok_pipeline;
 typedef struct tok_state tok_state;
@@ -76,13 +68,14 @@ int tok_run_memory(const tok_pipeline *p, tok_state *s, const void *bytes, size_
                    const char *name, const int32_t **ids, size_t *n, float *duration_s,
                    sl_err *err);
 // Features only (k-means not needed): *feat [*n_frames, *dim] lent from s until the
-// next call on s. Failures report TOK_STAGE_AUDIO or TOK_STAGE_FEATURES.
+// next call on s. Failures report SL_STAGE_AUDIO or SL_STAGE_FEATURES.
 int tok_features_run(const tok_pipeline *p, tok_state *s, const char *path, const float **feat,
                      size_t *n_frames, size_t *dim, float *duration_s, sl_err *err);
 // 1-D dedup in place: collapses runs of equal ids; returns the new length.
 size_t tok_dedup(int32_t *ids, size_t n);
-// The stage of the last failure on s (TOK_STAGE_NONE after a success).
-tok_stage tok_failed_stage(const tok_state *s);
+// The stage of the last failure on s: SL_STAGE_AUDIO, SL_STAGE_FEATURES or
+// SL_STAGE_TOKENS; SL_STAGE_NONE after a success and before the first run.
+sl_stage tok_failed_stage(const tok_state *s);
 // Wall-clock seconds (CLOCK_MONOTONIC) of each stage of the last tok_run /
 // tok_run_memory on s: decode + resample, HuBERT forward, k-means assignment
 // (including the ids buffer). A stage the run did not reach (it failed earlier)

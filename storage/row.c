@@ -110,16 +110,21 @@ int32_t rec_row_id_at(const void *v, size_t i)
     return x;
 }
 
+uint32_t rec_row_n_source(const rec_header *h)
+{
+    return h->n_semantic - ((h->flags & REC_FLAG_SEED_EOS) && h->n_semantic ? 1u : 0u);
+}
+
 size_t rec_error_bytes(size_t msg_len) { return REC_ERR_HEADER_BYTES + msg_len; }
 
-long rec_error_encode(rec_stage stage, int32_t code, uint32_t attempts, const char *msg,
+long rec_error_encode(sl_stage stage, int32_t code, uint32_t attempts, const char *msg,
                       void *out, size_t cap, sl_err *err)
 {
     size_t len = msg ? strlen(msg) : 0;
     size_t need = rec_error_bytes(len);
     if (need > cap)
         return sl_fail(err, SL_EINVAL, "error record: %zu bytes needed, %zu available", need, cap);
-    if ((unsigned)stage >= REC_STAGE_COUNT)
+    if (stage < 0 || stage >= SL_STAGE_COUNT)
         return sl_fail(err, SL_EINVAL, "error record: unknown stage %d", (int)stage);
     unsigned char *p = out;
     memcpy(p, ERR_MAGIC, 4);
@@ -148,17 +153,10 @@ int rec_error_decode(const void *v, size_t n, rec_error *e, sl_err *err)
     e->msg = (const char *)p + REC_ERR_HEADER_BYTES;
     if (e->version == 0 || e->version > REC_VERSION)
         return sl_fail(err, SL_ECORRUPT, "error record: version %u is not supported", e->version);
-    if (e->stage >= REC_STAGE_COUNT)
+    if (e->stage >= SL_STAGE_COUNT)
         return sl_fail(err, SL_ECORRUPT, "error record: unknown stage %u", e->stage);
     if ((size_t)e->msg_len != n - REC_ERR_HEADER_BYTES)
         return sl_fail(err, SL_ECORRUPT, "error record: message length %u but %zu bytes follow",
                        e->msg_len, n - REC_ERR_HEADER_BYTES);
     return SL_OK;
-}
-
-const char *rec_stage_name(unsigned stage)
-{
-    static const char *names[] = {"input", "audio", "features", "tokens",
-                                  "text",  "crash", "inherited"};
-    return stage < REC_STAGE_COUNT ? names[stage] : "unknown";
 }

@@ -16,7 +16,7 @@
 //
 // Error value:
 //   offset 0  char[4] magic "SPLE"
-//          4  u16     version, 6 u16 stage (rec_stage), 8 i32 code (sl_code),
+//          4  u16     version, 6 u16 stage (sl_stage), 8 i32 code (sl_code),
 //         12  u32     attempts (how many times the utterance was tried),
 //         16  u32     message length, 20 message bytes (UTF-8, no NUL)
 //
@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/stage.h"
 
 #define REC_VERSION 1
 #define REC_HEADER_BYTES 24
@@ -40,16 +41,15 @@ enum {
     REC_FLAG_KNOWN = (1u << 3) - 1
 };
 
-typedef enum rec_stage {
-    REC_STAGE_INPUT = 0,    // manifest / path problems
-    REC_STAGE_AUDIO = 1,    // decode, resample, duration limits
-    REC_STAGE_FEATURES = 2, // HuBERT / MFCC
-    REC_STAGE_TOKENS = 3,   // k-means assignment
-    REC_STAGE_TEXT = 4,     // speech->text decoding
-    REC_STAGE_CRASH = 5,    // the utterance crashed a worker twice
-    REC_STAGE_INHERITED = 6,// copied from a source dataset by regenerate
-    REC_STAGE_COUNT = 7
-} rec_stage;
+// Error records store sl_stage (common/stage.h) as a u16, and datasets already
+// written hold these numbers: they may never change.
+_Static_assert(SL_STAGE_INPUT == 0, "stored stage number");
+_Static_assert(SL_STAGE_AUDIO == 1, "stored stage number");
+_Static_assert(SL_STAGE_FEATURES == 2, "stored stage number");
+_Static_assert(SL_STAGE_TOKENS == 3, "stored stage number");
+_Static_assert(SL_STAGE_TEXT == 4, "stored stage number");
+_Static_assert(SL_STAGE_CRASH == 5, "stored stage number");
+_Static_assert(SL_STAGE_INHERITED == 6, "stored stage number");
 
 typedef struct rec_header {
     uint16_t version;
@@ -62,7 +62,7 @@ typedef struct rec_header {
 
 typedef struct rec_error {
     uint16_t version;
-    uint16_t stage;         // rec_stage
+    uint16_t stage;         // sl_stage, 0 .. SL_STAGE_COUNT-1
     int32_t code;           // sl_code
     uint32_t attempts;
     uint32_t msg_len;
@@ -83,9 +83,13 @@ int rec_row_decode(const void *v, size_t n, rec_header *h, sl_err *err);
 void rec_row_ids(const void *v, const rec_header *h, int32_t *semantic, int32_t *text);
 // The i-th int32 of the id body (semantic ids, delimiter, text ids).
 int32_t rec_row_id_at(const void *v, size_t i);
+// How many of a row's semantic ids are source ids, what a decoder takes back
+// (regenerate): n_semantic, less the speech EOS that ends them in a seed-layout
+// row (REC_FLAG_SEED_EOS). The source ids are the first rec_row_n_source(h).
+uint32_t rec_row_n_source(const rec_header *h);
 
 size_t rec_error_bytes(size_t msg_len);
-long rec_error_encode(rec_stage stage, int32_t code, uint32_t attempts, const char *msg,
+// SL_EINVAL for a stage outside 0 .. SL_STAGE_COUNT-1 (SL_STAGE_NONE is not stored).
+long rec_error_encode(sl_stage stage, int32_t code, uint32_t attempts, const char *msg,
                       void *out, size_t cap, sl_err *err);
 int rec_error_decode(const void *v, size_t n, rec_error *e, sl_err *err);
-const char *rec_stage_name(unsigned stage);

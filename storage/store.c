@@ -45,6 +45,7 @@ struct store {
     int lock_fd;
     int open_iters;
     int inject_put, inject_commit;
+    int inject_get;
 };
 
 struct store_iter {
@@ -85,6 +86,8 @@ void store_test_inject_map_full(store *s, int n_puts, int on_commit)
     s->inject_put = n_puts;
     s->inject_commit = on_commit;
 }
+
+void store_test_inject_get_error(store *s, int n_gets) { s->inject_get = n_gets; }
 
 // --- opening ---
 
@@ -580,30 +583,43 @@ int store_get(store *s, store_table t, const void *key, size_t key_len, const vo
     if (rc)
         return rc;
     MDB_val k = {key_len, (void *)key}, v;
-    int mrc = mdb_get(txn, s->dbi[t], &k, &v);
+    int mrc;
+    if (s->inject_get > 0) {
+        s->inject_get--;
+        mrc = EIO;
+    } else {
+        mrc = mdb_get(txn, s->dbi[t], &k, &v);
+    }
     if (mrc == MDB_NOTFOUND)
         return sl_fail(err, SL_ENOTFOUND, "storage: %s: %s has no key \"%.*s\"", s->dir,
                        TABLE_NAMES[t], (int)(key_len > 200 ? 200 : key_len), (const char *)key);
-    if (mrc)
-        return lmdb_fail(err, s, "get", mrc);
+    if (mrc) {
+        char what[300];
+        snprintf(what, sizeof what, "get %s \"%.*s\"", TABLE_NAMES[t],
+                 (int)(key_len > 200 ? 200 : key_len), (const char *)key);
+        return lmdb_fail(err, s, what, mrc);
+    }
     *val = v.mv_data;
     *val_len = v.mv_size;
     return SL_OK;
 }
 
-char *store_get_meta(store *s, const char *key)
+int store_get_meta(store *s, const char *key, char **val, sl_err *err)
 {
+    *val = NULL;
     const void *v;
     size_t n;
-    sl_err e;
-    if (store_get(s, STORE_META, key, strlen(key), &v, &n, &e))
-        return NULL;
+    int rc = store_get(s, STORE_META, key, strlen(key), &v, &n, err);
+    if (rc)
+        return rc;
     char *out = malloc(n + 1);
-    if (out) {
-        memcpy(out, v, n);
-        out[n] = '\0';
-    }
-    return out;
+    if (!out)
+        return sl_fail(err, SL_ENOMEM, "storage: %s: out of memory for meta \"%.200s\"", s->dir,
+                       key);
+    memcpy(out, v, n);
+    out[n] = '\0';
+    *val = out;
+    return SL_OK;
 }
 
 int store_count(store *s, store_table t, size_t *n, sl_err *err)

@@ -81,8 +81,11 @@ unsigned store_map_growths(const store *s);
 // SL_ENOTFOUND when absent. *val lives until the next call on s.
 int store_get(store *s, store_table t, const void *key, size_t key_len, const void **val,
               size_t *val_len, sl_err *err);
-// Returns a malloc'd copy of a meta value (NUL terminated), or NULL when absent.
-char *store_get_meta(store *s, const char *key);
+// A meta value: SL_OK with *val a malloc'd NUL-terminated copy (the caller frees
+// it); SL_ENOTFOUND when the key is absent; any other negative code (SL_ESTORE,
+// SL_ENOMEM) when the read failed, which says nothing about absence. *val is
+// NULL on every failure; err names the key.
+int store_get_meta(store *s, const char *key, char **val, sl_err *err);
 int store_count(store *s, store_table t, size_t *n, sl_err *err);
 
 // Cursor over a table in key order. A writer's iterator sees committed data.
@@ -100,3 +103,8 @@ size_t store_max_key(const store *s);
 // For tests: makes the next N mdb_put calls report MDB_MAP_FULL
 // (or the next commit, with on_commit = 1), so growth paths run for real.
 void store_test_inject_map_full(store *s, int n_puts, int on_commit);
+// For tests: makes the next n_gets store_get / store_get_meta calls fail as if
+// LMDB's mdb_get had reported EIO (SL_ESTORE: "get meta \"KEY\": Input/output
+// error"), so a caller's handling of a failed read, as opposed to an absent key,
+// runs for real.
+void store_test_inject_get_error(store *s, int n_gets);

@@ -9,6 +9,16 @@
 #include "common/arena.h"
 #include "storage/row.h"
 
+// A result's quality flags are stored as they come: the pipeline's flag values are
+// the row's (pipeline/ and storage/ cannot see each other; this file sees both).
+#define SAME_FLAG(pl_flag, rec_flag) \
+    _Static_assert((unsigned)(pl_flag) == (unsigned)(rec_flag), #pl_flag " is " #rec_flag)
+SAME_FLAG(PL_FLAG_MAXLEN, REC_FLAG_MAXLEN);
+SAME_FLAG(PL_FLAG_LOOP, REC_FLAG_LOOP);
+SAME_FLAG(PL_FLAG_SEED_LAYOUT, REC_FLAG_SEED_EOS);
+_Static_assert(((PL_FLAG_MAXLEN | PL_FLAG_LOOP | PL_FLAG_SEED_LAYOUT) & ~REC_FLAG_KNOWN) == 0,
+               "every pipeline flag is a known row flag");
+
 struct job_exec {
     pl *pipe;
     int max_batch;
@@ -89,17 +99,6 @@ static int rec_reserve(job_exec *x, size_t n, sl_err *err)
     return SL_OK;
 }
 
-static rec_stage stage_of(pl_stage s)
-{
-    switch (s) {
-    case PL_STAGE_AUDIO: return REC_STAGE_AUDIO;
-    case PL_STAGE_FEATURES: return REC_STAGE_FEATURES;
-    case PL_STAGE_TOKENS: return REC_STAGE_TOKENS;
-    case PL_STAGE_TEXT: return REC_STAGE_TEXT;
-    }
-    return REC_STAGE_AUDIO;
-}
-
 static double now(void)
 {
     struct timespec t;
@@ -142,8 +141,7 @@ int exec_unit(void *ctx, const void *work, size_t work_len, proto_buf *result, d
                 return sl_fail(err, SL_ENOMEM, "worker: out of memory");
             rec_row_ids(x->items[i].path, &h, ids, NULL);
             x->sem[i] = ids;
-            // A seed-layout row ends its semantic ids with the speech EOS: not a source id.
-            x->n_sem[i] = h.n_semantic - ((h.flags & REC_FLAG_SEED_EOS) && h.n_semantic ? 1 : 0);
+            x->n_sem[i] = rec_row_n_source(&h);
             x->dur[i] = h.duration_s;
         }
         rc = pl_run_ids(x->pipe, x->sem, x->n_sem, x->dur, x->names, n, x->res, &t, err);
@@ -158,14 +156,9 @@ int exec_unit(void *ctx, const void *work, size_t work_len, proto_buf *result, d
         const pl_result *r = &x->res[i];
         long len;
         if (r->ok) {
-            rec_header h = {.n_semantic = (uint32_t)r->n_semantic, .n_text = (uint32_t)r->n_text,
-                            .duration_s = r->duration_s, .score = r->score};
-            if (r->flags & PL_FLAG_MAXLEN)
-                h.flags |= REC_FLAG_MAXLEN;
-            if (r->flags & PL_FLAG_LOOP)
-                h.flags |= REC_FLAG_LOOP;
-            if (r->flags & PL_FLAG_SEED_LAYOUT)
-                h.flags |= REC_FLAG_SEED_EOS;
+            rec_header h = {.flags = (uint16_t)r->flags, .n_semantic = (uint32_t)r->n_semantic,
+                            .n_text = (uint32_t)r->n_text, .duration_s = r->duration_s,
+                            .score = r->score};
             size_t need = rec_row_bytes(r->n_semantic, r->n_text);
             if ((rc = rec_reserve(x, need, err)))
                 return rc;
@@ -178,7 +171,7 @@ int exec_unit(void *ctx, const void *work, size_t work_len, proto_buf *result, d
             size_t need = rec_error_bytes(strlen(r->err.msg));
             if ((rc = rec_reserve(x, need, err)))
                 return rc;
-            len = rec_error_encode(stage_of(r->stage), r->err.code,
+            len = rec_error_encode(r->stage, r->err.code,
                                    (flags & PROTO_WORK_ALONE) ? 2 : 1, r->err.msg, x->rec,
                                    x->rec_cap, err);
             if (len < 0)

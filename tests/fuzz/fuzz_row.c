@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (uint32_t i = 0; i < e.msg_len; i++)
             sink ^= e.msg[i];
         (void)sink;
-        (void)rec_stage_name(e.stage);
+        (void)sl_stage_name(e.stage);
     }
     return 0;
 }

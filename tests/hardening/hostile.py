@@ -2,10 +2,12 @@
 """Hostile input for tests/hardening: speech (espeak-ng + sox) in every rate, channel
 count and sample format a crawl holds, and the ways files break. Standard library only.
 
-make_hostile(root) -> (manifest path, {id: expected}) where expected is "row" or
-("error", stage, [words the message must contain]). The tsv manifest covers every kind a
-line-based manifest can express; names/ (spaces, non-ASCII UTF-8, a newline) is labelled
-with --audio-dir, because a newline cannot be written in a line-based manifest.
+make_hostile(root) -> (manifest path, {id: expected}, names dir, {names id: expected}) where
+expected is "row" or ("error", stage, [words the message must contain]). The tsv manifest
+covers every kind a line-based manifest can express; names/ (spaces, non-ASCII UTF-8, a
+newline) is labelled with --audio-dir, because a newline cannot be written in a line-based
+manifest, together with entries named like audio that are not files (links dangling,
+looping or pointing at a device, a directory or a fifo; a directory; a fifo).
 """
 import math
 import os
@@ -179,7 +181,25 @@ def make_hostile(root):
         p = os.path.join(names, rel)
         os.makedirs(os.path.dirname(p), exist_ok=True)
         sh("sox", "-D", base, "-b", "16", p)
-    if not os.path.lexists(os.path.join(names, "loop.wav")):
-        os.symlink("loop.wav", os.path.join(names, "loop.wav"))  # skipped by the walk
-    os.makedirs(os.path.join(names, "dir.wav"), exist_ok=True)   # skipped by the walk
-    return manifest, exp, os.path.abspath(names)
+    names_exp = {rel: "row" for rel in ("with space.wav", "\u00fcn\u00efc\u00f8d\u00e9 \u97f3\u58f0.wav",
+                                         "new\nline.wav")}
+    # entries named like audio that are not files: the walk turns each into an input-stage
+    # error record naming the problem, so a listing of the directory balances with stat
+    os.makedirs(os.path.join(names, "dir.wav"), exist_ok=True)
+    fifo = os.path.join(names, "fifo.wav")
+    if not os.path.lexists(fifo):
+        os.mkfifo(fifo)
+    for link, target in (("loop.wav", "loop.wav"), ("dangling.wav", "nowhere.wav"),
+                         ("zero.wav", "/dev/zero"), ("dirlink.wav", "dir.wav"),
+                         ("fifolink.wav", "fifo.wav")):
+        if not os.path.lexists(os.path.join(names, link)):
+            os.symlink(target, os.path.join(names, link))
+    for rel, words in (("loop.wav", ["link loop"]),
+                       ("dangling.wav", ["dangling link", "nowhere.wav"]),
+                       ("zero.wav", ["not a regular file", "a link to a character device"]),
+                       ("dirlink.wav", ["not a regular file", "a link to a directory"]),
+                       ("dir.wav", ["not a regular file", "a directory"]),
+                       ("fifo.wav", ["not a regular file", "a fifo"]),
+                       ("fifolink.wav", ["not a regular file", "a link to a fifo"])):
+        names_exp[rel] = ("error", "input", [rel] + words)
+    return manifest, exp, os.path.abspath(names), names_exp

@@ -24,6 +24,8 @@ MODELS = ["--hubert", os.path.join(DATA, "hubert_tiny_post"), "--layer", "2",
           "--kmeans", os.path.join(DATA, "kmeans_16.npy"),
           "--s2t", os.path.join(DATA, "s2t_tiny.safetensors"), "--max-len", "24",
           "--max-seconds", str(MAX_SECONDS)]
+# MAN_DEFAULT_EXTS (coordinator/manifest.h): what --audio-dir counts as audio
+AUDIO_EXTS = {"wav", "flac", "ogg", "opus", "mp3", "aiff", "aif", "au", "w64", "caf"}
 ENV = dict(os.environ)
 if os.geteuid() == 0:
     ENV.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
@@ -55,7 +57,8 @@ class BadInput(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="sl_hostile_")
-        cls.manifest, cls.expected, cls.names = make_hostile(os.path.join(cls.tmp, "corpus"))
+        cls.manifest, cls.expected, cls.names, cls.names_expected = make_hostile(
+            os.path.join(cls.tmp, "corpus"))
         cls.db = os.path.join(cls.tmp, "db")
         cls.r = job("--manifest", cls.manifest, "--out", cls.db)
 
@@ -97,12 +100,30 @@ class BadInput(unittest.TestCase):
         r = job("--audio-dir", self.names, "--out", db)
         self.assertEqual(r.returncode, 0, r.stderr)
         rows, errs = records(db)
-        # the self-looping symlink and the directory named dir.wav are not files: the
-        # walk skips them (a manifest naming them gets an error record instead)
-        self.assertEqual(set(rows), {"with space.wav", "\u00fcn\u00efc\u00f8d\u00e9 \u97f3\u58f0.wav",
-                                     "new\nline.wav"})
-        self.assertEqual(errs, {})
-        self.assertEqual(stat_counts(db), (3, 0))
+        # the good names get rows; every entry named like audio that is not a file (a
+        # dangling, looping or device/directory/fifo link, a directory, a fifo) gets an
+        # input-stage error record naming the problem instead of vanishing
+        for id_, want in sorted(self.names_expected.items()):
+            with self.subTest(id=id_):
+                if want == "row":
+                    self.assertIn(id_, rows, errs.get(id_))
+                    continue
+                _, stage, words = want
+                self.assertIn(id_, errs, f"{id_} has no error record")
+                self.assertEqual(errs[id_]["stage"], stage, errs[id_])
+                for w in words:
+                    self.assertIn(w, errs[id_]["message"], errs[id_])
+        # stat balances against a listing of the directory: every entry named like audio
+        # (links not followed) is a row or an error, and nothing else is stored
+        listing = set()
+        for d, dirs, files in os.walk(self.names):
+            for n in dirs + files:
+                if "." in n and n.rsplit(".", 1)[1].lower() in AUDIO_EXTS:
+                    listing.add(os.path.relpath(os.path.join(d, n), self.names))
+        self.assertEqual(listing, set(self.names_expected))
+        self.assertEqual(set(rows) | set(errs), listing)
+        self.assertEqual(sum(stat_counts(db)), len(listing))
+        self.assertEqual(stat_counts(db), (3, len(listing) - 3))
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ int main(int argc, char **argv)
     for (int j = 0; j < n_err; j++) {
         char msg[64];
         snprintf(msg, sizeof msg, "synthetic failure %d", j);
-        long n = rec_error_encode((rec_stage)(1 + j % 4), SL_EFORMAT, 1, msg, buf, sizeof buf, &e);
+        long n = rec_error_encode((sl_stage)(1 + j % 4), SL_EFORMAT, 1, msg, buf, sizeof buf, &e);
         int kn = snprintf(key, sizeof key, "bad/%04d.wav", j);
         if (n < 0 || store_put_error(s, key, (size_t)kn, buf, (size_t)n, &e)) {
             fprintf(stderr, "%s\n", e.msg);

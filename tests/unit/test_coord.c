@@ -153,7 +153,7 @@ static int stub_exec(void *ctx, const void *work, size_t work_len, proto_buf *re
         int kind = PROTO_REC_ROW;
         if (strchr(items[i].id, 'e')) {
             kind = PROTO_REC_ERROR;
-            len = rec_error_encode(REC_STAGE_AUDIO, SL_EFORMAT, (flags & PROTO_WORK_ALONE) ? 2 : 1,
+            len = rec_error_encode(SL_STAGE_AUDIO, SL_EFORMAT, (flags & PROTO_WORK_ALONE) ? 2 : 1,
                                    "stub: refused", rec, sizeof rec, err);
         } else {
             int32_t sem[3] = {(int32_t)n, (int32_t)i, (int32_t)(h & 0x7fffffff)};

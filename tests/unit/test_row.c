@@ -84,22 +84,62 @@ static void test_error_record(void)
 {
     unsigned char buf[256];
     sl_err e;
-    long n = rec_error_encode(REC_STAGE_AUDIO, SL_EIO, 2, "audio: x.wav: too short", buf,
+    long n = rec_error_encode(SL_STAGE_AUDIO, SL_EIO, 2, "audio: x.wav: too short", buf,
                               sizeof buf, &e);
     CU_ASSERT_EQUAL_FATAL(n, 20 + 23);
     rec_error r;
     CU_ASSERT_EQUAL_FATAL(rec_error_decode(buf, (size_t)n, &r, &e), SL_OK);
-    CU_ASSERT_EQUAL(r.stage, REC_STAGE_AUDIO);
+    CU_ASSERT_EQUAL(r.stage, SL_STAGE_AUDIO);
     CU_ASSERT_EQUAL(r.code, SL_EIO);
     CU_ASSERT_EQUAL(r.attempts, 2);
     CU_ASSERT_EQUAL(r.msg_len, 23);
     CU_ASSERT_EQUAL(memcmp(r.msg, "audio: x.wav: too short", 23), 0);
-    CU_ASSERT_STRING_EQUAL(rec_stage_name(r.stage), "audio");
+    CU_ASSERT_STRING_EQUAL(sl_stage_name(r.stage), "audio");
     CU_ASSERT_EQUAL(rec_error_decode(buf, (size_t)n - 1, &r, &e), SL_ECORRUPT);
     CU_ASSERT_EQUAL(rec_error_decode(buf, 10, &r, &e), SL_ECORRUPT);
     buf[6] = 99;
     CU_ASSERT_EQUAL(rec_error_decode(buf, (size_t)n, &r, &e), SL_ECORRUPT);
-    CU_ASSERT_EQUAL(rec_error_encode(REC_STAGE_TEXT, 0, 1, "long message", buf, 10, &e), SL_EINVAL);
+    CU_ASSERT_EQUAL(rec_error_encode(SL_STAGE_TEXT, 0, 1, "long message", buf, 10, &e), SL_EINVAL);
+}
+
+// A seed-layout row ends its semantic ids with the speech EOS, which is not a source id:
+// regenerate must hand the decoder the ids before it, and only for such rows.
+static void test_row_n_source(void)
+{
+    int32_t sem[4] = {3, 1, 4, 500}, txt[2] = {7, 8}; // 500: the speech EOS of a 500-id model
+    rec_header seed = {.flags = REC_FLAG_SEED_EOS, .n_semantic = 4, .n_text = 2};
+    unsigned char buf[128];
+    sl_err e;
+    long n = rec_row_encode(&seed, sem, txt, buf, sizeof buf, &e);
+    CU_ASSERT_FATAL(n > 0);
+    rec_header g;
+    CU_ASSERT_EQUAL_FATAL(rec_row_decode(buf, (size_t)n, &g, &e), SL_OK);
+    CU_ASSERT_EQUAL(rec_row_n_source(&g), 3);
+    CU_ASSERT_EQUAL(rec_row_id_at(buf, rec_row_n_source(&g) - 1), 4); // the last source id
+    rec_header plain = {.flags = REC_FLAG_MAXLEN | REC_FLAG_LOOP, .n_semantic = 4, .n_text = 2};
+    CU_ASSERT_EQUAL(rec_row_n_source(&plain), 4); // default rows hold no EOS
+    rec_header empty = {.flags = REC_FLAG_SEED_EOS, .n_semantic = 0};
+    CU_ASSERT_EQUAL(rec_row_n_source(&empty), 0); // a damaged seed row does not wrap around
+}
+
+// Stage numbers are stored; their names are what export and stat print.
+static void test_stage_names(void)
+{
+    static const char *const want[] = {"input", "audio", "features", "tokens",
+                                       "text",  "crash", "inherited"};
+    for (int i = 0; i < SL_STAGE_COUNT; i++)
+        CU_ASSERT_STRING_EQUAL(sl_stage_name(i), want[i]);
+    CU_ASSERT_STRING_EQUAL(sl_stage_name(SL_STAGE_NONE), "none");
+    CU_ASSERT_STRING_EQUAL(sl_stage_name(SL_STAGE_COUNT), "unknown");
+    CU_ASSERT_STRING_EQUAL(sl_stage_name(65535), "unknown");
+    unsigned char buf[64];
+    sl_err e;
+    CU_ASSERT_EQUAL(rec_error_encode(SL_STAGE_NONE, 0, 1, "x", buf, sizeof buf, &e), SL_EINVAL);
+    CU_ASSERT_EQUAL(rec_error_encode(SL_STAGE_COUNT, 0, 1, "x", buf, sizeof buf, &e), SL_EINVAL);
+    long n = rec_error_encode(SL_STAGE_INHERITED, 0, 1, "x", buf, sizeof buf, &e);
+    CU_ASSERT_EQUAL_FATAL(n, 21);
+    CU_ASSERT_EQUAL(buf[6], 6); // the u16 stage as stored since format version 1
+    CU_ASSERT_EQUAL(buf[7], 0);
 }
 
 int main(void)
@@ -107,6 +147,8 @@ int main(void)
     static const sl_test_case cases[] = {{"row_roundtrip", test_row_roundtrip},
                                          {"row_malformed", test_row_malformed},
                                          {"error_record", test_error_record},
+                                         {"row_n_source", test_row_n_source},
+                                         {"stage_names", test_stage_names},
                                          {NULL, NULL}};
     return sl_test_main("row", cases);
 }

@@ -131,9 +131,10 @@ static void test_duplicates_and_abort(void)
     const void *v;
     size_t vn;
     CU_ASSERT_EQUAL(store_get(s, STORE_ROWS, "c", 1, &v, &vn, &e), SL_ENOTFOUND);
-    char *note = store_get_meta(s, "note");
+    char *note = (char *)"unset";
+    CU_ASSERT_EQUAL(store_get_meta(s, "note", &note, &e), SL_ENOTFOUND);
     CU_ASSERT_PTR_NULL(note);
-    free(note);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "\"note\""));
     // Injected MAP_FULL on puts and on the commit: rows still land exactly once.
     store_test_inject_map_full(s, 2, 1);
     CU_ASSERT_EQUAL(store_put_row(s, "d", 1, buf, n, &e), SL_OK);
@@ -145,7 +146,7 @@ static void test_duplicates_and_abort(void)
     CU_ASSERT_EQUAL(count, 4); // a, b, d, e
     // Errors table: put, refuse duplicate, delete.
     unsigned char eb[128];
-    long en = rec_error_encode(REC_STAGE_AUDIO, SL_EIO, 1, "bad", eb, sizeof eb, &e);
+    long en = rec_error_encode(SL_STAGE_AUDIO, SL_EIO, 1, "bad", eb, sizeof eb, &e);
     CU_ASSERT_EQUAL(store_put_error(s, "x", 1, eb, (size_t)en, &e), SL_OK);
     CU_ASSERT_EQUAL(store_put_error(s, "x", 1, eb, (size_t)en, &e), SL_EEXIST);
     CU_ASSERT_EQUAL(store_commit(s, &e), SL_OK);
@@ -159,6 +160,35 @@ static void test_duplicates_and_abort(void)
     memset(longkey, 'k', sizeof longkey);
     CU_ASSERT_EQUAL(store_put_row(s, longkey, sizeof longkey, buf, n, &e), SL_EINVAL);
     CU_ASSERT_EQUAL(store_put_row(s, "", 0, buf, n, &e), SL_EINVAL);
+    store_close(s);
+    sl_test_rmtree(dir);
+}
+
+// A meta read has three outcomes, and a failed read must not look like an absent key.
+static void test_meta_absent_vs_failed(void)
+{
+    const char *dir = sl_test_tmpdir("store_meta");
+    store_params p = store_default_params();
+    p.no_sync = 1;
+    store *s;
+    sl_err e;
+    CU_ASSERT_EQUAL_FATAL(store_open(&s, dir, STORE_WRITE, p, &e), SL_OK);
+    CU_ASSERT_EQUAL(store_put_meta(s, "fp/s2t", "abc", &e), SL_OK);
+    CU_ASSERT_EQUAL(store_commit(s, &e), SL_OK);
+    char *v = NULL;
+    CU_ASSERT_EQUAL(store_get_meta(s, "fp/s2t", &v, &e), SL_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+    CU_ASSERT_STRING_EQUAL(v, "abc");
+    free(v);
+    CU_ASSERT_EQUAL(store_get_meta(s, "fp/absent", &v, &e), SL_ENOTFOUND);
+    CU_ASSERT_PTR_NULL(v);
+    store_test_inject_get_error(s, 1);
+    CU_ASSERT_EQUAL(store_get_meta(s, "fp/s2t", &v, &e), SL_ESTORE);
+    CU_ASSERT_PTR_NULL(v);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "\"fp/s2t\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "Input/output error"));
+    CU_ASSERT_EQUAL(store_get_meta(s, "fp/s2t", &v, &e), SL_OK); // one injected failure only
+    free(v);
     store_close(s);
     sl_test_rmtree(dir);
 }
@@ -305,6 +335,7 @@ int main(void)
 {
     static const sl_test_case cases[] = {{"many_rows_tiny_map", test_many_rows_tiny_map},
                                          {"duplicates_and_abort", test_duplicates_and_abort},
+                                         {"meta_absent_vs_failed", test_meta_absent_vs_failed},
                                          {"refuse_foreign_and_newer", test_refuse_foreign_and_newer},
                                          {"single_writer_lock", test_single_writer_lock},
                                          {"sigkill_mid_batch", test_sigkill_mid_batch},

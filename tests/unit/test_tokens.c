@@ -139,7 +139,7 @@ static void test_twice(void)
     free(f1);
     // Errors carry their stage.
     CU_ASSERT(tok_run(p, s, "/nonexistent/x.wav", &ids, &n1, &d, &e) == SL_EIO);
-    CU_ASSERT_EQUAL(tok_failed_stage(s), TOK_STAGE_AUDIO);
+    CU_ASSERT_EQUAL(tok_failed_stage(s), SL_STAGE_AUDIO);
     CU_ASSERT_PTR_NULL(ids);
     CU_ASSERT(hubert_forward(hs, au.pcm, 399, 1, 0, &x, &T, &D, &e) == SL_EFORMAT);
     CU_ASSERT(hubert_forward(hs, au.pcm, 400, 4, 0, &x, &T, &D, &e) == SL_EINVAL);
@@ -194,7 +194,7 @@ static void test_timings(void)
     CU_ASSERT(ta > 0.0 && tf > 0.0 && tt > 0.0);
     // A failure in the audio stage: the later stages were not reached.
     CU_ASSERT(tok_run_memory(p, s, raw, 20, "cut.wav", &ids, &n, &d, &e) < 0);
-    CU_ASSERT_EQUAL(tok_failed_stage(s), TOK_STAGE_AUDIO);
+    CU_ASSERT_EQUAL(tok_failed_stage(s), SL_STAGE_AUDIO);
     tok_last_timings(s, &ta, &tf, &tt);
     CU_ASSERT(ta >= 0.0 && tf == 0.0 && tt == 0.0);
     CU_ASSERT(tok_run(p, s, "/nonexistent/x.wav", &ids, &n, &d, &e) == SL_EIO);

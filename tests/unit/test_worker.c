@@ -149,7 +149,7 @@ static void test_payload_unit(void)
         CU_ASSERT_EQUAL(g.kind[2], PROTO_REC_ERROR);
         rec_error e;
         CU_ASSERT_EQUAL_FATAL(rec_error_decode(g.val[2], g.val_len[2], &e, &err), SL_OK);
-        CU_ASSERT_EQUAL(e.stage, REC_STAGE_TEXT);
+        CU_ASSERT_EQUAL(e.stage, SL_STAGE_TEXT);
         CU_ASSERT_EQUAL(e.attempts, (flags & PROTO_WORK_ALONE) ? 2u : 1u);
     }
     proto_buf_free(&work);
