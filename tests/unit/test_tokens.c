@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "common/clock.h"
 #include "common/fileio.h"
 #include "common/npy.h"
 #include "pipeline/audio.h"
@@ -151,13 +151,6 @@ static void test_twice(void)
     tok_pipeline_close(p);
 }
 
-static double wall_now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 // tok_last_timings: per-stage seconds of the last run, 0 for stages not reached.
 static void test_timings(void)
 {
@@ -176,9 +169,9 @@ static void test_timings(void)
     const int32_t *ids;
     size_t n;
     float d;
-    double t0 = wall_now();
+    double t0 = sl_now();
     CU_ASSERT_FATAL(tok_run(p, s, a, &ids, &n, &d, &e) == SL_OK);
-    double wall = wall_now() - t0;
+    double wall = sl_now() - t0;
     tok_last_timings(s, &ta, &tf, &tt);
     printf("\n  %.2f s of audio: audio %.6f s, features %.6f s, tokens %.6f s (call %.6f s)\n",
            (double)d, ta, tf, tt, wall);
