@@ -11,7 +11,6 @@
 // head's columns addressed through leading dimensions (no copies).
 #include "pipeline/hubert.h"
 
-#include <jansson.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -19,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/json.h"
 #include "pipeline/ops.h"
 #include "pipeline/weights.h"
 
@@ -292,66 +292,7 @@ static void fill_rows(float *y, size_t n, size_t c, const float *b)
 
 // ---- config --------------------------------------------------------------------------
 
-static int json_int(json_t *root, const char *key, int dflt, int *out, const char *path,
-                    sl_err *err)
-{
-    json_t *v = json_object_get(root, key);
-    if (!v || json_is_null(v)) {
-        if (dflt == INT32_MIN)
-            return sl_fail(err, SL_EFORMAT, "hubert: %s: \"%s\" is missing", path, key);
-        *out = dflt;
-        return SL_OK;
-    }
-    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > (1 << 20))
-        return sl_fail(err, SL_EFORMAT, "hubert: %s: \"%s\" must be a non-negative integer", path,
-                       key);
-    *out = (int)json_integer_value(v);
-    return SL_OK;
-}
-
-static int json_flag(json_t *root, const char *key, int dflt, int *out, const char *path,
-                     sl_err *err)
-{
-    json_t *v = json_object_get(root, key);
-    if (!v || json_is_null(v)) {
-        *out = dflt;
-        return SL_OK;
-    }
-    if (!json_is_boolean(v))
-        return sl_fail(err, SL_EFORMAT, "hubert: %s: \"%s\" must be true or false", path, key);
-    *out = json_is_true(v);
-    return SL_OK;
-}
-
-static int json_int_array(json_t *root, const char *key, int *dst, int *n, const char *path,
-                          sl_err *err)
-{
-    json_t *a = json_object_get(root, key);
-    if (!json_is_array(a) || json_array_size(a) == 0 || json_array_size(a) > HUBERT_MAX_CONV)
-        return sl_fail(err, SL_EFORMAT, "hubert: %s: \"%s\" must be an array of 1..%d integers",
-                       path, key, HUBERT_MAX_CONV);
-    *n = (int)json_array_size(a);
-    for (int i = 0; i < *n; i++) {
-        json_t *v = json_array_get(a, (size_t)i);
-        if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 65536)
-            return sl_fail(err, SL_EFORMAT, "hubert: %s: \"%s\"[%d] must be a positive integer",
-                           path, key, i);
-        dst[i] = (int)json_integer_value(v);
-    }
-    return SL_OK;
-}
-
-static int require_string(json_t *root, const char *key, const char *want, const char *path,
-                          sl_err *err)
-{
-    json_t *v = json_object_get(root, key);
-    if (!v)
-        return SL_OK; // HF default
-    if (!json_is_string(v) || strcmp(json_string_value(v), want) != 0)
-        return sl_fail(err, SL_EFORMAT, "hubert: %s: unsupported %s \"%s\" (only \"%s\")", path,
-                       key, json_is_string(v) ? json_string_value(v) : "?", want);
-    return SL_OK;
-}
+#define CFG_MAX (1 << 20) // the largest size or count config.json may give
 
 static int parse_config(const char *dir, hubert_config *c, sl_err *err)
 {
@@ -361,28 +302,28 @@ static int parse_config(const char *dir, hubert_config *c, sl_err *err)
     json_t *root = json_load_file(path, 0, &je);
     if (!root)
         return sl_fail(err, SL_EIO, "hubert: %s: %s (line %d)", path, je.text, je.line);
-    int rc = SL_OK, n = 0;
+    int rc = SL_OK, n = 0, dummy;
     memset(c, 0, sizeof *c);
-    json_t *v;
+    const sl_json_src src = {"hubert", path, ""};
     if (!json_is_object(root)) {
         rc = sl_fail(err, SL_EFORMAT, "hubert: %s: not a JSON object", path);
         goto done;
     }
-    if ((v = json_object_get(root, "model_type")) &&
-        (!json_is_string(v) || strcmp(json_string_value(v), "hubert") != 0)) {
-        rc = sl_fail(err, SL_EFORMAT, "hubert: %s: model_type \"%s\" is not \"hubert\"", path,
-                     json_is_string(v) ? json_string_value(v) : "?");
+    if ((rc = sl_json_choice(&src, root, "model_type", (const char *[]){"hubert", NULL}, 0,
+                             &dummy, err)))
         goto done;
-    }
-    if ((rc = json_int_array(root, "conv_dim", c->conv_dim, &c->n_conv, path, err)) ||
-        (rc = json_int_array(root, "conv_kernel", c->conv_kernel, &n, path, err)))
+    if ((rc = sl_json_int_array(&src, root, "conv_dim", 1, 65536, HUBERT_MAX_CONV, c->conv_dim,
+                                &c->n_conv, err)) ||
+        (rc = sl_json_int_array(&src, root, "conv_kernel", 1, 65536, HUBERT_MAX_CONV,
+                                c->conv_kernel, &n, err)))
         goto done;
     if (n != c->n_conv) {
         rc = sl_fail(err, SL_EFORMAT, "hubert: %s: conv_kernel has %d entries, conv_dim %d", path,
                      n, c->n_conv);
         goto done;
     }
-    if ((rc = json_int_array(root, "conv_stride", c->conv_stride, &n, path, err)))
+    if ((rc = sl_json_int_array(&src, root, "conv_stride", 1, 65536, HUBERT_MAX_CONV,
+                                c->conv_stride, &n, err)))
         goto done;
     if (n != c->n_conv) {
         rc = sl_fail(err, SL_EFORMAT, "hubert: %s: conv_stride has %d entries, conv_dim %d", path,
@@ -395,53 +336,49 @@ static int parse_config(const char *dir, hubert_config *c, sl_err *err)
         goto done;
     }
     int nfe = c->n_conv;
-    if ((rc = json_int(root, "num_feat_extract_layers", c->n_conv, &nfe, path, err)))
+    if ((rc = sl_json_int(&src, root, "num_feat_extract_layers", 0, CFG_MAX, c->n_conv, &nfe, err)))
         goto done;
     if (nfe != c->n_conv) {
         rc = sl_fail(err, SL_EFORMAT, "hubert: %s: num_feat_extract_layers %d but conv_dim has "
                      "%d entries", path, nfe, c->n_conv);
         goto done;
     }
-    if ((rc = json_flag(root, "conv_bias", 0, &c->conv_bias, path, err)) ||
-        (rc = json_flag(root, "do_stable_layer_norm", 0, &c->stable_layer_norm, path, err)) ||
-        (rc = json_flag(root, "feat_proj_layer_norm", 1, &c->feat_proj_layer_norm, path, err)) ||
-        (rc = json_int(root, "hidden_size", 768, &c->hidden, path, err)) ||
-        (rc = json_int(root, "num_hidden_layers", 12, &c->n_layers, path, err)) ||
-        (rc = json_int(root, "num_attention_heads", 12, &c->n_heads, path, err)) ||
-        (rc = json_int(root, "intermediate_size", 3072, &c->ffn, path, err)) ||
-        (rc = json_int(root, "num_conv_pos_embeddings", 128, &c->pos_kernel, path, err)) ||
-        (rc = json_int(root, "num_conv_pos_embedding_groups", 16, &c->pos_groups, path, err)) ||
-        (rc = require_string(root, "hidden_act", "gelu", path, err)) ||
-        (rc = require_string(root, "feat_extract_activation", "gelu", path, err)))
+    if ((rc = sl_json_bool(&src, root, "conv_bias", 0, &c->conv_bias, err)) ||
+        (rc = sl_json_bool(&src, root, "do_stable_layer_norm", 0, &c->stable_layer_norm, err)) ||
+        (rc = sl_json_bool(&src, root, "feat_proj_layer_norm", 1, &c->feat_proj_layer_norm,
+                           err)) ||
+        (rc = sl_json_int(&src, root, "hidden_size", 0, CFG_MAX, 768, &c->hidden, err)) ||
+        (rc = sl_json_int(&src, root, "num_hidden_layers", 0, CFG_MAX, 12, &c->n_layers, err)) ||
+        (rc = sl_json_int(&src, root, "num_attention_heads", 0, CFG_MAX, 12, &c->n_heads, err)) ||
+        (rc = sl_json_int(&src, root, "intermediate_size", 0, CFG_MAX, 3072, &c->ffn, err)) ||
+        (rc = sl_json_int(&src, root, "num_conv_pos_embeddings", 0, CFG_MAX, 128, &c->pos_kernel,
+                          err)) ||
+        (rc = sl_json_int(&src, root, "num_conv_pos_embedding_groups", 0, CFG_MAX, 16,
+                          &c->pos_groups, err)) ||
+        (rc = sl_json_choice(&src, root, "hidden_act", (const char *[]){"gelu", NULL}, 0, &dummy,
+                             err)) ||
+        (rc = sl_json_choice(&src, root, "feat_extract_activation", (const char *[]){"gelu", NULL},
+                             0, &dummy, err)) ||
+        (rc = sl_json_choice(&src, root, "feat_extract_norm", (const char *[]){"group", "layer", NULL},
+                             0, &c->feat_norm_layer, err)))
         goto done;
-    v = json_object_get(root, "feat_extract_norm");
-    if (!v || (json_is_string(v) && !strcmp(json_string_value(v), "group"))) {
-        c->feat_norm_layer = 0;
-    } else if (json_is_string(v) && !strcmp(json_string_value(v), "layer")) {
-        c->feat_norm_layer = 1;
-    } else {
-        rc = sl_fail(err, SL_EFORMAT, "hubert: %s: unsupported feat_extract_norm (\"group\" or "
-                     "\"layer\")", path);
+    double eps;
+    if ((rc = sl_json_number(&src, root, "layer_norm_eps", 1e-5, &eps, err)))
+        goto done;
+    if (!(eps > 0.0)) {
+        rc = sl_fail(err, SL_EFORMAT, "hubert: %s: layer_norm_eps must be > 0", path);
         goto done;
     }
-    v = json_object_get(root, "layer_norm_eps");
-    c->ln_eps = 1e-5f;
-    if (v) {
-        if (!json_is_number(v) || !(json_number_value(v) > 0.0)) {
-            rc = sl_fail(err, SL_EFORMAT, "hubert: %s: layer_norm_eps must be > 0", path);
-            goto done;
-        }
-        c->ln_eps = (float)json_number_value(v);
-    }
+    c->ln_eps = (float)eps;
     int flag = 0;
-    if ((rc = json_flag(root, "conv_pos_batch_norm", 0, &flag, path, err)))
+    if ((rc = sl_json_bool(&src, root, "conv_pos_batch_norm", 0, &flag, err)))
         goto done;
     if (flag) {
         rc = sl_fail(err, SL_EFORMAT, "hubert: %s: conv_pos_batch_norm true (BatchNorm positional "
                      "conv) is not supported", path);
         goto done;
     }
-    if ((rc = json_flag(root, "add_adapter", 0, &flag, path, err)))
+    if ((rc = sl_json_bool(&src, root, "add_adapter", 0, &flag, err)))
         goto done;
     if (flag) {
         rc = sl_fail(err, SL_EFORMAT, "hubert: %s: add_adapter true is not supported", path);
@@ -467,12 +404,11 @@ done:
     root = json_load_file(path, 0, &je);
     if (!root)
         return sl_fail(err, SL_EFORMAT, "hubert: %s: %s (line %d)", path, je.text, je.line);
-    if ((rc = json_flag(root, "do_normalize", 0, &c->do_normalize, path, err)) == SL_OK) {
-        int rate = 16000;
-        if ((rc = json_int(root, "sampling_rate", 16000, &rate, path, err)) == SL_OK &&
-            rate != 16000)
-            rc = sl_fail(err, SL_EFORMAT, "hubert: %s: sampling_rate %d (only 16000)", path, rate);
-    }
+    int rate = 16000; // src.file is path, which now names preprocessor_config.json
+    if ((rc = sl_json_bool(&src, root, "do_normalize", 0, &c->do_normalize, err)) == SL_OK &&
+        (rc = sl_json_int(&src, root, "sampling_rate", 0, CFG_MAX, 16000, &rate, err)) == SL_OK &&
+        rate != 16000)
+        rc = sl_fail(err, SL_EFORMAT, "hubert: %s: sampling_rate %d (only 16000)", path, rate);
     json_decref(root);
     return rc;
 }

@@ -4,12 +4,12 @@
 #include "pipeline/s2t.h"
 
 #include <float.h>
-#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/json.h"
 #include "pipeline/ops.h"
 #include "pipeline/weights.h"
 
@@ -84,37 +84,6 @@ struct s2t_state {
 
 // ---------------------------------------------------------------- loading ---
 
-static int cfg_int(const char *path, json_t *cfg, const char *key, int required, int dflt,
-                   int *out, sl_err *err)
-{
-    json_t *v = json_object_get(cfg, key);
-    if (!v || json_is_null(v)) {
-        if (required)
-            return sl_fail(err, SL_EFORMAT, "s2t: %s: config key \"%s\" is missing", path, key);
-        *out = dflt;
-        return SL_OK;
-    }
-    if (!json_is_integer(v) || json_integer_value(v) < -1000000000 ||
-        json_integer_value(v) > 1000000000)
-        return sl_fail(err, SL_EFORMAT, "s2t: %s: config key \"%s\" is not an integer", path, key);
-    *out = (int)json_integer_value(v);
-    return SL_OK;
-}
-
-static int cfg_bool(const char *path, json_t *cfg, const char *key, int dflt, int *out,
-                    sl_err *err)
-{
-    json_t *v = json_object_get(cfg, key);
-    if (!v || json_is_null(v)) {
-        *out = dflt;
-        return SL_OK;
-    }
-    if (!json_is_boolean(v))
-        return sl_fail(err, SL_EFORMAT, "s2t: %s: config key \"%s\" is not a boolean", path, key);
-    *out = json_is_true(v);
-    return SL_OK;
-}
-
 static int parse_config(s2t_model *m, const char *path, sl_err *err)
 {
     const char *js = wts_metadata(m->w, "config");
@@ -133,29 +102,27 @@ static int parse_config(s2t_model *m, const char *path, sl_err *err)
         rc = sl_fail(err, SL_EFORMAT, "s2t: %s: config is not a JSON object", path);
         goto done;
     }
-    if ((rc = cfg_int(path, cfg, "dim", 1, 0, &c->dim, err)) ||
-        (rc = cfg_int(path, cfg, "source_depth", 1, 0, &c->source_depth, err)) ||
-        (rc = cfg_int(path, cfg, "target_depth", 1, 0, &c->target_depth, err)) ||
-        (rc = cfg_int(path, cfg, "num_semantic_token_ids", 1, 0, &c->n_semantic, err)) ||
-        (rc = cfg_int(path, cfg, "num_text_token_ids", 1, 0, &c->n_text, err)) ||
-        (rc = cfg_int(path, cfg, "heads", 0, 8, &c->heads, err)) ||
-        (rc = cfg_int(path, cfg, "dim_head", 0, 64, &c->dim_head, err)) ||
-        (rc = cfg_int(path, cfg, "target_kv_heads", 0, c->heads, &c->kv_heads, err)) ||
-        (rc = cfg_int(path, cfg, "semantic_pad_id", 0, -1, &semantic_pad, err)) ||
-        (rc = cfg_int(path, cfg, "text_pad_id", 0, 0, &c->text_pad, err)) ||
-        (rc = cfg_int(path, cfg, "ff_inner_dim", 0, -1, &ff_inner_cfg, err)) ||
-        (rc = cfg_bool(path, cfg, "autoset_semantic_eos_id", 1, &eos_sem, err)) ||
-        (rc = cfg_bool(path, cfg, "autoset_text_eos_id", 1, &eos_text, err)))
+    // Integers within +-1e9 here; the ranges that matter are checked below.
+    const sl_json_src src = {"s2t", path, "config key "};
+    const int lo = -1000000000, hi = 1000000000;
+    if ((rc = sl_json_int_required(&src, cfg, "dim", lo, hi, &c->dim, err)) ||
+        (rc = sl_json_int_required(&src, cfg, "source_depth", lo, hi, &c->source_depth, err)) ||
+        (rc = sl_json_int_required(&src, cfg, "target_depth", lo, hi, &c->target_depth, err)) ||
+        (rc = sl_json_int_required(&src, cfg, "num_semantic_token_ids", lo, hi, &c->n_semantic,
+                                   err)) ||
+        (rc = sl_json_int_required(&src, cfg, "num_text_token_ids", lo, hi, &c->n_text, err)) ||
+        (rc = sl_json_int(&src, cfg, "heads", lo, hi, 8, &c->heads, err)) ||
+        (rc = sl_json_int(&src, cfg, "dim_head", lo, hi, 64, &c->dim_head, err)) ||
+        (rc = sl_json_int(&src, cfg, "target_kv_heads", lo, hi, c->heads, &c->kv_heads, err)) ||
+        (rc = sl_json_int(&src, cfg, "semantic_pad_id", lo, hi, -1, &semantic_pad, err)) ||
+        (rc = sl_json_int(&src, cfg, "text_pad_id", lo, hi, 0, &c->text_pad, err)) ||
+        (rc = sl_json_int(&src, cfg, "ff_inner_dim", lo, hi, -1, &ff_inner_cfg, err)) ||
+        (rc = sl_json_bool(&src, cfg, "autoset_semantic_eos_id", 1, &eos_sem, err)) ||
+        (rc = sl_json_bool(&src, cfg, "autoset_text_eos_id", 1, &eos_text, err)))
         goto done;
-    json_t *fm = json_object_get(cfg, "ff_mult");
-    double ff_mult = 4.0;
-    if (fm && !json_is_null(fm)) {
-        if (!json_is_number(fm)) {
-            rc = sl_fail(err, SL_EFORMAT, "s2t: %s: config key \"ff_mult\" is not a number", path);
-            goto done;
-        }
-        ff_mult = json_number_value(fm);
-    }
+    double ff_mult;
+    if ((rc = sl_json_number(&src, cfg, "ff_mult", 4.0, &ff_mult, err)))
+        goto done;
     if (c->dim <= 0 || c->heads <= 0 || c->dim_head <= 0 || c->dim_head % 2 || c->kv_heads <= 0 ||
         c->heads % c->kv_heads || c->source_depth <= 0 || c->target_depth <= 0 ||
         c->n_semantic <= 0 || c->n_text <= 0 || ff_mult <= 0) {
@@ -178,14 +145,14 @@ static int parse_config(s2t_model *m, const char *path, sl_err *err)
     c->n_text_vocab = c->n_text + (eos_text ? 1 : 0);
     // Derived constants the generator wrote: check them when present.
     int v;
-    if ((rc = cfg_int(path, cfg, "speech_eos_id", 0, c->speech_eos, &v, err)))
+    if ((rc = sl_json_int(&src, cfg, "speech_eos_id", lo, hi, c->speech_eos, &v, err)))
         goto done;
     if (v != c->speech_eos) {
         rc = sl_fail(err, SL_EFORMAT, "s2t: %s: config speech_eos_id %d, expected %d", path, v,
                      c->speech_eos);
         goto done;
     }
-    if ((rc = cfg_int(path, cfg, "text_eos_id", 0, c->text_eos, &v, err)))
+    if ((rc = sl_json_int(&src, cfg, "text_eos_id", lo, hi, c->text_eos, &v, err)))
         goto done;
     if (v != c->text_eos) {
         rc = sl_fail(err, SL_EFORMAT, "s2t: %s: config text_eos_id %d, expected %d", path, v,
@@ -197,8 +164,10 @@ static int parse_config(s2t_model *m, const char *path, sl_err *err)
                      "(only a negative pad id is supported)", path, semantic_pad);
         goto done;
     }
-    json_t *ri = json_object_get(cfg, "rotary_interleaved");
-    if (ri && json_is_false(ri)) {
+    int interleaved;
+    if ((rc = sl_json_bool(&src, cfg, "rotary_interleaved", 1, &interleaved, err)))
+        goto done;
+    if (!interleaved) {
         rc = sl_fail(err, SL_EFORMAT, "s2t: %s: rotary_interleaved false is not supported", path);
         goto done;
     }
