@@ -28,6 +28,11 @@
 #ifndef POS_BLOCK
 #define POS_BLOCK 256   // frames per im2col block of the positional conv
 #endif
+// The first conv block's limits, refused at open (config.json): conv_stack keeps its
+// GroupNorm statistics (one per channel) and conv0_stats its patch covariance
+// (kernel x kernel) on the stack.
+#define CONV0_MAX_DIM 4096
+#define CONV0_MAX_KERNEL 64
 
 typedef struct conv_block {
     int c_in, c_out, k, stride;
@@ -333,6 +338,16 @@ static int parse_config(const char *dir, hubert_config *c, sl_err *err)
     if (c->n_conv < 2) {
         rc = sl_fail(err, SL_EFORMAT, "hubert: %s: %d conv blocks (need at least 2)", path,
                      c->n_conv);
+        goto done;
+    }
+    if (c->conv_dim[0] > CONV0_MAX_DIM) {
+        rc = sl_fail(err, SL_EFORMAT, "hubert: %s: conv_dim[0] = %d: the first conv block has at "
+                     "most %d channels", path, c->conv_dim[0], CONV0_MAX_DIM);
+        goto done;
+    }
+    if (c->conv_kernel[0] > CONV0_MAX_KERNEL) {
+        rc = sl_fail(err, SL_EFORMAT, "hubert: %s: conv_kernel[0] = %d: the first conv block has "
+                     "at most %d taps", path, c->conv_kernel[0], CONV0_MAX_KERNEL);
         goto done;
     }
     int nfe = c->n_conv;
@@ -790,7 +805,7 @@ static void conv0_stats(const hubert_model *m, const float *pcm, size_t T0, floa
 {
     const conv_block *b = &m->conv[0];
     size_t K = (size_t)b->k, S = (size_t)b->stride, C = (size_t)b->c_out;
-    double mu[64] = {0}, cov[64 * 64];
+    double mu[CONV0_MAX_KERNEL] = {0}, cov[CONV0_MAX_KERNEL * CONV0_MAX_KERNEL];
     memset(cov, 0, sizeof cov);
     for (size_t t = 0; t < T0; t++) {
         const float *p = pcm + t * S;
@@ -831,7 +846,7 @@ static float *conv_stack(hubert_state *s, const float *pcm, size_t n)
     size_t T0 = conv_len(c, n, 0), T1 = conv_len(c, n, 1);
     const conv_block *b1 = &m->conv[1];
     size_t C1 = (size_t)b1->c_out;
-    float mean[4096], rstd[4096];
+    float mean[CONV0_MAX_DIM], rstd[CONV0_MAX_DIM];
     int group = !c->feat_norm_layer;
     if (group)
         conv0_stats(m, pcm, T0, mean, rstd);
@@ -944,9 +959,6 @@ int hubert_run(hubert_state *s, const float *pcm, size_t n, hubert_tap tap, int 
     if (T == 0)
         return sl_fail(err, SL_EFORMAT, "hubert: %zu samples are too short for one frame (need "
                        "%zu)", n, hubert_min_samples(m));
-    if ((size_t)c->conv_dim[0] > 4096 || (size_t)c->conv_kernel[0] > 64)
-        return sl_fail(err, SL_EFORMAT, "hubert: first conv block too large (%d channels, "
-                       "kernel %d)", c->conv_dim[0], c->conv_kernel[0]);
     int rc = hubert_state_reserve(s, n, err);
     if (rc)
         return rc;

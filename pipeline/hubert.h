@@ -12,8 +12,9 @@
 // "layer", do_stable_layer_norm false (post-LN) and true (pre-LN), conv_bias,
 // feat_proj_layer_norm, the weight-normed positional conv (weight_g/weight_v or
 // parametrizations.weight.original0/1; effective weight computed once at open).
-// Refused with a message: conv_pos_batch_norm true, activations other than
-// "gelu", adapters, model types other than "hubert", fewer than 2 conv layers.
+// Refused at open with a message naming config.json and the key: conv_pos_batch_norm
+// true, activations other than "gelu", adapters, model types other than "hubert",
+// fewer than 2 conv layers, a first conv block of more than 4096 channels or 64 taps.
 //
 // Semantics (golden MANIFEST): layer 0 = encoder input (HF hidden_states[0]:
 // post-LN normed, pre-LN not), layer k = output of transformer layer k (the

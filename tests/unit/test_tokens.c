@@ -301,6 +301,9 @@ static void cfg_batchnorm(json_t *c) { json_object_set_new(c, "conv_pos_batch_no
 static void cfg_relu(json_t *c) { json_object_set_new(c, "hidden_act", json_string("relu")); }
 static void cfg_norm(json_t *c) { json_object_set_new(c, "feat_extract_norm", json_string("batch")); }
 static void cfg_type(json_t *c) { json_object_set_new(c, "model_type", json_string("wav2vec2")); }
+// The first conv block's limits are model properties: refused at open, not per utterance.
+static void cfg_conv0_wide(json_t *c) { json_array_set_new(json_object_get(c, "conv_dim"), 0, json_integer(4097)); }
+static void cfg_conv0_long(json_t *c) { json_array_set_new(json_object_get(c, "conv_kernel"), 0, json_integer(65)); }
 
 static void expect_refused(const char *dir, const char *words)
 {
@@ -323,6 +326,10 @@ static void test_loader(void)
     expect_refused(make_model("hubert_tiny_post", "relu", NULL, cfg_relu), "relu");
     expect_refused(make_model("hubert_tiny_post", "norm", NULL, cfg_norm), "feat_extract_norm");
     expect_refused(make_model("hubert_tiny_post", "type", NULL, cfg_type), "model_type");
+    expect_refused(make_model("hubert_tiny_post", "wide", NULL, cfg_conv0_wide),
+                   "wide/config.json: conv_dim[0] = 4097");
+    expect_refused(make_model("hubert_tiny_post", "long", NULL, cfg_conv0_long),
+                   "long/config.json: conv_kernel[0] = 65");
     expect_refused(make_model("hubert_tiny_post", "nok", drop_k_proj, NULL),
                    "encoder.layers.1.attention.k_proj.weight");
     char missing[4300];
