@@ -4,10 +4,11 @@
 // parent index (s2t_dec_reorder); finished sources leave the matrix. See beam.h.
 #include "pipeline/beam.h"
 
-#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "pipeline/kernels.h"
 
 typedef struct cand {
     float score; // parent score + log-prob
@@ -134,22 +135,6 @@ int beam_state_new(beam_state **out, const s2t_model *m, s2t_limits lim, sl_err 
 }
 
 s2t_state *beam_state_s2t(beam_state *b) { return b->s; }
-
-// log_softmax of one logits row into lp; EOS suppressed (-inf) when asked.
-static void log_softmax(const float *logits, int V, int suppress, float *lp)
-{
-    float mx = -FLT_MAX;
-    for (int i = 0; i < V; i++)
-        if (i != suppress && logits[i] > mx)
-            mx = logits[i];
-    double sum = 0.0;
-    for (int i = 0; i < V; i++)
-        if (i != suppress)
-            sum += exp((double)(logits[i] - mx));
-    float lse = mx + (float)log(sum);
-    for (int i = 0; i < V; i++)
-        lp[i] = i == suppress ? -INFINITY : logits[i] - lse;
-}
 
 // a ranks before b: higher score, then lower token id, then lower parent.
 static int before(const cand *a, const cand *b)
@@ -349,7 +334,7 @@ int beam_decode(beam_state *b, const int32_t *const *src, const int *src_len, in
             int len = step + 1, at_max = len >= b->max_len[s];
             if (p->method != BEAM_SEARCH) {
                 const float *lg = logits + (size_t)r0 * (size_t)V;
-                log_softmax(lg, V, suppress, b->lp);
+                kern_log_softmax_row(lg, V, suppress, b->lp);
                 int tok;
                 if (p->method == BEAM_GREEDY) {
                     tok = -1;
@@ -358,7 +343,7 @@ int beam_decode(beam_state *b, const int32_t *const *src, const int *src_len, in
                             tok = i;
                 } else {
                     tok = sample_token(b, lg, suppress, p->top_k, p->temperature, &b->rng[s]);
-                    log_softmax(lg, V, suppress, b->lp);
+                    kern_log_softmax_row(lg, V, suppress, b->lp);
                 }
                 add_child(b, n_new, r0, tok, b->lp[tok], step, eos_id, s);
                 if (tok == eos_id || at_max)
@@ -370,7 +355,7 @@ int beam_decode(beam_state *b, const int32_t *const *src, const int *src_len, in
                 // ref: every kept hypothesis (finished or not) offers its top-W tokens.
                 int nc = 0;
                 for (int r = r0; r < r1; r++) {
-                    log_softmax(logits + (size_t)r * (size_t)V, V, suppress, b->lp);
+                    kern_log_softmax_row(logits + (size_t)r * (size_t)V, V, suppress, b->lp);
                     nc += top_tokens(b->lp, V, W, r, b->sc[r], b->cands + nc);
                 }
                 for (int i = 0; i < nc; i++) // ref: candidate = parent score + log-prob (float32)
@@ -390,7 +375,7 @@ int beam_decode(beam_state *b, const int32_t *const *src, const int *src_len, in
             } else {
                 int per = 2 * W < V ? 2 * W : V, nc = 0;
                 for (int r = r0; r < r1; r++) {
-                    log_softmax(logits + (size_t)r * (size_t)V, V, suppress, b->lp);
+                    kern_log_softmax_row(logits + (size_t)r * (size_t)V, V, suppress, b->lp);
                     nc += top_tokens(b->lp, V, per, r, b->sc[r], b->cands + nc);
                 }
                 for (int i = 0; i < nc; i++)

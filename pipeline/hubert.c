@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 
 #include "common/json.h"
+#include "pipeline/kernels.h"
 #include "pipeline/ops.h"
 #include "pipeline/weights.h"
 
@@ -84,211 +85,7 @@ struct hubert_state {
     size_t sz_chunk, sz_conv, sz_th, sz_qkv, sz_sc, sz_ff, sz_xg;
 };
 
-// ---- element-wise kernels ------------------------------------------------------------
-//
-// Everything between the GEMMs: GELU, LayerNorm, softmax. Built for AVX-512, AVX2 and
-// baseline x86-64 and picked at load time (ifunc), vectorised at O3. No FMA contraction
-// (ISO C mode) and fixed summation orders, so every variant rounds identically and a
-// result does not depend on the machine's vector width. Reductions keep 16 partial sums.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define HUBERT_KERNEL \
-    __attribute__((optimize("O3"), target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define HUBERT_KERNEL
-#endif
-#define LANES 16
-
-// erf(x) as x P(x^2) / Q(x^2) on [-4, 4] (Eigen's generic_fast_erf_float; outside,
-// erf is +-1 to float precision). Measured over every float in [-30, 30] against
-// double erf: max |error| 4.4e-7 for erf, and for gelu_fast below 1.5e-6 absolute
-// (about 3 ulp of the result, at x = 5.6) against 4.5e-7 for 0.5 x (1 + erff(x/sqrt 2));
-// tests/unit/test_hubert_kernels.c keeps both bounds. NaN in, NaN out.
-static inline float erf_fast(float x)
-{
-    x = x < -4.0f ? -4.0f : (x > 4.0f ? 4.0f : x);
-    float x2 = x * x;
-    float p = -2.72614225801306e-10f;
-    p = p * x2 + 2.77068142495902e-08f;
-    p = p * x2 + -2.10102402082508e-06f;
-    p = p * x2 + -5.69250639462346e-05f;
-    p = p * x2 + -7.34990630326855e-04f;
-    p = p * x2 + -2.95459980854025e-03f;
-    p = p * x2 + -1.60960333262415e-02f;
-    float q = -1.45660718464996e-05f;
-    q = q * x2 + -2.13374055278905e-04f;
-    q = q * x2 + -1.68282697438203e-03f;
-    q = q * x2 + -7.37332916720468e-03f;
-    q = q * x2 + -1.42647390514189e-02f;
-    return x * p / q;
-}
-
-static inline float gelu_fast(float x) { return 0.5f * x * (1.0f + erf_fast(x * 0.70710678118654752f)); }
-
-// exp(x) for x <= 0 (softmax after subtracting the row max): Cephes expf's range
-// reduction and polynomial, 2^n from the exponent bits; below -87.3 the result is
-// exp(-87.3) ~ 1e-38 instead of a denormal or 0, which no softmax sum can see.
-static inline float exp_neg(float x)
-{
-    float xc = x > -87.3f ? x : -87.3f; // also maps NaN to -87.3 (no UB in the cast)
-    float t = xc * 1.44269504088896341f + 12582912.0f; // round(x / ln 2) in the low bits
-    float n = t - 12582912.0f;
-    float r = xc - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * (r * r) + r + 1.0f;
-    int32_t e = (int32_t)n + 127;
-    uint32_t bits = (uint32_t)e << 23;
-    float s;
-    memcpy(&s, &bits, sizeof s);
-    float y = p * s;
-    return x == x ? y : x; // NaN propagates
-}
-
-HUBERT_KERNEL static void gelu_inplace(float *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        x[i] = gelu_fast(x[i]);
-}
-
-void hubert_gelu(const float *x, float *y, size_t n)
-{
-    if (y != x)
-        memmove(y, x, n * sizeof(float));
-    gelu_inplace(y, n);
-}
-
-// x += GELU(y), n elements (the positional conv's residual).
-HUBERT_KERNEL static void add_gelu(float *x, const float *y, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        x[i] += gelu_fast(y[i]);
-}
-
-// y = GELU((y - mean) * rstd * g + b) per channel over n rows of c (conv 0 GroupNorm).
-HUBERT_KERNEL static void norm_gelu_rows(float *y, size_t n, size_t c, const float *mean,
-                                         const float *rstd, const float *g, const float *b)
-{
-    for (size_t t = 0; t < n; t++) {
-        float *r = y + t * c;
-        for (size_t i = 0; i < c; i++)
-            r[i] = gelu_fast((r[i] - mean[i]) * rstd[i] * g[i] + b[i]);
-    }
-}
-
-static inline float sum_lanes(const float *acc)
-{
-    float s[8];
-    for (int l = 0; l < 8; l++)
-        s[l] = acc[l] + acc[l + 8];
-    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
-}
-
-// LayerNorm over the last dim of each of n rows of width c (biased variance), in place
-// allowed (y == x). With add != NULL the row is x + add first, and that sum is also
-// written back to x (post-LN residual: x = LN(x + add), the sum kept for nothing else
-// but costing no extra pass). With gelu, GELU follows (conv blocks in "layer" mode).
-HUBERT_KERNEL static void layer_norm_ex(float *x, const float *add, size_t n, size_t c,
-                                        const float *g, const float *b, float eps, int gelu,
-                                        float *y)
-{
-    for (size_t t = 0; t < n; t++) {
-        float *r = x + t * c;
-        float *o = y + t * c;
-        float acc[LANES] = {0};
-        size_t i = 0;
-        if (add) {
-            const float *a = add + t * c;
-            for (; i + LANES <= c; i += LANES)
-                for (int l = 0; l < LANES; l++) {
-                    r[i + l] += a[i + l];
-                    acc[l] += r[i + l];
-                }
-            for (size_t j = i; j < c; j++)
-                r[j] += a[j];
-        } else {
-            for (; i + LANES <= c; i += LANES)
-                for (int l = 0; l < LANES; l++)
-                    acc[l] += r[i + l];
-        }
-        float sum = sum_lanes(acc);
-        for (; i < c; i++)
-            sum += r[i];
-        float mean = sum / (float)c;
-        float vacc[LANES] = {0};
-        for (i = 0; i + LANES <= c; i += LANES)
-            for (int l = 0; l < LANES; l++) {
-                float d = r[i + l] - mean;
-                vacc[l] += d * d;
-            }
-        float var = sum_lanes(vacc);
-        for (; i < c; i++) {
-            float d = r[i] - mean;
-            var += d * d;
-        }
-        var /= (float)c;
-        float inv = 1.0f / sqrtf(var + eps);
-        if (gelu)
-            for (i = 0; i < c; i++)
-                o[i] = gelu_fast((r[i] - mean) * inv * g[i] + b[i]);
-        else
-            for (i = 0; i < c; i++)
-                o[i] = (r[i] - mean) * inv * g[i] + b[i];
-    }
-}
-
-static void layer_norm(float *x, size_t n, size_t c, const float *g, const float *b, float eps,
-                       float *y)
-{
-    layer_norm_ex(x, NULL, n, c, g, b, eps, 0, y);
-}
-
-// Rows of scores (n, c), ld c: r = exp(r - max r) in place; rsum[t] = 1 / sum of row t.
-// The 1/sum is applied to the (n, d_head) context afterwards, not to the (n, n) scores.
-HUBERT_KERNEL static void softmax_rows(float *sc, size_t n, size_t c, float *rinv)
-{
-    for (size_t t = 0; t < n; t++) {
-        float *r = sc + t * c;
-        float mx[LANES];
-        for (int l = 0; l < LANES; l++)
-            mx[l] = r[0];
-        size_t i = 0;
-        for (; i + LANES <= c; i += LANES)
-            for (int l = 0; l < LANES; l++)
-                mx[l] = r[i + l] > mx[l] ? r[i + l] : mx[l];
-        float m = mx[0];
-        for (int l = 1; l < LANES; l++)
-            m = mx[l] > m ? mx[l] : m;
-        for (; i < c; i++)
-            m = r[i] > m ? r[i] : m;
-        float acc[LANES] = {0};
-        for (i = 0; i + LANES <= c; i += LANES)
-            for (int l = 0; l < LANES; l++) {
-                float e = exp_neg(r[i + l] - m);
-                r[i + l] = e;
-                acc[l] += e;
-            }
-        float sum = sum_lanes(acc);
-        for (; i < c; i++) {
-            r[i] = exp_neg(r[i] - m);
-            sum += r[i];
-        }
-        rinv[t] = 1.0f / sum;
-    }
-}
-
-// Row t of x (n, c), ld ldx, times s[t].
-HUBERT_KERNEL static void scale_rows(float *x, size_t n, size_t c, size_t ldx, const float *s)
-{
-    for (size_t t = 0; t < n; t++)
-        for (size_t i = 0; i < c; i++)
-            x[t * ldx + i] *= s[t];
-}
-
+// y (n, c) = b (c) in every row: the bias a GEMM then accumulates onto.
 static void fill_rows(float *y, size_t n, size_t c, const float *b)
 {
     for (size_t t = 0; t < n; t++)
@@ -790,11 +587,11 @@ static void conv0_rows(const hubert_model *m, const float *pcm, size_t r0, size_
         fill_rows(y, rows, C, b->b);
     ops_matmul(OPS_N, OPS_T, rows, C, K, 1.0f, col, K, b->w, K, b->b ? 1.0f : 0.0f, y, C);
     if (mean)
-        norm_gelu_rows(y, rows, C, mean, rstd, b->ln_g, b->ln_b);
+        kern_norm_gelu_rows(y, rows, C, mean, rstd, b->ln_g, b->ln_b);
     else if (b->ln_g)
-        layer_norm_ex(y, NULL, rows, C, b->ln_g, b->ln_b, m->cfg.ln_eps, 1, y);
+        kern_layer_norm(y, NULL, rows, C, b->ln_g, b->ln_b, m->cfg.ln_eps, 1, y);
     else
-        gelu_inplace(y, rows * C);
+        kern_gelu(y, y, rows * C);
 }
 
 // GroupNorm(C groups) statistics of conv 0's output over all T0 frames, in double.
@@ -861,9 +658,9 @@ static float *conv_stack(hubert_state *s, const float *pcm, size_t n)
         conv_gemm(b1, s->chunk, nu, y1 + u0 * C1);
     }
     if (b1->ln_g)
-        layer_norm_ex(y1, NULL, T1, C1, b1->ln_g, b1->ln_b, c->ln_eps, 1, y1);
+        kern_layer_norm(y1, NULL, T1, C1, b1->ln_g, b1->ln_b, c->ln_eps, 1, y1);
     else
-        gelu_inplace(y1, T1 * C1);
+        kern_gelu(y1, y1, T1 * C1);
     float *x = y1, *y = s->cb;
     size_t T = T1;
     for (int i = 2; i < c->n_conv; i++) {
@@ -871,9 +668,9 @@ static float *conv_stack(hubert_state *s, const float *pcm, size_t n)
         size_t To = conv_len(c, n, i), Co = (size_t)b->c_out;
         conv_gemm(b, x, To, y);
         if (b->ln_g)
-            layer_norm_ex(y, NULL, To, Co, b->ln_g, b->ln_b, c->ln_eps, 1, y);
+            kern_layer_norm(y, NULL, To, Co, b->ln_g, b->ln_b, c->ln_eps, 1, y);
         else
-            gelu_inplace(y, To * Co);
+            kern_gelu(y, y, To * Co);
         float *t = x;
         x = y;
         y = t;
@@ -910,7 +707,7 @@ static void pos_conv(hubert_state *s, size_t T)
             ops_matmul(OPS_N, OPS_T, nt, Cg, K * Cg, 1.0f, s->colp, K * Cg,
                        m->pos_w + g * Cg * K * Cg, K * Cg, 1.0f, y + t0 * H + g * Cg, H);
         }
-    add_gelu(s->x, y, T * H);
+    kern_add_gelu(s->x, y, T * H);
 }
 
 // Self-attention of h (T, H) into s->ctx (T, H), output projection included (+ bias).
@@ -923,9 +720,9 @@ static void attention(hubert_state *s, const enc_layer *l, const float *h, size_
     for (size_t hd = 0; hd < nh; hd++) {
         const float *q = s->qkv + hd * dh, *k = s->qkv + H + hd * dh, *v = s->qkv + 2 * H + hd * dh;
         ops_matmul(OPS_N, OPS_T, T, T, dh, scale, q, 3 * H, k, 3 * H, 0.0f, s->sc, T);
-        softmax_rows(s->sc, T, T, s->rinv);
+        kern_softmax_rows_unnorm(s->sc, T, T, s->rinv);
         ops_matmul(OPS_N, OPS_N, T, dh, T, 1.0f, s->sc, T, v, 3 * H, 0.0f, s->ctx + hd * dh, H);
-        scale_rows(s->ctx + hd * dh, T, dh, H, s->rinv);
+        kern_scale_rows(s->ctx + hd * dh, T, dh, H, s->rinv);
     }
     ops_linear(s->ctx, T, H, l->o_w, l->o_b, H, out);
 }
@@ -935,14 +732,8 @@ static void feed_forward(hubert_state *s, const enc_layer *l, const float *h, si
     const hubert_config *c = &s->m->cfg;
     size_t H = (size_t)c->hidden, F = (size_t)c->ffn;
     ops_linear(h, T, H, l->ff1_w, l->ff1_b, F, s->ff);
-    gelu_inplace(s->ff, T * F);
+    kern_gelu(s->ff, s->ff, T * F);
     ops_linear(s->ff, T, F, l->ff2_w, l->ff2_b, H, out);
-}
-
-HUBERT_KERNEL static void add_inplace(float *x, const float *y, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        x[i] += y[i];
 }
 
 int hubert_run(hubert_state *s, const float *pcm, size_t n, hubert_tap tap, int layer,
@@ -984,7 +775,7 @@ int hubert_run(hubert_state *s, const float *pcm, size_t n, hubert_tap tap, int 
     }
     const float *pin = feat;
     if (m->fp_ln_g) {
-        layer_norm(feat, T, C, m->fp_ln_g, m->fp_ln_b, c->ln_eps, s->h);
+        kern_layer_norm(feat, NULL, T, C, m->fp_ln_g, m->fp_ln_b, c->ln_eps, 0, s->h);
         pin = s->h;
     }
     ops_linear(pin, T, C, m->fp_w, m->fp_b, H, s->x);
@@ -996,25 +787,25 @@ int hubert_run(hubert_state *s, const float *pcm, size_t n, hubert_tap tap, int 
     }
     pos_conv(s, T);
     if (!c->stable_layer_norm)
-        layer_norm(s->x, T, H, m->enc_ln_g, m->enc_ln_b, c->ln_eps, s->x);
+        kern_layer_norm(s->x, NULL, T, H, m->enc_ln_g, m->enc_ln_b, c->ln_eps, 0, s->x);
     for (int i = 0; i < layer; i++) {
         const enc_layer *l = &m->layers[i];
         if (!c->stable_layer_norm) { // post-LN: x = LN1(x + Attn(x)); x = LN2(x + FFN(x))
             attention(s, l, s->x, T, s->h);
-            layer_norm_ex(s->x, s->h, T, H, l->ln1_g, l->ln1_b, c->ln_eps, 0, s->x);
+            kern_layer_norm(s->x, s->h, T, H, l->ln1_g, l->ln1_b, c->ln_eps, 0, s->x);
             feed_forward(s, l, s->x, T, s->h);
-            layer_norm_ex(s->x, s->h, T, H, l->ln2_g, l->ln2_b, c->ln_eps, 0, s->x);
+            kern_layer_norm(s->x, s->h, T, H, l->ln2_g, l->ln2_b, c->ln_eps, 0, s->x);
         } else { // pre-LN: x = x + Attn(LN1(x)); x = x + FFN(LN2(x))
-            layer_norm(s->x, T, H, l->ln1_g, l->ln1_b, c->ln_eps, s->h);
+            kern_layer_norm(s->x, NULL, T, H, l->ln1_g, l->ln1_b, c->ln_eps, 0, s->h);
             attention(s, l, s->h, T, s->out);
-            add_inplace(s->x, s->out, T * H);
-            layer_norm(s->x, T, H, l->ln2_g, l->ln2_b, c->ln_eps, s->h);
+            kern_add(s->x, s->out, T * H);
+            kern_layer_norm(s->x, NULL, T, H, l->ln2_g, l->ln2_b, c->ln_eps, 0, s->h);
             feed_forward(s, l, s->h, T, s->out);
-            add_inplace(s->x, s->out, T * H);
+            kern_add(s->x, s->out, T * H);
         }
     }
     if (final_norm && c->stable_layer_norm) {
-        layer_norm(s->x, T, H, m->enc_ln_g, m->enc_ln_b, c->ln_eps, s->out);
+        kern_layer_norm(s->x, NULL, T, H, m->enc_ln_g, m->enc_ln_b, c->ln_eps, 0, s->out);
         *out = s->out;
     } else {
         *out = s->x;

@@ -32,8 +32,8 @@
 //
 // Every matrix product goes through ops_matmul (OpenBLAS threads inside); the
 // element-wise work between them (GELU, LayerNorm, softmax: ~4 % of a HuBERT-base
-// forward) runs vectorised on the calling thread and rounds the same on every CPU
-// vector width. Output bits are reproducible for a given OpenBLAS thread count;
+// forward) is pipeline/kernels.h, vectorised on the calling thread and rounding the
+// same on every CPU vector width. Output bits are reproducible for a given OpenBLAS thread count;
 // OpenBLAS itself rounds some products differently at another count (ulp-level).
 // Errors: SL_EIO/SL_ENOTFOUND (files, tensors), SL_EFORMAT (config or shapes we
 // do not support), SL_EINVAL (bad layer), SL_ENOMEM.
@@ -98,7 +98,3 @@ int hubert_run(hubert_state *s, const float *pcm, size_t n, hubert_tap tap, int 
 // hubert_run(s, pcm, n, HUBERT_TAP_LAYER, layer, final_norm, ...).
 int hubert_forward(hubert_state *s, const float *pcm, size_t n, int layer, int final_norm,
                    const float **out, size_t *n_frames, size_t *dim, sl_err *err);
-
-// GELU of x[0..n) into y (y == x allowed) with the model's own erf approximation
-// (max abs error 1.5e-6 against exact GELU, see hubert.c); for tests and benchmarks.
-void hubert_gelu(const float *x, float *y, size_t n);

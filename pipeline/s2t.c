@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/json.h"
+#include "pipeline/kernels.h"
 #include "pipeline/ops.h"
 #include "pipeline/weights.h"
 
@@ -518,24 +519,7 @@ int s2t_state_new(s2t_state **out, const s2t_model *m, s2t_limits lim, sl_err *e
 s2t_limits s2t_state_limits(const s2t_state *s) { return s->lim; }
 const s2t_model *s2t_state_model(const s2t_state *s) { return s->m; }
 
-// ---------------------------------------------------------------- kernels ---
-
-// ref: F.normalize(x) * sqrt(dim) * gamma, F.normalize dividing by max(||x||, 1e-12).
-static void rmsnorm(const float *x, size_t n, size_t d, const float *gamma, float *y)
-{
-    float scale = sqrtf((float)d);
-    for (size_t r = 0; r < n; r++) {
-        const float *a = x + r * d;
-        float *b = y + r * d;
-        double ss = 0.0;
-        for (size_t i = 0; i < d; i++)
-            ss += (double)a[i] * (double)a[i];
-        float nrm = (float)sqrt(ss);
-        float inv = 1.0f / (nrm > 1e-12f ? nrm : 1e-12f);
-        for (size_t i = 0; i < d; i++)
-            b[i] = a[i] * inv * scale * gamma[i];
-    }
-}
+// ---------------------------------------------------- rotary, attention, FF ---
 
 // Interleaved rotary on one head vector at position pos.
 static void rotate(float *x, size_t half, const float *cs, const float *sn)
@@ -544,54 +528,6 @@ static void rotate(float *x, size_t half, const float *cs, const float *sn)
         float a = x[2 * i], b = x[2 * i + 1];
         x[2 * i] = a * cs[i] - b * sn[i];
         x[2 * i + 1] = b * cs[i] + a * sn[i];
-    }
-}
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define S2T_KERNEL __attribute__((optimize("O3"), target_clones("arch=x86-64-v3", "default")))
-#else
-#define S2T_KERNEL
-#endif
-
-// e^x for x <= 0 (softmax after subtracting the max), vectorisable: x = n ln2 + r,
-// |r| <= ln2/2, degree-6 Taylor polynomial for e^r (relative error < 3e-7, about
-// expf's), 2^n from the exponent bits; below -87 it returns 0 (expf: < 1.2e-38).
-static inline float exp_neg(float x)
-{
-    if (x < -87.0f)
-        return 0.0f;
-    float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
-    float r = x - n * 0.693145751953125f - n * 1.428606765330187e-06f;
-    float p = 1.0f + r * (1.0f + r * (0.5f + r * (0.16666667f + r * (0.041666668f +
-                                                  r * (0.008333334f + r * 0.0013888889f)))));
-    union { float f; int32_t i; } u;
-    u.i = ((int32_t)n + 127) << 23;
-    return p * u.f;
-}
-
-// Softmax over the first n_valid of each row (later entries get weight 0:
-// what masking with -FLT_MAX gives).
-S2T_KERNEL static void softmax_rows(float *s, size_t rows, size_t ld, size_t n_valid_base, int causal,
-                         size_t n)
-{
-    for (size_t r = 0; r < rows; r++) {
-        float *x = s + r * ld;
-        size_t nv = causal ? n_valid_base + r : n_valid_base;
-        if (nv > n)
-            nv = n;
-        float mx = -FLT_MAX;
-        for (size_t j = 0; j < nv; j++)
-            mx = x[j] > mx ? x[j] : mx;
-        float sum = 0.0f;
-        for (size_t j = 0; j < nv; j++)
-            x[j] = exp_neg(x[j] - mx);
-        for (size_t j = 0; j < nv; j++)
-            sum += x[j];
-        float inv = 1.0f / sum;
-        for (size_t j = 0; j < nv; j++)
-            x[j] *= inv;
-        for (size_t j = nv; j < n; j++)
-            x[j] = 0.0f;
     }
 }
 
@@ -605,129 +541,10 @@ static void attend(const float *Q, size_t ldq, size_t M, const float *K, size_t 
 {
     ops_matmul(OPS_N, kt ? OPS_N : OPS_T, M, N, dh, scale, Q, ldq, K, ldk, 0.0f, score, N);
     if (causal >= 0)
-        softmax_rows(score, M, N, (size_t)causal + 1, 1, N);
+        kern_softmax_rows_masked(score, M, N, (size_t)causal + 1, 1, N);
     else
-        softmax_rows(score, M, N, N, 0, N);
+        kern_softmax_rows_masked(score, M, N, N, 0, N);
     ops_matmul(OPS_N, OPS_N, M, dh, N, 1.0f, score, N, V, ldv, 0.0f, out, ldo);
-}
-
-// Decoder-step attention kernels. Every score / output element is a chain of
-// fused multiply-adds in key (or dim) order, computed the same way in a block
-// of 4 rows and alone, so the bits do not depend on how many rows share the
-// keys. fmaf: one rounding, the same result in the AVX2 clone and the default one.
-//
-// S[r, j] = scale * sum_e Q[r, e] K[e, j] for j < nk, where key j's element e is
-// at K[(j / 8) * ts + e * es + j % 8]: tiles of 8 keys (cross-attention: ts =
-// dh * 8, es = 8) or a transposed cache (self-attention: ts = 8, es = ldk). The
-// last partial tile is read only below nk.
-S2T_KERNEL static void step_scores(const float *Q, size_t ldq, size_t M, const float *K,
-                                   size_t ts, size_t es, size_t nk, size_t dh, float scale,
-                                   float *S, size_t lds)
-{
-    size_t nt = nk / 8;
-    for (size_t t = 0; t < nt; t++) {
-        const float *T = K + t * ts;
-        size_t r = 0;
-        for (; r + 4 <= M; r += 4) {
-            const float *q0 = Q + r * ldq, *q1 = q0 + ldq, *q2 = q1 + ldq, *q3 = q2 + ldq;
-            float a0[8] = {0}, a1[8] = {0}, a2[8] = {0}, a3[8] = {0};
-            for (size_t e = 0; e < dh; e++) {
-                const float *b = T + e * es;
-                for (int l = 0; l < 8; l++) {
-                    a0[l] = fmaf(q0[e], b[l], a0[l]);
-                    a1[l] = fmaf(q1[e], b[l], a1[l]);
-                    a2[l] = fmaf(q2[e], b[l], a2[l]);
-                    a3[l] = fmaf(q3[e], b[l], a3[l]);
-                }
-            }
-            for (int l = 0; l < 8; l++) {
-                S[r * lds + t * 8 + (size_t)l] = scale * a0[l];
-                S[(r + 1) * lds + t * 8 + (size_t)l] = scale * a1[l];
-                S[(r + 2) * lds + t * 8 + (size_t)l] = scale * a2[l];
-                S[(r + 3) * lds + t * 8 + (size_t)l] = scale * a3[l];
-            }
-        }
-        for (; r < M; r++) {
-            const float *q0 = Q + r * ldq;
-            float a0[8] = {0};
-            for (size_t e = 0; e < dh; e++) {
-                const float *b = T + e * es;
-                for (int l = 0; l < 8; l++)
-                    a0[l] = fmaf(q0[e], b[l], a0[l]);
-            }
-            for (int l = 0; l < 8; l++)
-                S[r * lds + t * 8 + (size_t)l] = scale * a0[l];
-        }
-    }
-    for (size_t j = nt * 8; j < nk; j++) { // the same chain per element, one at a time
-        const float *b = K + nt * ts + (j - nt * 8);
-        for (size_t r = 0; r < M; r++) {
-            const float *q0 = Q + r * ldq;
-            float a = 0.0f;
-            for (size_t e = 0; e < dh; e++)
-                a = fmaf(q0[e], b[e * es], a);
-            S[r * lds + j] = scale * a;
-        }
-    }
-}
-
-// out[r, 0..dh) = sum_j P[r, j] V[j, 0..dh) over j < nk, in key order.
-S2T_KERNEL static void step_values(const float *P, size_t lds, size_t M, const float *V,
-                                   size_t ldv, size_t nk, size_t dh, float *out, size_t ldo)
-{
-    size_t d0 = 0;
-    for (; d0 + 16 <= dh; d0 += 16) {
-        size_t r = 0;
-        for (; r + 4 <= M; r += 4) {
-            const float *p0 = P + r * lds, *p1 = p0 + lds, *p2 = p1 + lds, *p3 = p2 + lds;
-            float a0[16] = {0}, a1[16] = {0}, a2[16] = {0}, a3[16] = {0};
-            for (size_t j = 0; j < nk; j++) {
-                const float *v = V + j * ldv + d0;
-                for (int l = 0; l < 16; l++) {
-                    a0[l] = fmaf(p0[j], v[l], a0[l]);
-                    a1[l] = fmaf(p1[j], v[l], a1[l]);
-                    a2[l] = fmaf(p2[j], v[l], a2[l]);
-                    a3[l] = fmaf(p3[j], v[l], a3[l]);
-                }
-            }
-            for (int l = 0; l < 16; l++) {
-                out[r * ldo + d0 + (size_t)l] = a0[l];
-                out[(r + 1) * ldo + d0 + (size_t)l] = a1[l];
-                out[(r + 2) * ldo + d0 + (size_t)l] = a2[l];
-                out[(r + 3) * ldo + d0 + (size_t)l] = a3[l];
-            }
-        }
-        for (; r < M; r++) {
-            const float *p0 = P + r * lds;
-            float a0[16] = {0};
-            for (size_t j = 0; j < nk; j++) {
-                const float *v = V + j * ldv + d0;
-                for (int l = 0; l < 16; l++)
-                    a0[l] = fmaf(p0[j], v[l], a0[l]);
-            }
-            for (int l = 0; l < 16; l++)
-                out[r * ldo + d0 + (size_t)l] = a0[l];
-        }
-    }
-    for (size_t e = d0; e < dh; e++) // dh % 16 tail: the same chain per element
-        for (size_t r = 0; r < M; r++) {
-            float a = 0.0f;
-            for (size_t j = 0; j < nk; j++)
-                a = fmaf(P[r * lds + j], V[j * ldv + e], a);
-            out[r * ldo + e] = a;
-        }
-}
-
-// One decoder step's attention of M query rows over nk keys (see step_scores
-// for the key layout); score: M * round8(nk) floats.
-static void step_attend(const float *Q, size_t ldq, size_t M, const float *K, size_t ts,
-                        size_t es, const float *V, size_t ldv, size_t nk, size_t dh, float scale,
-                        float *out, size_t ldo, float *score)
-{
-    size_t lds = (nk + 7) / 8 * 8;
-    step_scores(Q, ldq, M, K, ts, es, nk, dh, scale, score, lds);
-    softmax_rows(score, M, lds, nk, 0, nk);
-    step_values(score, lds, M, V, ldv, nk, dh, out, ldo);
 }
 
 // y[n, N] = x[n, K] . W[N, K]^T (+ beta y); rowwise: each row independent of n (decoder).
@@ -744,18 +561,11 @@ static void lin(int rowwise, const float *x, size_t n, size_t K, size_t ldx, con
 static void feed_forward(const s2t_layer *L, size_t n, size_t d, size_t inner, float *x,
                          float *h, float *f, int rowwise)
 {
-    rmsnorm(x, n, d, L->ff_gamma, h);
+    kern_rmsnorm_rows(x, n, d, L->ff_gamma, h);
     for (size_t r = 0; r < n; r++)
         memcpy(f + r * 2 * inner, L->b1, 2 * inner * sizeof(float));
     lin(rowwise, h, n, d, d, L->w1, 2 * inner, 1.0f, f, 2 * inner);
-    for (size_t r = 0; r < n; r++) {
-        float *a = f + r * 2 * inner;
-        for (size_t i = 0; i < inner; i++) {
-            float g = a[inner + i];
-            // exact erf GELU (F.gelu default); x = GELU(gate) * a
-            a[i] *= 0.5f * g * (1.0f + erff(g * 0.70710678118654752f));
-        }
-    }
+    kern_geglu_rows(f, n, inner);
     for (size_t r = 0; r < n; r++)
         for (size_t i = 0; i < d; i++)
             x[r * d + i] += L->b2[i];
@@ -779,7 +589,7 @@ static void encode_one(s2t_state *s, const int32_t *ids, int n_ids, float *out)
     size_t ld = 3 * hd;
     for (int l = 0; l < c->source_depth; l++) {
         const s2t_layer *L = &m->enc[l];
-        rmsnorm(s->ex, n, d, L->attn_gamma, s->eh);
+        kern_rmsnorm_rows(s->ex, n, d, L->attn_gamma, s->eh);
         ops_matmul(OPS_N, OPS_T, n, hd, d, 1.0f, s->eh, d, L->wq, d, 0.0f, s->eqkv, ld);
         ops_matmul(OPS_N, OPS_T, n, 2 * hd, d, 1.0f, s->eh, d, L->wkv, d, 0.0f, s->eqkv + hd, ld);
         for (size_t t = 0; t < n; t++)
@@ -791,7 +601,7 @@ static void encode_one(s2t_state *s, const int32_t *ids, int n_ids, float *out)
         ops_matmul(OPS_N, OPS_T, n, d, hd, 1.0f, s->eatt, hd, L->wo, hd, 1.0f, s->ex, d);
         feed_forward(L, n, d, inner, s->ex, s->eh, s->eff, 0);
     }
-    rmsnorm(s->ex, n, d, m->enc_final, out);
+    kern_rmsnorm_rows(s->ex, n, d, m->enc_final, out);
 }
 
 int s2t_encode(s2t_state *s, const int32_t *const *src, const int *src_len, int n_src,
@@ -911,7 +721,7 @@ static void dec_forward(s2t_state *s, size_t n_rows, size_t n_new)
     for (int l = 0; l < c->target_depth; l++) {
         const s2t_layer *L = &m->dec[l];
         // causal self-attention, GQA, rotary, KV cache
-        rmsnorm(s->dx, N, d, L->attn_gamma, s->dh);
+        kern_rmsnorm_rows(s->dx, N, d, L->attn_gamma, s->dh);
         lin(1, s->dh, N, d, d, L->wq, hd, 0.0f, s->dq, hd);
         lin(1, s->dh, N, d, d, L->wkv, 2 * kvd, 0.0f, s->dkv, 2 * kvd);
         for (size_t r = 0; r < n_rows; r++)
@@ -935,7 +745,7 @@ static void dec_forward(s2t_state *s, size_t n_rows, size_t n_new)
                 // i % kv_heads, so the heads of kv head g sit kvd apart in the q row
                 // and go through one product.
                 for (size_t g = 0; g < G; g++)
-                    step_attend(s->dq + r * hd + g * dh, kvd, H / G, K + g * dh * P, 8, P,
+                    kern_step_attend(s->dq + r * hd + g * dh, kvd, H / G, K + g * dh * P, 8, P,
                                 V + g * dh, kvd, nk, dh, scale, s->datt + r * hd + g * dh, kvd,
                                 s->score);
             } else {
@@ -949,7 +759,7 @@ static void dec_forward(s2t_state *s, size_t n_rows, size_t n_new)
         }
         lin(1, s->datt, N, hd, hd, L->wo, d, 1.0f, s->dx, d);
         // cross-attention: the rows of one source share its K/V in one product
-        rmsnorm(s->dx, N, d, L->x_gamma, s->dh);
+        kern_rmsnorm_rows(s->dx, N, d, L->x_gamma, s->dh);
         lin(1, s->dh, N, d, d, L->x_wq, hd, 0.0f, s->dq, hd);
         for (size_t r0 = 0; r0 < n_rows;) {
             size_t r1 = r0 + 1;
@@ -959,7 +769,7 @@ static void dec_forward(s2t_state *s, size_t n_rows, size_t n_new)
             size_t nkx = (size_t)s->src_pos[src] + 1, nt = (nkx + 7) / 8;
             const float *K = s->x_k[l] + s->xk_off[src], *V = s->x_v[l] + s->x_off[src] * hd;
             for (size_t h = 0; h < H; h++)
-                step_attend(s->dq + r0 * n_new * hd + h * dh, hd, (r1 - r0) * n_new,
+                kern_step_attend(s->dq + r0 * n_new * hd + h * dh, hd, (r1 - r0) * n_new,
                             K + h * nt * dh * 8, dh * 8, 8, V + h * dh, hd, nkx, dh, scale,
                             s->datt + r0 * n_new * hd + h * dh, hd, s->score);
             r0 = r1;
@@ -967,7 +777,7 @@ static void dec_forward(s2t_state *s, size_t n_rows, size_t n_new)
         lin(1, s->datt, N, hd, hd, L->x_wo, d, 1.0f, s->dx, d);
         feed_forward(L, N, d, inner, s->dx, s->dh, s->dff, 1);
     }
-    rmsnorm(s->dx, N, d, m->dec_final, s->dh);
+    kern_rmsnorm_rows(s->dx, N, d, m->dec_final, s->dh);
     lin(1, s->dh, N, d, d, m->text_emb, (size_t)c->n_text_vocab, 0.0f, s->logits,
         (size_t)c->n_text_vocab);
     s->len += (int)n_new;
