@@ -9,6 +9,7 @@
 // Conv 0 (C_in = 1, K 10) and the grouped positional conv (stride 1, K 128) copy
 // their patches (im2col) in row blocks instead. Attention runs per head with the
 // head's columns addressed through leading dimensions (no copies).
+// The element-wise work between the GEMMs is pipeline/kernels.h.
 #include "pipeline/hubert.h"
 
 #include <math.h>

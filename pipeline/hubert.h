@@ -1,6 +1,6 @@
 // pipeline/hubert.h — HuBERT layer features from 16 kHz mono float PCM.
 //
-// Second stage of the worker picture: audio_read -> hubert_forward -> km_assign.
+// Second stage of the worker picture: audio_read_file -> hubert_forward -> km_assign.
 //
 // Model: a Hugging Face style directory, config.json + model.safetensors with
 // transformers' HubertModel parameter names (an optional "hubert." prefix, as

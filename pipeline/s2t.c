@@ -1,6 +1,6 @@
 // pipeline/s2t.c — SPEAR-TTS speech->text model: loader, encoder, decoder with
 // KV cache and per-source cross-attention K/V. See s2t.h. Decoding strategies
-// are in beam.c.
+// are in beam.c; RMSNorm, GEGLU, softmax and the step attention in kernels.c.
 #include "pipeline/s2t.h"
 
 #include <float.h>
