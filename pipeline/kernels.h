@@ -81,7 +81,7 @@ void kern_geglu_rows(float *f, size_t n, size_t inner);
 void kern_softmax_rows_masked(float *s, size_t rows, size_t ld, size_t n_valid_base, int causal,
                               size_t n);
 // lp[0..V) = log_softmax(logits[0..V)) with entry `suppress` (-1: none) excluded
-// from the sum and set to -inf. Max and sum in double, in index order.
+// from the sum and set to -inf. The max in float, the sum of exps in double, in index order.
 void kern_log_softmax_row(const float *logits, int V, int suppress, float *lp);
 // One decoder step's attention, for M query rows over nk keys of one head:
 //   out[r, 0..dh) = sum_j softmax_j(scale * Q[r] . K_j) V[j, 0..dh)
