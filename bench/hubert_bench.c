@@ -10,18 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "common/clock.h"
 #include "common/npy.h"
 #include "pipeline/hubert.h"
 #include "pipeline/ops.h"
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -40,9 +33,9 @@ static double sgemm_peak(int reps)
     }
     double best = 1e30;
     for (int r = 0; r < reps + 1; r++) { // first run warms up
-        double t0 = now();
+        double t0 = sl_now();
         ops_matmul(OPS_N, OPS_N, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-        double dt = now() - t0;
+        double dt = sl_now() - t0;
         if (r && dt < best)
             best = dt;
     }
@@ -101,12 +94,12 @@ int main(int argc, char **argv)
     size_t T, D;
     double best = 1e30, *times = malloc((size_t)reps * sizeof(double));
     for (int r = 0; r < reps + 1; r++) { // first run sizes the state and warms up
-        double t0 = now();
+        double t0 = sl_now();
         if (hubert_forward(s, x.data, n, layer, 0, &f, &T, &D, &e)) {
             fprintf(stderr, "hubert_bench: %s\n", e.msg);
             return 1;
         }
-        double dt = now() - t0;
+        double dt = sl_now() - t0;
         if (r) {
             times[r - 1] = dt;
             best = dt < best ? dt : best;

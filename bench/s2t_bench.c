@@ -13,19 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "common/clock.h"
 #include "common/npy.h"
 #include "pipeline/beam.h"
 #include "pipeline/ops.h"
 #include "pipeline/s2t.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -102,12 +95,12 @@ int main(int argc, char **argv)
     double t_run[100];
     int n_tok = 0;
     for (int r = -1; r < reps; r++) { // r = -1: warm-up
-        double t0 = now();
+        double t0 = sl_now();
         if (beam_decode(bs, sp, sl, batch, &p, res, &err)) {
             fprintf(stderr, "s2t_bench: %s\n", err.msg);
             return 1;
         }
-        double dt = now() - t0;
+        double dt = sl_now() - t0;
         if (r >= 0)
             t_run[r] = dt;
         n_tok = 0;

@@ -17,15 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "storage/row.h"
 #include "storage/store.h"
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static double cpu(void)
 {
@@ -64,7 +58,7 @@ int main(int argc, char **argv)
     unsigned char buf[1024];
     char key[64];
     size_t payload = 0;
-    double t0 = now(), c0 = cpu();
+    double t0 = sl_now(), c0 = cpu();
     for (size_t i = 0; i < n_rows; i++) {
         rng = rng * 6364136223846793005ull + 1442695040888963407ull;
         rec_header h = {.n_semantic = 80 + (uint32_t)((rng >> 33) % 41),
@@ -90,7 +84,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", e.msg);
         return 1;
     }
-    double t1 = now(), c1 = cpu();
+    double t1 = sl_now(), c1 = cpu();
     unsigned growths = store_map_growths(s);
     store_close(s);
 
@@ -103,14 +97,14 @@ int main(int argc, char **argv)
     const void *k, *v;
     size_t kn, vn, seen = 0;
     unsigned long long ids = 0;
-    double t2 = now();
+    double t2 = sl_now();
     while (store_iter_next(it, &k, &kn, &v, &vn, &e) == 1) {
         rec_header h;
         if (rec_row_decode(v, vn, &h, &e) == SL_OK)
             ids += h.n_semantic + h.n_text;
         seen++;
     }
-    double t3 = now();
+    double t3 = sl_now();
     store_iter_close(it);
     store_close(s);
     char path[4200];

@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
 #include "cli/commands.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/npy.h"
 #include "coordinator/manifest.h"
@@ -203,13 +203,6 @@ static int parse_args(int argc, char **argv, kf_args *a)
     return 0;
 }
 
-static double mono_now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 // ---- the two collectives kmfit needs ----
 
 static int mpi_sum(void *ctx, double *buf, size_t n, sl_err *err)
@@ -353,7 +346,7 @@ static int extract(const kf_args *a, const manifest *m, const size_t *sample, si
         return rc;
     }
     size_t mine = n_sample > (size_t)rank ? (n_sample - (size_t)rank + (size_t)size - 1) / (size_t)size : 0;
-    double t0 = mono_now(), last = t0;
+    double t0 = sl_now(), last = t0;
     size_t done = 0;
     for (size_t j = (size_t)rank; j < n_sample; j += (size_t)size) {
         const man_item *it = &m->items[sample[j]];
@@ -372,7 +365,7 @@ static int extract(const kf_args *a, const manifest *m, const size_t *sample, si
             sh->audio_s += (double)dur;
         }
         done++;
-        double t = mono_now();
+        double t = sl_now();
         if (rank == 0 && t - last >= a->progress) {
             last = t;
             SL_LOG(INFO, "km-fit", "features: %zu/%zu utterances of rank 0's share, %zu frames, "
@@ -398,7 +391,7 @@ int cmd_kmfit(int argc, char **argv)
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     sl_log_set_rank(rank);
     ops_set_threads(ops_threads_default((int)a.threads));
-    double t_start = mono_now();
+    double t_start = sl_now();
 
     sl_err err;
     sl_err_clear(&err);
@@ -435,7 +428,7 @@ int cmd_kmfit(int argc, char **argv)
         goto out;
     }
     double tot[5] = {(double)sh.utts_ok, (double)sh.utts_failed, (double)sh.n, sh.audio_s,
-                     mono_now() - t_start};
+                     sl_now() - t_start};
     double t_feat = tot[4];
     MPI_Allreduce(MPI_IN_PLACE, tot, 4, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
     MPI_Allreduce(&t_feat, &tot[4], 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
@@ -501,7 +494,7 @@ int cmd_kmfit(int argc, char **argv)
                    all[2 * r], all[2 * r + 1]);
         if (code == SL_EXIT_OK)
             printf("km-fit: wrote %s [%ld, %llu]; inertia %.9g after %d iterations; %.1f s\n",
-                   a.out, a.k, dim_max, st.inertia, st.iterations, mono_now() - t_start);
+                   a.out, a.k, dim_max, st.inertia, st.iterations, sl_now() - t_start);
     }
     free(all);
     MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);

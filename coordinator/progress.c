@@ -2,17 +2,10 @@
 #include "coordinator/progress.h"
 
 #include <stdio.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
-
-double progress_now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 void progress_init(progress *p, size_t total, size_t already_done, double every_s)
 {
@@ -20,7 +13,7 @@ void progress_init(progress *p, size_t total, size_t already_done, double every_
     p->done0 = already_done;
     p->rows = p->errors = 0;
     p->audio_s = 0;
-    p->t_start = p->t_last = progress_now();
+    p->t_start = p->t_last = sl_now();
     p->every_s = every_s > 0 ? every_s : 30;
     p->tty = isatty(2);
 }
@@ -37,7 +30,7 @@ static void fmt_eta(double s, char *buf, size_t cap)
 
 static void print(progress *p, int final, const char *status)
 {
-    double now = progress_now(), el = now - p->t_start;
+    double now = sl_now(), el = now - p->t_start;
     size_t done = p->done0 + p->rows + p->errors;
     double rate = el > 0 ? (double)(p->rows + p->errors) / el : 0;
     char eta[32];
@@ -63,7 +56,7 @@ void progress_add(progress *p, size_t rows, size_t errors, double audio_s)
     p->rows += rows;
     p->errors += errors;
     p->audio_s += audio_s;
-    double now = progress_now();
+    double now = sl_now();
     double every = p->tty ? 0.5 : p->every_s;
     if (now - p->t_last >= every) {
         p->t_last = now;

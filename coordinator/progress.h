@@ -20,4 +20,3 @@ void progress_init(progress *p, size_t total, size_t already_done, double every_
 void progress_add(progress *p, size_t rows, size_t errors, double audio_s);
 // Prints the final line unconditionally.
 void progress_final(progress *p, const char *status);
-double progress_now(void); // monotonic seconds

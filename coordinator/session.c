@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/crash.h"
 #include "common/log.h"
 #include "common/stop.h"
@@ -98,7 +99,7 @@ int coord_session_commit(coord_session *c, sl_err *err)
     int rc = store_commit(c->s, err);
     if (rc == SL_OK) {
         c->pending = 0;
-        c->last_commit = progress_now();
+        c->last_commit = sl_now();
     }
     return rc;
 }
@@ -106,7 +107,7 @@ int coord_session_commit(coord_session *c, sl_err *err)
 int coord_session_commit_due(coord_session *c, sl_err *err)
 {
     if (c->pending && (c->pending >= c->p->commit_rows ||
-                       progress_now() - c->last_commit >= c->p->commit_s))
+                       sl_now() - c->last_commit >= c->p->commit_s))
         return coord_session_commit(c, err);
     return SL_OK;
 }
@@ -301,7 +302,7 @@ static int session_start(coord_session *c, sl_err *err)
     if ((rc = jm_run_begin(c->s, p->n_ranks, p->argc, p->argv, &c->run, err)))
         return rc;
     c->run_started = 1;
-    c->last_commit = progress_now();
+    c->last_commit = sl_now();
     progress_init(&c->prog, c->m->n, 0, p->progress_s);
     for (size_t i = 0; i < c->m->n; i++) { // manifest lines we cannot use become error records
         const man_item *it = &c->m->items[i];
@@ -386,7 +387,7 @@ int coord_session_close(coord_session *c, int rc, coord_outcome *out, sl_err *er
                                      ? "finished"
                                      : "interrupted: run the same command again to resume");
         print_stage_totals(c);
-        double wall = progress_now() - c->prog.t_start, cpu = cpu_seconds() - c->cpu0;
+        double wall = sl_now() - c->prog.t_start, cpu = cpu_seconds() - c->cpu0;
         size_t recs = c->rows_added + c->errors_added;
         SL_LOG(INFO, "run", "rank 0: %zu records in %.2f s wall (%.0f/s), %.2f s CPU (%.0f%% of "
                "a core)", recs, wall, (double)recs / wall, cpu, 100.0 * cpu / wall);
@@ -411,7 +412,7 @@ int coord_session_check_stop(coord_session *c)
     if (!sig || c->stopping)
         return 0;
     c->stopping = sig;
-    c->deadline = progress_now() + c->p->grace_s;
+    c->deadline = sl_now() + c->p->grace_s;
     SL_LOG(WARN, "run", "signal %d: no new work; collecting what is in flight for up to %.0f s",
            sig, c->p->grace_s);
     return 1;
@@ -421,7 +422,7 @@ int coord_session_stopping(const coord_session *c) { return c->stopping != 0; }
 
 int coord_session_grace_over(const coord_session *c)
 {
-    return c->stopping && progress_now() > c->deadline;
+    return c->stopping && sl_now() > c->deadline;
 }
 
 int coord_session_next(coord_session *c, uint32_t *wid)

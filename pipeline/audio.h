@@ -1,6 +1,7 @@
 // pipeline/audio.h — decode one audio file to mono float PCM at the encoder's rate.
 //
-// First stage of the worker picture: audio file -> audio_read -> HuBERT.
+// First stage of the worker picture: audio file -> audio_read_file (or
+// audio_read_memory) -> HuBERT or MFCC features.
 //   * Decoding: anything libsndfile reads (WAV in all sample formats, FLAC,
 //     Ogg/Vorbis, Opus, MP3 when the library has it), any rate, any channel count.
 //   * Samples are what sf_read_float() returns (normalised floats: 16-bit PCM

@@ -2,12 +2,18 @@
 // decoder. All live hypotheses of all sources advance through the decoder as
 // one matrix per step (s2t_dec_step); selection reorders the KV cache by
 // parent index (s2t_dec_reorder); finished sources leave the matrix. See beam.h.
+//
+// beam_decode: check_params, s2t_encode, start_sources, then per step one call
+// per source of the method's step function (step_greedy, step_sample, step_seed,
+// step_default), which writes the source's next hypotheses or emits its result.
 #include "pipeline/beam.h"
 
-#include <float.h>
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "pipeline/kernels.h"
 
 typedef struct cand {
     float score; // parent score + log-prob
@@ -135,22 +141,6 @@ int beam_state_new(beam_state **out, const s2t_model *m, s2t_limits lim, sl_err 
 
 s2t_state *beam_state_s2t(beam_state *b) { return b->s; }
 
-// log_softmax of one logits row into lp; EOS suppressed (-inf) when asked.
-static void log_softmax(const float *logits, int V, int suppress, float *lp)
-{
-    float mx = -FLT_MAX;
-    for (int i = 0; i < V; i++)
-        if (i != suppress && logits[i] > mx)
-            mx = logits[i];
-    double sum = 0.0;
-    for (int i = 0; i < V; i++)
-        if (i != suppress)
-            sum += exp((double)(logits[i] - mx));
-    float lse = mx + (float)log(sum);
-    for (int i = 0; i < V; i++)
-        lp[i] = i == suppress ? -INFINITY : logits[i] - lse;
-}
-
 // a ranks before b: higher score, then lower token id, then lower parent.
 static int before(const cand *a, const cand *b)
 {
@@ -203,6 +193,7 @@ static uint64_t splitmix64(uint64_t *s)
 }
 
 // Top-k / temperature sampling from one logits row (EOS suppressed if asked).
+// Uses b->lp and b->topk as scratch.
 static int sample_token(beam_state *b, const float *logits, int suppress, int top_k, float temp,
                         uint64_t *rng)
 {
@@ -223,24 +214,36 @@ static int sample_token(beam_state *b, const float *logits, int suppress, int to
     return b->topk[n - 1].tok;
 }
 
-static void emit(beam_state *b, int src, const int32_t *toks, int n, float score, float score_text,
-                 unsigned flags, int eos_id, int keep_eos, beam_result *res)
+// What every per-source step function reads: the step's logits and the call's
+// parameters. Decoder row r's logits are logits[r * V .. (r + 1) * V).
+typedef struct step_ctx {
+    const beam_params *p;
+    const float *logits; // (n_rows, V) of this step
+    int step;            // tokens each hypothesis holds before this step
+    int suppress;        // EOS while step < min_len, else -1: never chosen
+    int eos_id;
+    beam_result *res;
+} step_ctx;
+
+// Source s's result: toks[0..n) cut after the first EOS (kept with keep_eos).
+static void emit(beam_state *b, const step_ctx *x, int s, const int32_t *toks, int n, float score,
+                 float score_text, unsigned flags)
 {
-    int32_t *o = b->out + (size_t)src * (size_t)b->T;
+    int32_t *o = b->out + (size_t)s * (size_t)b->T;
     int k = 0;
     for (int i = 0; i < n; i++) {
-        if (toks[i] == eos_id) {
-            if (keep_eos)
+        if (toks[i] == x->eos_id) {
+            if (x->p->keep_eos)
                 o[k++] = toks[i];
             break;
         }
         o[k++] = toks[i];
     }
-    res[src].ids = o;
-    res[src].n_ids = k;
-    res[src].score = score;
-    res[src].score_text = score_text;
-    res[src].flags = flags;
+    x->res[s].ids = o;
+    x->res[s].n_ids = k;
+    x->res[s].score = score;
+    x->res[s].score_text = score_text;
+    x->res[s].flags = flags;
 }
 
 static void swap_buffers(beam_state *b)
@@ -279,6 +282,7 @@ static void add_child(beam_state *b, int n, int p, int tok, float lp, int step, 
     b->last[n] = tok;
 }
 
+// A source's random stream: FNV-1a of (seed, its ids), one splitmix64 step.
 static uint64_t source_seed(uint64_t seed, const int32_t *ids, int n)
 {
     uint64_t h = 1469598103934665603ull ^ seed;
@@ -291,11 +295,10 @@ static uint64_t source_seed(uint64_t seed, const int32_t *ids, int n)
     return s;
 }
 
-int beam_decode(beam_state *b, const int32_t *const *src, const int *src_len, int n_src,
-                const beam_params *p, beam_result *res, sl_err *err)
+// ---- parameters and set-up ----------------------------------------------------------
+
+static int check_params(const beam_state *b, const beam_params *p, sl_err *err)
 {
-    const s2t_config *c = s2t_model_config(s2t_state_model(b->s));
-    int eos_id = c->text_eos, V = b->V;
     int W = p->method == BEAM_SEARCH ? p->beam : 1;
     if (p->method != BEAM_GREEDY && p->method != BEAM_SAMPLE && p->method != BEAM_SEARCH)
         return sl_fail(err, SL_EINVAL, "beam: unknown method %d", (int)p->method);
@@ -314,17 +317,27 @@ int beam_decode(beam_state *b, const int32_t *const *src, const int *src_len, in
                        "to %d)", p->max_len, p->min_len, b->lim.max_len);
     if (!(p->len_a >= 0.0f))
         return sl_fail(err, SL_EINVAL, "beam: len_a %g must be >= 0", (double)p->len_a);
-    int rc = s2t_encode(b->s, src, src_len, n_src, err);
-    if (rc)
-        return rc;
+    return SL_OK;
+}
+
+// min(max_len, floor(len_a * n + len_b)) tokens for a source of n ids (beam.h), at least 1.
+static int source_max_len(const beam_state *b, const beam_params *p, int n)
+{
+    int ml = p->max_len ? p->max_len : b->lim.max_len;
+    if (p->len_a > 0.0f) {
+        double prop = floor((double)p->len_a * n + (double)p->len_b);
+        if (prop < ml)
+            ml = prop < 1.0 ? 1 : (int)prop;
+    }
+    return ml;
+}
+
+// Each source starts as one empty hypothesis, decoder row i = source i.
+static void start_sources(beam_state *b, const int32_t *const *src, const int *src_len,
+                          int n_src, const beam_params *p)
+{
     for (int i = 0; i < n_src; i++) {
-        int ml = p->max_len ? p->max_len : b->lim.max_len;
-        if (p->len_a > 0.0f) {
-            double prop = floor((double)p->len_a * src_len[i] + (double)p->len_b);
-            if (prop < ml)
-                ml = prop < 1.0 ? 1 : (int)prop;
-        }
-        b->max_len[i] = ml;
+        b->max_len[i] = source_max_len(b, p, src_len[i]);
         b->fin_n[i] = 0;
         b->rng[i] = source_seed(p->seed, src[i], src_len[i]);
         b->row_src[i] = i;
@@ -332,114 +345,170 @@ int beam_decode(beam_state *b, const int32_t *const *src, const int *src_len, in
         b->st[i] = 0.0f;
         b->eos[i] = -1;
     }
+}
+
+// ---- one step of one source, per method ------------------------------------------------
+//
+// Source s holds decoder rows r0 .. r1 this step. A step function writes the
+// source's hypotheses for the next step to the *2 buffers from row n_new on and
+// returns how many it wrote; 0 means the source is done and its result emitted.
+
+// Greedy and sampling (one row per source): row r0 continues with tok.
+static int extend_one(beam_state *b, const step_ctx *x, int s, int r0, int tok, int n_new)
+{
+    kern_log_softmax_row(x->logits + (size_t)r0 * (size_t)b->V, b->V, x->suppress, b->lp);
+    add_child(b, n_new, r0, tok, b->lp[tok], x->step, x->eos_id, s);
+    int len = x->step + 1;
+    if (tok != x->eos_id && len < b->max_len[s])
+        return 1;
+    emit(b, x, s, b->tok2 + (size_t)n_new * (size_t)b->T, len, b->sc2[n_new], b->st2[n_new],
+         tok == x->eos_id ? 0u : BEAM_FLAG_MAXLEN);
+    return 0;
+}
+
+static int step_greedy(beam_state *b, const step_ctx *x, int s, int r0, int r1, int n_new)
+{
+    assert(r1 == r0 + 1);
+    const float *lg = x->logits + (size_t)r0 * (size_t)b->V;
+    int tok = -1;
+    for (int i = 0; i < b->V; i++)
+        if (i != x->suppress && (tok < 0 || lg[i] > lg[tok]))
+            tok = i;
+    return extend_one(b, x, s, r0, tok, n_new);
+}
+
+static int step_sample(beam_state *b, const step_ctx *x, int s, int r0, int r1, int n_new)
+{
+    assert(r1 == r0 + 1);
+    int tok = sample_token(b, x->logits + (size_t)r0 * (size_t)b->V, x->suppress, x->p->top_k,
+                           x->p->temperature, &b->rng[s]);
+    return extend_one(b, x, s, r0, tok, n_new);
+}
+
+// Beam search: the `per` best tokens of every row r0 .. r1 into b->cands, scored
+// parent sum + log-prob and sorted (before()); returns how many.
+static int rank_candidates(beam_state *b, const step_ctx *x, int r0, int r1, int per)
+{
+    int V = b->V, nc = 0;
+    for (int r = r0; r < r1; r++) {
+        kern_log_softmax_row(x->logits + (size_t)r * (size_t)V, V, x->suppress, b->lp);
+        nc += top_tokens(b->lp, V, per, r, b->sc[r], b->cands + nc);
+    }
+    for (int i = 0; i < nc; i++) // ref: candidate = parent score + log-prob (float32)
+        b->cands[i].score = b->sc[b->cands[i].parent] + b->cands[i].lp;
+    sort_cands(b->cands, nc);
+    return nc;
+}
+
+// BEAM_MODE_SEED: every kept hypothesis, finished or not, offers its top `beam`
+// tokens (ref); the best `beam` stay. Done when all of them hold an EOS.
+static int step_seed(beam_state *b, const step_ctx *x, int s, int r0, int r1, int n_new)
+{
+    int W = x->p->beam, len = x->step + 1;
+    int nc = rank_candidates(b, x, r0, r1, W);
+    int keep = nc < W ? nc : W, all_eos = 1;
+    for (int i = 0; i < keep; i++) {
+        const cand *k = &b->cands[i];
+        add_child(b, n_new + i, k->parent, k->tok, k->lp, x->step, x->eos_id, s);
+        all_eos &= b->eos2[n_new + i] >= 0;
+    }
+    if (!all_eos && len < b->max_len[s])
+        return keep;
+    emit(b, x, s, b->tok2 + (size_t)n_new * (size_t)b->T, len, b->sc2[n_new], b->st2[n_new],
+         b->eos2[n_new] >= 0 ? 0u : BEAM_FLAG_MAXLEN);
+    return 0;
+}
+
+// Default mode: parent + EOS (candidate k) finished with normalised score norm;
+// it becomes the source's best finished hypothesis when it beats that one.
+static void offer_finished(beam_state *b, const step_ctx *x, int s, const cand *k, float norm)
+{
+    if (b->fin_n[s] && !(norm > b->fin_norm[s]))
+        return;
+    size_t T = (size_t)b->T;
+    int32_t *ft = b->fin_tok + (size_t)s * T;
+    memcpy(ft, b->tok + (size_t)k->parent * T, (size_t)x->step * sizeof(int32_t));
+    ft[x->step] = k->tok;
+    b->fin_n[s] = x->step + 1;
+    b->fin_norm[s] = norm;
+    b->fin_sum[s] = k->score;
+}
+
+// BEAM_MODE_DEFAULT: EOS candidates ranked within the beam leave it for the
+// finished list; the best non-EOS candidates keep `beam` hypotheses live. Done at
+// the max length, with nothing live, or when no live one can beat the best finished.
+static int step_default(beam_state *b, const step_ctx *x, int s, int r0, int r1, int n_new)
+{
+    const beam_params *p = x->p;
+    int W = p->beam, len = x->step + 1;
+    int nc = rank_candidates(b, x, r0, r1, 2 * W < b->V ? 2 * W : b->V);
+    // Normalise by n_tokens^lenpen (EOS counted) when lenpen > 0.
+    float norm_len = p->lenpen > 0.0f ? powf((float)len, p->lenpen) : 1.0f;
+    int live = 0;
+    for (int i = 0; i < nc && live < W; i++) {
+        const cand *k = &b->cands[i];
+        if (k->tok != x->eos_id) {
+            add_child(b, n_new + live, k->parent, k->tok, k->lp, x->step, x->eos_id, s);
+            live++;
+        } else if (i < W) { // only EOS candidates ranked within the beam finish
+            offer_finished(b, x, s, k, k->score / norm_len);
+        }
+    }
+    int done = len >= b->max_len[s] || live == 0;
+    if (!done && b->fin_n[s]) {
+        // Live sums only decrease; the best a live hypothesis can reach is its
+        // sum divided by the largest length factor it can still get.
+        float bound = b->sc2[n_new];
+        if (p->lenpen > 0.0f)
+            bound /= powf((float)b->max_len[s], p->lenpen);
+        done = b->fin_norm[s] >= bound;
+    }
+    if (!done)
+        return live;
+    if (b->fin_n[s])
+        emit(b, x, s, b->fin_tok + (size_t)s * (size_t)b->T, b->fin_n[s], b->fin_sum[s],
+             b->fin_sum[s], 0u);
+    else
+        emit(b, x, s, b->tok2 + (size_t)n_new * (size_t)b->T, len, b->sc2[n_new], b->st2[n_new],
+             BEAM_FLAG_MAXLEN);
+    return 0;
+}
+
+typedef int (*step_fn)(beam_state *b, const step_ctx *x, int s, int r0, int r1, int n_new);
+
+static step_fn method_step(const beam_params *p)
+{
+    if (p->method == BEAM_GREEDY)
+        return step_greedy;
+    if (p->method == BEAM_SAMPLE)
+        return step_sample;
+    return p->mode == BEAM_MODE_SEED ? step_seed : step_default;
+}
+
+// ---- the batch -------------------------------------------------------------------------
+
+int beam_decode(beam_state *b, const int32_t *const *src, const int *src_len, int n_src,
+                const beam_params *p, beam_result *res, sl_err *err)
+{
+    int rc = check_params(b, p, err);
+    if (rc || (rc = s2t_encode(b->s, src, src_len, n_src, err)))
+        return rc;
+    start_sources(b, src, src_len, n_src, p);
     int n_rows = n_src;
     if ((rc = s2t_dec_begin(b->s, n_rows, b->row_src, err)))
         return rc;
-    size_t T = (size_t)b->T;
-    for (int step = 0; n_rows > 0; step++) {
-        const float *logits = s2t_dec_step(b->s, b->last, err);
-        if (!logits)
+    step_fn step_source = method_step(p);
+    step_ctx x = {p, NULL, 0, -1, s2t_model_config(s2t_state_model(b->s))->text_eos, res};
+    for (; n_rows > 0; x.step++) {
+        if (!(x.logits = s2t_dec_step(b->s, b->last, err)))
             return err ? err->code : SL_EINVAL;
-        int suppress = step < p->min_len ? eos_id : -1;
+        x.suppress = x.step < p->min_len ? x.eos_id : -1;
         int n_new = 0;
-        for (int r0 = 0; r0 < n_rows;) {
+        for (int r0 = 0; r0 < n_rows;) { // the rows of one source are contiguous
             int s = b->row_src[r0], r1 = r0 + 1;
             while (r1 < n_rows && b->row_src[r1] == s)
                 r1++;
-            int len = step + 1, at_max = len >= b->max_len[s];
-            if (p->method != BEAM_SEARCH) {
-                const float *lg = logits + (size_t)r0 * (size_t)V;
-                log_softmax(lg, V, suppress, b->lp);
-                int tok;
-                if (p->method == BEAM_GREEDY) {
-                    tok = -1;
-                    for (int i = 0; i < V; i++)
-                        if (i != suppress && (tok < 0 || lg[i] > lg[tok]))
-                            tok = i;
-                } else {
-                    tok = sample_token(b, lg, suppress, p->top_k, p->temperature, &b->rng[s]);
-                    log_softmax(lg, V, suppress, b->lp);
-                }
-                add_child(b, n_new, r0, tok, b->lp[tok], step, eos_id, s);
-                if (tok == eos_id || at_max)
-                    emit(b, s, b->tok2 + (size_t)n_new * T, len, b->sc2[n_new], b->st2[n_new],
-                         tok == eos_id ? 0u : BEAM_FLAG_MAXLEN, eos_id, p->keep_eos, res);
-                else
-                    n_new++;
-            } else if (p->mode == BEAM_MODE_SEED) {
-                // ref: every kept hypothesis (finished or not) offers its top-W tokens.
-                int nc = 0;
-                for (int r = r0; r < r1; r++) {
-                    log_softmax(logits + (size_t)r * (size_t)V, V, suppress, b->lp);
-                    nc += top_tokens(b->lp, V, W, r, b->sc[r], b->cands + nc);
-                }
-                for (int i = 0; i < nc; i++) // ref: candidate = parent score + log-prob (float32)
-                    b->cands[i].score = b->sc[b->cands[i].parent] + b->cands[i].lp;
-                sort_cands(b->cands, nc);
-                int keep = nc < W ? nc : W, all_eos = 1, first = n_new;
-                for (int i = 0; i < keep; i++) {
-                    add_child(b, n_new + i, b->cands[i].parent, b->cands[i].tok, b->cands[i].lp,
-                              step, eos_id, s);
-                    all_eos &= b->eos2[n_new + i] >= 0;
-                }
-                if (all_eos || at_max)
-                    emit(b, s, b->tok2 + (size_t)first * T, len, b->sc2[first], b->st2[first],
-                         b->eos2[first] >= 0 ? 0u : BEAM_FLAG_MAXLEN, eos_id, p->keep_eos, res);
-                else
-                    n_new += keep;
-            } else {
-                int per = 2 * W < V ? 2 * W : V, nc = 0;
-                for (int r = r0; r < r1; r++) {
-                    log_softmax(logits + (size_t)r * (size_t)V, V, suppress, b->lp);
-                    nc += top_tokens(b->lp, V, per, r, b->sc[r], b->cands + nc);
-                }
-                for (int i = 0; i < nc; i++)
-                    b->cands[i].score = b->sc[b->cands[i].parent] + b->cands[i].lp;
-                sort_cands(b->cands, nc);
-                int live = 0, first = n_new;
-                // Normalise by n_tokens^lenpen (EOS counted) when lenpen > 0.
-                float norm_len = p->lenpen > 0.0f ? powf((float)len, p->lenpen) : 1.0f;
-                for (int i = 0; i < nc && live < W; i++) {
-                    const cand *k = &b->cands[i];
-                    if (k->tok == eos_id) {
-                        if (i >= W)
-                            continue; // only EOS candidates ranked within the beam finish
-                        float norm = k->score / norm_len;
-                        if (!b->fin_n[s] || norm > b->fin_norm[s]) {
-                            int32_t *ft = b->fin_tok + (size_t)s * T;
-                            memcpy(ft, b->tok + (size_t)k->parent * T,
-                                   (size_t)step * sizeof(int32_t));
-                            ft[step] = k->tok;
-                            b->fin_n[s] = len;
-                            b->fin_norm[s] = norm;
-                            b->fin_sum[s] = k->score;
-                        }
-                        continue;
-                    }
-                    add_child(b, n_new + live, k->parent, k->tok, k->lp, step, eos_id, s);
-                    live++;
-                }
-                int done = at_max || live == 0;
-                if (!done && b->fin_n[s]) {
-                    // Live sums only decrease; the best a live hypothesis can reach is its
-                    // sum divided by the largest length factor it can still get.
-                    float bound = b->sc2[first];
-                    if (p->lenpen > 0.0f)
-                        bound /= powf((float)b->max_len[s], p->lenpen);
-                    done = b->fin_norm[s] >= bound;
-                }
-                if (done) {
-                    if (b->fin_n[s]) {
-                        emit(b, s, b->fin_tok + (size_t)s * T, b->fin_n[s], b->fin_sum[s],
-                             b->fin_sum[s], 0u, eos_id, p->keep_eos, res);
-                    } else {
-                        emit(b, s, b->tok2 + (size_t)first * T, len, b->sc2[first],
-                             b->st2[first], BEAM_FLAG_MAXLEN, eos_id, p->keep_eos, res);
-                    }
-                } else {
-                    n_new += live;
-                }
-            }
+            n_new += step_source(b, &x, s, r0, r1, n_new);
             r0 = r1;
         }
         swap_buffers(b);

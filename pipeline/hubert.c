@@ -9,9 +9,9 @@
 // Conv 0 (C_in = 1, K 10) and the grouped positional conv (stride 1, K 128) copy
 // their patches (im2col) in row blocks instead. Attention runs per head with the
 // head's columns addressed through leading dimensions (no copies).
+// The element-wise work between the GEMMs is pipeline/kernels.h.
 #include "pipeline/hubert.h"
 
-#include <jansson.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -19,6 +19,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/json.h"
+#include "pipeline/kernels.h"
 #include "pipeline/ops.h"
 #include "pipeline/weights.h"
 
@@ -28,6 +30,11 @@
 #ifndef POS_BLOCK
 #define POS_BLOCK 256   // frames per im2col block of the positional conv
 #endif
+// The first conv block's limits, refused at open (config.json): conv_stack keeps its
+// GroupNorm statistics (one per channel) and conv0_stats its patch covariance
+// (kernel x kernel) on the stack.
+#define CONV0_MAX_DIM 4096
+#define CONV0_MAX_KERNEL 64
 
 typedef struct conv_block {
     int c_in, c_out, k, stride;
@@ -79,211 +86,7 @@ struct hubert_state {
     size_t sz_chunk, sz_conv, sz_th, sz_qkv, sz_sc, sz_ff, sz_xg;
 };
 
-// ---- element-wise kernels ------------------------------------------------------------
-//
-// Everything between the GEMMs: GELU, LayerNorm, softmax. Built for AVX-512, AVX2 and
-// baseline x86-64 and picked at load time (ifunc), vectorised at O3. No FMA contraction
-// (ISO C mode) and fixed summation orders, so every variant rounds identically and a
-// result does not depend on the machine's vector width. Reductions keep 16 partial sums.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define HUBERT_KERNEL \
-    __attribute__((optimize("O3"), target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define HUBERT_KERNEL
-#endif
-#define LANES 16
-
-// erf(x) as x P(x^2) / Q(x^2) on [-4, 4] (Eigen's generic_fast_erf_float; outside,
-// erf is +-1 to float precision). Measured over every float in [-30, 30] against
-// double erf: max |error| 4.4e-7 for erf, and for gelu_fast below 1.5e-6 absolute
-// (about 3 ulp of the result, at x = 5.6) against 4.5e-7 for 0.5 x (1 + erff(x/sqrt 2));
-// tests/unit/test_hubert_kernels.c keeps both bounds. NaN in, NaN out.
-static inline float erf_fast(float x)
-{
-    x = x < -4.0f ? -4.0f : (x > 4.0f ? 4.0f : x);
-    float x2 = x * x;
-    float p = -2.72614225801306e-10f;
-    p = p * x2 + 2.77068142495902e-08f;
-    p = p * x2 + -2.10102402082508e-06f;
-    p = p * x2 + -5.69250639462346e-05f;
-    p = p * x2 + -7.34990630326855e-04f;
-    p = p * x2 + -2.95459980854025e-03f;
-    p = p * x2 + -1.60960333262415e-02f;
-    float q = -1.45660718464996e-05f;
-    q = q * x2 + -2.13374055278905e-04f;
-    q = q * x2 + -1.68282697438203e-03f;
-    q = q * x2 + -7.37332916720468e-03f;
-    q = q * x2 + -1.42647390514189e-02f;
-    return x * p / q;
-}
-
-static inline float gelu_fast(float x) { return 0.5f * x * (1.0f + erf_fast(x * 0.70710678118654752f)); }
-
-// exp(x) for x <= 0 (softmax after subtracting the row max): Cephes expf's range
-// reduction and polynomial, 2^n from the exponent bits; below -87.3 the result is
-// exp(-87.3) ~ 1e-38 instead of a denormal or 0, which no softmax sum can see.
-static inline float exp_neg(float x)
-{
-    float xc = x > -87.3f ? x : -87.3f; // also maps NaN to -87.3 (no UB in the cast)
-    float t = xc * 1.44269504088896341f + 12582912.0f; // round(x / ln 2) in the low bits
-    float n = t - 12582912.0f;
-    float r = xc - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * (r * r) + r + 1.0f;
-    int32_t e = (int32_t)n + 127;
-    uint32_t bits = (uint32_t)e << 23;
-    float s;
-    memcpy(&s, &bits, sizeof s);
-    float y = p * s;
-    return x == x ? y : x; // NaN propagates
-}
-
-HUBERT_KERNEL static void gelu_inplace(float *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        x[i] = gelu_fast(x[i]);
-}
-
-void hubert_gelu(const float *x, float *y, size_t n)
-{
-    if (y != x)
-        memmove(y, x, n * sizeof(float));
-    gelu_inplace(y, n);
-}
-
-// x += GELU(y), n elements (the positional conv's residual).
-HUBERT_KERNEL static void add_gelu(float *x, const float *y, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        x[i] += gelu_fast(y[i]);
-}
-
-// y = GELU((y - mean) * rstd * g + b) per channel over n rows of c (conv 0 GroupNorm).
-HUBERT_KERNEL static void norm_gelu_rows(float *y, size_t n, size_t c, const float *mean,
-                                         const float *rstd, const float *g, const float *b)
-{
-    for (size_t t = 0; t < n; t++) {
-        float *r = y + t * c;
-        for (size_t i = 0; i < c; i++)
-            r[i] = gelu_fast((r[i] - mean[i]) * rstd[i] * g[i] + b[i]);
-    }
-}
-
-static inline float sum_lanes(const float *acc)
-{
-    float s[8];
-    for (int l = 0; l < 8; l++)
-        s[l] = acc[l] + acc[l + 8];
-    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
-}
-
-// LayerNorm over the last dim of each of n rows of width c (biased variance), in place
-// allowed (y == x). With add != NULL the row is x + add first, and that sum is also
-// written back to x (post-LN residual: x = LN(x + add), the sum kept for nothing else
-// but costing no extra pass). With gelu, GELU follows (conv blocks in "layer" mode).
-HUBERT_KERNEL static void layer_norm_ex(float *x, const float *add, size_t n, size_t c,
-                                        const float *g, const float *b, float eps, int gelu,
-                                        float *y)
-{
-    for (size_t t = 0; t < n; t++) {
-        float *r = x + t * c;
-        float *o = y + t * c;
-        float acc[LANES] = {0};
-        size_t i = 0;
-        if (add) {
-            const float *a = add + t * c;
-            for (; i + LANES <= c; i += LANES)
-                for (int l = 0; l < LANES; l++) {
-                    r[i + l] += a[i + l];
-                    acc[l] += r[i + l];
-                }
-            for (size_t j = i; j < c; j++)
-                r[j] += a[j];
-        } else {
-            for (; i + LANES <= c; i += LANES)
-                for (int l = 0; l < LANES; l++)
-                    acc[l] += r[i + l];
-        }
-        float sum = sum_lanes(acc);
-        for (; i < c; i++)
-            sum += r[i];
-        float mean = sum / (float)c;
-        float vacc[LANES] = {0};
-        for (i = 0; i + LANES <= c; i += LANES)
-            for (int l = 0; l < LANES; l++) {
-                float d = r[i + l] - mean;
-                vacc[l] += d * d;
-            }
-        float var = sum_lanes(vacc);
-        for (; i < c; i++) {
-            float d = r[i] - mean;
-            var += d * d;
-        }
-        var /= (float)c;
-        float inv = 1.0f / sqrtf(var + eps);
-        if (gelu)
-            for (i = 0; i < c; i++)
-                o[i] = gelu_fast((r[i] - mean) * inv * g[i] + b[i]);
-        else
-            for (i = 0; i < c; i++)
-                o[i] = (r[i] - mean) * inv * g[i] + b[i];
-    }
-}
-
-static void layer_norm(float *x, size_t n, size_t c, const float *g, const float *b, float eps,
-                       float *y)
-{
-    layer_norm_ex(x, NULL, n, c, g, b, eps, 0, y);
-}
-
-// Rows of scores (n, c), ld c: r = exp(r - max r) in place; rsum[t] = 1 / sum of row t.
-// The 1/sum is applied to the (n, d_head) context afterwards, not to the (n, n) scores.
-HUBERT_KERNEL static void softmax_rows(float *sc, size_t n, size_t c, float *rinv)
-{
-    for (size_t t = 0; t < n; t++) {
-        float *r = sc + t * c;
-        float mx[LANES];
-        for (int l = 0; l < LANES; l++)
-            mx[l] = r[0];
-        size_t i = 0;
-        for (; i + LANES <= c; i += LANES)
-            for (int l = 0; l < LANES; l++)
-                mx[l] = r[i + l] > mx[l] ? r[i + l] : mx[l];
-        float m = mx[0];
-        for (int l = 1; l < LANES; l++)
-            m = mx[l] > m ? mx[l] : m;
-        for (; i < c; i++)
-            m = r[i] > m ? r[i] : m;
-        float acc[LANES] = {0};
-        for (i = 0; i + LANES <= c; i += LANES)
-            for (int l = 0; l < LANES; l++) {
-                float e = exp_neg(r[i + l] - m);
-                r[i + l] = e;
-                acc[l] += e;
-            }
-        float sum = sum_lanes(acc);
-        for (; i < c; i++) {
-            r[i] = exp_neg(r[i] - m);
-            sum += r[i];
-        }
-        rinv[t] = 1.0f / sum;
-    }
-}
-
-// Row t of x (n, c), ld ldx, times s[t].
-HUBERT_KERNEL static void scale_rows(float *x, size_t n, size_t c, size_t ldx, const float *s)
-{
-    for (size_t t = 0; t < n; t++)
-        for (size_t i = 0; i < c; i++)
-            x[t * ldx + i] *= s[t];
-}
-
+// y (n, c) = b (c) in every row: the bias a GEMM then accumulates onto.
 static void fill_rows(float *y, size_t n, size_t c, const float *b)
 {
     for (size_t t = 0; t < n; t++)
@@ -292,66 +95,7 @@ static void fill_rows(float *y, size_t n, size_t c, const float *b)
 
 // ---- config --------------------------------------------------------------------------
 
-static int json_int(json_t *root, const char *key, int dflt, int *out, const char *path,
-                    sl_err *err)
-{
-    json_t *v = json_object_get(root, key);
-    if (!v || json_is_null(v)) {
-        if (dflt == INT32_MIN)
-            return sl_fail(err, SL_EFORMAT, "hubert: %s: \"%s\" is missing", path, key);
-        *out = dflt;
-        return SL_OK;
-    }
-    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > (1 << 20))
-        return sl_fail(err, SL_EFORMAT, "hubert: %s: \"%s\" must be a non-negative integer", path,
-                       key);
-    *out = (int)json_integer_value(v);
-    return SL_OK;
-}
-
-static int json_flag(json_t *root, const char *key, int dflt, int *out, const char *path,
-                     sl_err *err)
-{
-    json_t *v = json_object_get(root, key);
-    if (!v || json_is_null(v)) {
-        *out = dflt;
-        return SL_OK;
-    }
-    if (!json_is_boolean(v))
-        return sl_fail(err, SL_EFORMAT, "hubert: %s: \"%s\" must be true or false", path, key);
-    *out = json_is_true(v);
-    return SL_OK;
-}
-
-static int json_int_array(json_t *root, const char *key, int *dst, int *n, const char *path,
-                          sl_err *err)
-{
-    json_t *a = json_object_get(root, key);
-    if (!json_is_array(a) || json_array_size(a) == 0 || json_array_size(a) > HUBERT_MAX_CONV)
-        return sl_fail(err, SL_EFORMAT, "hubert: %s: \"%s\" must be an array of 1..%d integers",
-                       path, key, HUBERT_MAX_CONV);
-    *n = (int)json_array_size(a);
-    for (int i = 0; i < *n; i++) {
-        json_t *v = json_array_get(a, (size_t)i);
-        if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 65536)
-            return sl_fail(err, SL_EFORMAT, "hubert: %s: \"%s\"[%d] must be a positive integer",
-                           path, key, i);
-        dst[i] = (int)json_integer_value(v);
-    }
-    return SL_OK;
-}
-
-static int require_string(json_t *root, const char *key, const char *want, const char *path,
-                          sl_err *err)
-{
-    json_t *v = json_object_get(root, key);
-    if (!v)
-        return SL_OK; // HF default
-    if (!json_is_string(v) || strcmp(json_string_value(v), want) != 0)
-        return sl_fail(err, SL_EFORMAT, "hubert: %s: unsupported %s \"%s\" (only \"%s\")", path,
-                       key, json_is_string(v) ? json_string_value(v) : "?", want);
-    return SL_OK;
-}
+#define CFG_MAX (1 << 20) // the largest size or count config.json may give
 
 static int parse_config(const char *dir, hubert_config *c, sl_err *err)
 {
@@ -361,28 +105,28 @@ static int parse_config(const char *dir, hubert_config *c, sl_err *err)
     json_t *root = json_load_file(path, 0, &je);
     if (!root)
         return sl_fail(err, SL_EIO, "hubert: %s: %s (line %d)", path, je.text, je.line);
-    int rc = SL_OK, n = 0;
+    int rc = SL_OK, n = 0, dummy;
     memset(c, 0, sizeof *c);
-    json_t *v;
+    const sl_json_src src = {"hubert", path, ""};
     if (!json_is_object(root)) {
         rc = sl_fail(err, SL_EFORMAT, "hubert: %s: not a JSON object", path);
         goto done;
     }
-    if ((v = json_object_get(root, "model_type")) &&
-        (!json_is_string(v) || strcmp(json_string_value(v), "hubert") != 0)) {
-        rc = sl_fail(err, SL_EFORMAT, "hubert: %s: model_type \"%s\" is not \"hubert\"", path,
-                     json_is_string(v) ? json_string_value(v) : "?");
+    if ((rc = sl_json_choice(&src, root, "model_type", (const char *[]){"hubert", NULL}, 0,
+                             &dummy, err)))
         goto done;
-    }
-    if ((rc = json_int_array(root, "conv_dim", c->conv_dim, &c->n_conv, path, err)) ||
-        (rc = json_int_array(root, "conv_kernel", c->conv_kernel, &n, path, err)))
+    if ((rc = sl_json_int_array(&src, root, "conv_dim", 1, 65536, HUBERT_MAX_CONV, c->conv_dim,
+                                &c->n_conv, err)) ||
+        (rc = sl_json_int_array(&src, root, "conv_kernel", 1, 65536, HUBERT_MAX_CONV,
+                                c->conv_kernel, &n, err)))
         goto done;
     if (n != c->n_conv) {
         rc = sl_fail(err, SL_EFORMAT, "hubert: %s: conv_kernel has %d entries, conv_dim %d", path,
                      n, c->n_conv);
         goto done;
     }
-    if ((rc = json_int_array(root, "conv_stride", c->conv_stride, &n, path, err)))
+    if ((rc = sl_json_int_array(&src, root, "conv_stride", 1, 65536, HUBERT_MAX_CONV,
+                                c->conv_stride, &n, err)))
         goto done;
     if (n != c->n_conv) {
         rc = sl_fail(err, SL_EFORMAT, "hubert: %s: conv_stride has %d entries, conv_dim %d", path,
@@ -394,54 +138,60 @@ static int parse_config(const char *dir, hubert_config *c, sl_err *err)
                      c->n_conv);
         goto done;
     }
+    if (c->conv_dim[0] > CONV0_MAX_DIM) {
+        rc = sl_fail(err, SL_EFORMAT, "hubert: %s: conv_dim[0] = %d: the first conv block has at "
+                     "most %d channels", path, c->conv_dim[0], CONV0_MAX_DIM);
+        goto done;
+    }
+    if (c->conv_kernel[0] > CONV0_MAX_KERNEL) {
+        rc = sl_fail(err, SL_EFORMAT, "hubert: %s: conv_kernel[0] = %d: the first conv block has "
+                     "at most %d taps", path, c->conv_kernel[0], CONV0_MAX_KERNEL);
+        goto done;
+    }
     int nfe = c->n_conv;
-    if ((rc = json_int(root, "num_feat_extract_layers", c->n_conv, &nfe, path, err)))
+    if ((rc = sl_json_int(&src, root, "num_feat_extract_layers", 0, CFG_MAX, c->n_conv, &nfe, err)))
         goto done;
     if (nfe != c->n_conv) {
         rc = sl_fail(err, SL_EFORMAT, "hubert: %s: num_feat_extract_layers %d but conv_dim has "
                      "%d entries", path, nfe, c->n_conv);
         goto done;
     }
-    if ((rc = json_flag(root, "conv_bias", 0, &c->conv_bias, path, err)) ||
-        (rc = json_flag(root, "do_stable_layer_norm", 0, &c->stable_layer_norm, path, err)) ||
-        (rc = json_flag(root, "feat_proj_layer_norm", 1, &c->feat_proj_layer_norm, path, err)) ||
-        (rc = json_int(root, "hidden_size", 768, &c->hidden, path, err)) ||
-        (rc = json_int(root, "num_hidden_layers", 12, &c->n_layers, path, err)) ||
-        (rc = json_int(root, "num_attention_heads", 12, &c->n_heads, path, err)) ||
-        (rc = json_int(root, "intermediate_size", 3072, &c->ffn, path, err)) ||
-        (rc = json_int(root, "num_conv_pos_embeddings", 128, &c->pos_kernel, path, err)) ||
-        (rc = json_int(root, "num_conv_pos_embedding_groups", 16, &c->pos_groups, path, err)) ||
-        (rc = require_string(root, "hidden_act", "gelu", path, err)) ||
-        (rc = require_string(root, "feat_extract_activation", "gelu", path, err)))
+    if ((rc = sl_json_bool(&src, root, "conv_bias", 0, &c->conv_bias, err)) ||
+        (rc = sl_json_bool(&src, root, "do_stable_layer_norm", 0, &c->stable_layer_norm, err)) ||
+        (rc = sl_json_bool(&src, root, "feat_proj_layer_norm", 1, &c->feat_proj_layer_norm,
+                           err)) ||
+        (rc = sl_json_int(&src, root, "hidden_size", 0, CFG_MAX, 768, &c->hidden, err)) ||
+        (rc = sl_json_int(&src, root, "num_hidden_layers", 0, CFG_MAX, 12, &c->n_layers, err)) ||
+        (rc = sl_json_int(&src, root, "num_attention_heads", 0, CFG_MAX, 12, &c->n_heads, err)) ||
+        (rc = sl_json_int(&src, root, "intermediate_size", 0, CFG_MAX, 3072, &c->ffn, err)) ||
+        (rc = sl_json_int(&src, root, "num_conv_pos_embeddings", 0, CFG_MAX, 128, &c->pos_kernel,
+                          err)) ||
+        (rc = sl_json_int(&src, root, "num_conv_pos_embedding_groups", 0, CFG_MAX, 16,
+                          &c->pos_groups, err)) ||
+        (rc = sl_json_choice(&src, root, "hidden_act", (const char *[]){"gelu", NULL}, 0, &dummy,
+                             err)) ||
+        (rc = sl_json_choice(&src, root, "feat_extract_activation", (const char *[]){"gelu", NULL},
+                             0, &dummy, err)) ||
+        (rc = sl_json_choice(&src, root, "feat_extract_norm", (const char *[]){"group", "layer", NULL},
+                             0, &c->feat_norm_layer, err)))
         goto done;
-    v = json_object_get(root, "feat_extract_norm");
-    if (!v || (json_is_string(v) && !strcmp(json_string_value(v), "group"))) {
-        c->feat_norm_layer = 0;
-    } else if (json_is_string(v) && !strcmp(json_string_value(v), "layer")) {
-        c->feat_norm_layer = 1;
-    } else {
-        rc = sl_fail(err, SL_EFORMAT, "hubert: %s: unsupported feat_extract_norm (\"group\" or "
-                     "\"layer\")", path);
+    double eps;
+    if ((rc = sl_json_number(&src, root, "layer_norm_eps", 1e-5, &eps, err)))
+        goto done;
+    if (!(eps > 0.0)) {
+        rc = sl_fail(err, SL_EFORMAT, "hubert: %s: layer_norm_eps must be > 0", path);
         goto done;
     }
-    v = json_object_get(root, "layer_norm_eps");
-    c->ln_eps = 1e-5f;
-    if (v) {
-        if (!json_is_number(v) || !(json_number_value(v) > 0.0)) {
-            rc = sl_fail(err, SL_EFORMAT, "hubert: %s: layer_norm_eps must be > 0", path);
-            goto done;
-        }
-        c->ln_eps = (float)json_number_value(v);
-    }
+    c->ln_eps = (float)eps;
     int flag = 0;
-    if ((rc = json_flag(root, "conv_pos_batch_norm", 0, &flag, path, err)))
+    if ((rc = sl_json_bool(&src, root, "conv_pos_batch_norm", 0, &flag, err)))
         goto done;
     if (flag) {
         rc = sl_fail(err, SL_EFORMAT, "hubert: %s: conv_pos_batch_norm true (BatchNorm positional "
                      "conv) is not supported", path);
         goto done;
     }
-    if ((rc = json_flag(root, "add_adapter", 0, &flag, path, err)))
+    if ((rc = sl_json_bool(&src, root, "add_adapter", 0, &flag, err)))
         goto done;
     if (flag) {
         rc = sl_fail(err, SL_EFORMAT, "hubert: %s: add_adapter true is not supported", path);
@@ -467,12 +217,11 @@ done:
     root = json_load_file(path, 0, &je);
     if (!root)
         return sl_fail(err, SL_EFORMAT, "hubert: %s: %s (line %d)", path, je.text, je.line);
-    if ((rc = json_flag(root, "do_normalize", 0, &c->do_normalize, path, err)) == SL_OK) {
-        int rate = 16000;
-        if ((rc = json_int(root, "sampling_rate", 16000, &rate, path, err)) == SL_OK &&
-            rate != 16000)
-            rc = sl_fail(err, SL_EFORMAT, "hubert: %s: sampling_rate %d (only 16000)", path, rate);
-    }
+    int rate = 16000; // src.file is path, which now names preprocessor_config.json
+    if ((rc = sl_json_bool(&src, root, "do_normalize", 0, &c->do_normalize, err)) == SL_OK &&
+        (rc = sl_json_int(&src, root, "sampling_rate", 0, CFG_MAX, 16000, &rate, err)) == SL_OK &&
+        rate != 16000)
+        rc = sl_fail(err, SL_EFORMAT, "hubert: %s: sampling_rate %d (only 16000)", path, rate);
     json_decref(root);
     return rc;
 }
@@ -839,11 +588,11 @@ static void conv0_rows(const hubert_model *m, const float *pcm, size_t r0, size_
         fill_rows(y, rows, C, b->b);
     ops_matmul(OPS_N, OPS_T, rows, C, K, 1.0f, col, K, b->w, K, b->b ? 1.0f : 0.0f, y, C);
     if (mean)
-        norm_gelu_rows(y, rows, C, mean, rstd, b->ln_g, b->ln_b);
+        kern_norm_gelu_rows(y, rows, C, mean, rstd, b->ln_g, b->ln_b);
     else if (b->ln_g)
-        layer_norm_ex(y, NULL, rows, C, b->ln_g, b->ln_b, m->cfg.ln_eps, 1, y);
+        kern_layer_norm(y, NULL, rows, C, b->ln_g, b->ln_b, m->cfg.ln_eps, 1, y);
     else
-        gelu_inplace(y, rows * C);
+        kern_gelu(y, y, rows * C);
 }
 
 // GroupNorm(C groups) statistics of conv 0's output over all T0 frames, in double.
@@ -854,7 +603,7 @@ static void conv0_stats(const hubert_model *m, const float *pcm, size_t T0, floa
 {
     const conv_block *b = &m->conv[0];
     size_t K = (size_t)b->k, S = (size_t)b->stride, C = (size_t)b->c_out;
-    double mu[64] = {0}, cov[64 * 64];
+    double mu[CONV0_MAX_KERNEL] = {0}, cov[CONV0_MAX_KERNEL * CONV0_MAX_KERNEL];
     memset(cov, 0, sizeof cov);
     for (size_t t = 0; t < T0; t++) {
         const float *p = pcm + t * S;
@@ -895,7 +644,7 @@ static float *conv_stack(hubert_state *s, const float *pcm, size_t n)
     size_t T0 = conv_len(c, n, 0), T1 = conv_len(c, n, 1);
     const conv_block *b1 = &m->conv[1];
     size_t C1 = (size_t)b1->c_out;
-    float mean[4096], rstd[4096];
+    float mean[CONV0_MAX_DIM], rstd[CONV0_MAX_DIM];
     int group = !c->feat_norm_layer;
     if (group)
         conv0_stats(m, pcm, T0, mean, rstd);
@@ -910,9 +659,9 @@ static float *conv_stack(hubert_state *s, const float *pcm, size_t n)
         conv_gemm(b1, s->chunk, nu, y1 + u0 * C1);
     }
     if (b1->ln_g)
-        layer_norm_ex(y1, NULL, T1, C1, b1->ln_g, b1->ln_b, c->ln_eps, 1, y1);
+        kern_layer_norm(y1, NULL, T1, C1, b1->ln_g, b1->ln_b, c->ln_eps, 1, y1);
     else
-        gelu_inplace(y1, T1 * C1);
+        kern_gelu(y1, y1, T1 * C1);
     float *x = y1, *y = s->cb;
     size_t T = T1;
     for (int i = 2; i < c->n_conv; i++) {
@@ -920,9 +669,9 @@ static float *conv_stack(hubert_state *s, const float *pcm, size_t n)
         size_t To = conv_len(c, n, i), Co = (size_t)b->c_out;
         conv_gemm(b, x, To, y);
         if (b->ln_g)
-            layer_norm_ex(y, NULL, To, Co, b->ln_g, b->ln_b, c->ln_eps, 1, y);
+            kern_layer_norm(y, NULL, To, Co, b->ln_g, b->ln_b, c->ln_eps, 1, y);
         else
-            gelu_inplace(y, To * Co);
+            kern_gelu(y, y, To * Co);
         float *t = x;
         x = y;
         y = t;
@@ -959,7 +708,7 @@ static void pos_conv(hubert_state *s, size_t T)
             ops_matmul(OPS_N, OPS_T, nt, Cg, K * Cg, 1.0f, s->colp, K * Cg,
                        m->pos_w + g * Cg * K * Cg, K * Cg, 1.0f, y + t0 * H + g * Cg, H);
         }
-    add_gelu(s->x, y, T * H);
+    kern_add_gelu(s->x, y, T * H);
 }
 
 // Self-attention of h (T, H) into s->ctx (T, H), output projection included (+ bias).
@@ -972,9 +721,9 @@ static void attention(hubert_state *s, const enc_layer *l, const float *h, size_
     for (size_t hd = 0; hd < nh; hd++) {
         const float *q = s->qkv + hd * dh, *k = s->qkv + H + hd * dh, *v = s->qkv + 2 * H + hd * dh;
         ops_matmul(OPS_N, OPS_T, T, T, dh, scale, q, 3 * H, k, 3 * H, 0.0f, s->sc, T);
-        softmax_rows(s->sc, T, T, s->rinv);
+        kern_softmax_rows_unnorm(s->sc, T, T, s->rinv);
         ops_matmul(OPS_N, OPS_N, T, dh, T, 1.0f, s->sc, T, v, 3 * H, 0.0f, s->ctx + hd * dh, H);
-        scale_rows(s->ctx + hd * dh, T, dh, H, s->rinv);
+        kern_scale_rows(s->ctx + hd * dh, T, dh, H, s->rinv);
     }
     ops_linear(s->ctx, T, H, l->o_w, l->o_b, H, out);
 }
@@ -984,14 +733,8 @@ static void feed_forward(hubert_state *s, const enc_layer *l, const float *h, si
     const hubert_config *c = &s->m->cfg;
     size_t H = (size_t)c->hidden, F = (size_t)c->ffn;
     ops_linear(h, T, H, l->ff1_w, l->ff1_b, F, s->ff);
-    gelu_inplace(s->ff, T * F);
+    kern_gelu(s->ff, s->ff, T * F);
     ops_linear(s->ff, T, F, l->ff2_w, l->ff2_b, H, out);
-}
-
-HUBERT_KERNEL static void add_inplace(float *x, const float *y, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        x[i] += y[i];
 }
 
 int hubert_run(hubert_state *s, const float *pcm, size_t n, hubert_tap tap, int layer,
@@ -1008,9 +751,6 @@ int hubert_run(hubert_state *s, const float *pcm, size_t n, hubert_tap tap, int 
     if (T == 0)
         return sl_fail(err, SL_EFORMAT, "hubert: %zu samples are too short for one frame (need "
                        "%zu)", n, hubert_min_samples(m));
-    if ((size_t)c->conv_dim[0] > 4096 || (size_t)c->conv_kernel[0] > 64)
-        return sl_fail(err, SL_EFORMAT, "hubert: first conv block too large (%d channels, "
-                       "kernel %d)", c->conv_dim[0], c->conv_kernel[0]);
     int rc = hubert_state_reserve(s, n, err);
     if (rc)
         return rc;
@@ -1036,7 +776,7 @@ int hubert_run(hubert_state *s, const float *pcm, size_t n, hubert_tap tap, int 
     }
     const float *pin = feat;
     if (m->fp_ln_g) {
-        layer_norm(feat, T, C, m->fp_ln_g, m->fp_ln_b, c->ln_eps, s->h);
+        kern_layer_norm(feat, NULL, T, C, m->fp_ln_g, m->fp_ln_b, c->ln_eps, 0, s->h);
         pin = s->h;
     }
     ops_linear(pin, T, C, m->fp_w, m->fp_b, H, s->x);
@@ -1048,25 +788,25 @@ int hubert_run(hubert_state *s, const float *pcm, size_t n, hubert_tap tap, int 
     }
     pos_conv(s, T);
     if (!c->stable_layer_norm)
-        layer_norm(s->x, T, H, m->enc_ln_g, m->enc_ln_b, c->ln_eps, s->x);
+        kern_layer_norm(s->x, NULL, T, H, m->enc_ln_g, m->enc_ln_b, c->ln_eps, 0, s->x);
     for (int i = 0; i < layer; i++) {
         const enc_layer *l = &m->layers[i];
         if (!c->stable_layer_norm) { // post-LN: x = LN1(x + Attn(x)); x = LN2(x + FFN(x))
             attention(s, l, s->x, T, s->h);
-            layer_norm_ex(s->x, s->h, T, H, l->ln1_g, l->ln1_b, c->ln_eps, 0, s->x);
+            kern_layer_norm(s->x, s->h, T, H, l->ln1_g, l->ln1_b, c->ln_eps, 0, s->x);
             feed_forward(s, l, s->x, T, s->h);
-            layer_norm_ex(s->x, s->h, T, H, l->ln2_g, l->ln2_b, c->ln_eps, 0, s->x);
+            kern_layer_norm(s->x, s->h, T, H, l->ln2_g, l->ln2_b, c->ln_eps, 0, s->x);
         } else { // pre-LN: x = x + Attn(LN1(x)); x = x + FFN(LN2(x))
-            layer_norm(s->x, T, H, l->ln1_g, l->ln1_b, c->ln_eps, s->h);
+            kern_layer_norm(s->x, NULL, T, H, l->ln1_g, l->ln1_b, c->ln_eps, 0, s->h);
             attention(s, l, s->h, T, s->out);
-            add_inplace(s->x, s->out, T * H);
-            layer_norm(s->x, T, H, l->ln2_g, l->ln2_b, c->ln_eps, s->h);
+            kern_add(s->x, s->out, T * H);
+            kern_layer_norm(s->x, NULL, T, H, l->ln2_g, l->ln2_b, c->ln_eps, 0, s->h);
             feed_forward(s, l, s->h, T, s->out);
-            add_inplace(s->x, s->out, T * H);
+            kern_add(s->x, s->out, T * H);
         }
     }
     if (final_norm && c->stable_layer_norm) {
-        layer_norm(s->x, T, H, m->enc_ln_g, m->enc_ln_b, c->ln_eps, s->out);
+        kern_layer_norm(s->x, NULL, T, H, m->enc_ln_g, m->enc_ln_b, c->ln_eps, 0, s->out);
         *out = s->out;
     } else {
         *out = s->x;

@@ -1,6 +1,6 @@
 // pipeline/hubert.h — HuBERT layer features from 16 kHz mono float PCM.
 //
-// Second stage of the worker picture: audio_read -> hubert_forward -> km_assign.
+// Second stage of the worker picture: audio_read_file -> hubert_forward -> km_assign.
 //
 // Model: a Hugging Face style directory, config.json + model.safetensors with
 // transformers' HubertModel parameter names (an optional "hubert." prefix, as
@@ -12,8 +12,9 @@
 // "layer", do_stable_layer_norm false (post-LN) and true (pre-LN), conv_bias,
 // feat_proj_layer_norm, the weight-normed positional conv (weight_g/weight_v or
 // parametrizations.weight.original0/1; effective weight computed once at open).
-// Refused with a message: conv_pos_batch_norm true, activations other than
-// "gelu", adapters, model types other than "hubert", fewer than 2 conv layers.
+// Refused at open with a message naming config.json and the key: conv_pos_batch_norm
+// true, activations other than "gelu", adapters, model types other than "hubert",
+// fewer than 2 conv layers, a first conv block of more than 4096 channels or 64 taps.
 //
 // Semantics (golden MANIFEST): layer 0 = encoder input (HF hidden_states[0]:
 // post-LN normed, pre-LN not), layer k = output of transformer layer k (the
@@ -31,8 +32,8 @@
 //
 // Every matrix product goes through ops_matmul (OpenBLAS threads inside); the
 // element-wise work between them (GELU, LayerNorm, softmax: ~4 % of a HuBERT-base
-// forward) runs vectorised on the calling thread and rounds the same on every CPU
-// vector width. Output bits are reproducible for a given OpenBLAS thread count;
+// forward) is pipeline/kernels.h, vectorised on the calling thread and rounding the
+// same on every CPU vector width. Output bits are reproducible for a given OpenBLAS thread count;
 // OpenBLAS itself rounds some products differently at another count (ulp-level).
 // Errors: SL_EIO/SL_ENOTFOUND (files, tensors), SL_EFORMAT (config or shapes we
 // do not support), SL_EINVAL (bad layer), SL_ENOMEM.
@@ -97,7 +98,3 @@ int hubert_run(hubert_state *s, const float *pcm, size_t n, hubert_tap tap, int 
 // hubert_run(s, pcm, n, HUBERT_TAP_LAYER, layer, final_norm, ...).
 int hubert_forward(hubert_state *s, const float *pcm, size_t n, int layer, int final_norm,
                    const float **out, size_t *n_frames, size_t *dim, sl_err *err);
-
-// GELU of x[0..n) into y (y == x allowed) with the model's own erf approximation
-// (max abs error 1.5e-6 against exact GELU, see hubert.c); for tests and benchmarks.
-void hubert_gelu(const float *x, float *y, size_t n);

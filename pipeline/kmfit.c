@@ -6,17 +6,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "pipeline/ops.h"
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static int local_sum(void *ctx, double *buf, size_t n, sl_err *err)
 {
@@ -613,14 +606,14 @@ static int fit_once(const kmf_comm *comm, const kmf_data *d, const kmf_params *p
         goto done;
     }
     norms(d->x, d->n, dim, f.xn);
-    double t0 = now();
+    double t0 = sl_now();
     if ((rc = seed_centres(&f, c, st, err)))
         goto done;
-    st->seconds_init = now() - t0;
+    st->seconds_init = sl_now() - t0;
     if ((rc = ensure_scratch(&f, k, err)))
         goto done;
     double prev = 0.0;
-    t0 = now();
+    t0 = sl_now();
     for (int it = 0; it < p->max_iter; it++) {
         norms(c, k, dim, cn);
         memset(buf, 0, (k * dim + k + 1) * sizeof(double));
@@ -664,12 +657,12 @@ static int fit_once(const kmf_comm *comm, const kmf_data *d, const kmf_params *p
         if (p->verbose)
             SL_LOG(INFO, "kmfit", "iteration %d: inertia %.9g (relative change %.3g), %zu empty "
                    "cluster%s re-seeded, %.2f s", it + 1, inertia, it > 0 ? rel : 0.0, n_re,
-                   n_re == 1 ? "" : "s", now() - t0);
+                   n_re == 1 ? "" : "s", sl_now() - t0);
         if (inertia == 0.0 || (it > 0 && n_re == 0 && rel < p->tol))
             break;
         prev = inertia;
     }
-    st->seconds_lloyd = now() - t0;
+    st->seconds_lloyd = sl_now() - t0;
 done:
     free(f.xn);
     free(f.dist);

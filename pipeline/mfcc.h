@@ -1,7 +1,7 @@
 // pipeline/mfcc.h — Kaldi MFCC + deltas: the features of HuBERT's first iteration.
 //
 // Second stage of the worker picture when a job runs on MFCC instead of HuBERT:
-// audio_read -> mfcc_compute -> km_assign. What fairseq's
+// audio_read_file -> mfcc_compute -> km_assign. What fairseq's
 // examples/hubert/simple_kmeans/dump_mfcc_feature.py computes:
 //   torchaudio.compliance.kaldi.mfcc(x, sample_frequency=16000, use_energy=False)
 //   then torchaudio.functional.compute_deltas (window 5, replicate padding) twice,

@@ -1,9 +1,16 @@
-// pipeline/ops.h — the dense kernels every model goes through.
+// pipeline/ops.h — the matrix products the models go through.
 //
-// Every matrix product of the project is one ops_matmul() call over CBLAS
-// sgemm (OpenBLAS), row-major, so transposes and leading dimensions are right
-// in one place. Threads: OpenBLAS owns them (ops_set_threads once per process,
-// before work starts); the rest of the code is single-threaded.
+// The models' weight products, convolutions, encoder attention and k-means
+// distances are ops_matmul() calls (row-major, so transposes and leading
+// dimensions are right in one place): OpenBLAS sgemm, one sgemv per row for a
+// few rows, or loops of its own for products too small to pay for a BLAS call.
+// Decoders use ops_matmul_rows() (batch-invariant bits, below). Two kinds of
+// product do not come here: a decoder step's attention (a few query rows over
+// one source's keys per head: kern_step_attend in pipeline/kernels.h, fmaf
+// chains whose bits do not depend on the batch either) and MFCC's per-frame
+// mel and DCT sums (mfcc.c, 23 x 13 per frame).
+// Threads: OpenBLAS owns them (ops_set_threads once per process, before work
+// starts); the rest of the code is single-threaded.
 #pragma once
 #include <stddef.h>
 

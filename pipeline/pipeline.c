@@ -3,8 +3,8 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "common/clock.h"
 #include "pipeline/s2t.h"
 #include "pipeline/tokens.h"
 
@@ -34,13 +34,6 @@ pl_params pl_default_params(void)
     p.beam = beam_default_params();
     p.max_batch = 4;
     return p;
-}
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
 static int max_len_of(const pl_params *p) { return p->beam.max_len > 0 ? p->beam.max_len : 256; }
@@ -176,7 +169,7 @@ static int decode_batch(pl *x, const char *const *names, int n_src, pl_result *r
     size_t stride = (size_t)(x->max_src + 1);
     const int32_t **src = x->src;
     int *src_len = x->src_len, *which = x->which;
-    double t1 = now();
+    double t1 = sl_now();
     // Back half: one batched decode of every utterance that has ids.
     if (n_src > 0) {
         sl_err e;
@@ -217,7 +210,7 @@ static int decode_batch(pl *x, const char *const *names, int n_src, pl_result *r
             t->ok++;
         }
     }
-    t->text += now() - t1;
+    t->text += sl_now() - t1;
     return SL_OK;
 }
 

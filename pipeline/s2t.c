@@ -1,15 +1,16 @@
 // pipeline/s2t.c — SPEAR-TTS speech->text model: loader, encoder, decoder with
 // KV cache and per-source cross-attention K/V. See s2t.h. Decoding strategies
-// are in beam.c.
+// are in beam.c; RMSNorm, GEGLU, softmax and the step attention in kernels.c.
 #include "pipeline/s2t.h"
 
 #include <float.h>
-#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/json.h"
+#include "pipeline/kernels.h"
 #include "pipeline/ops.h"
 #include "pipeline/weights.h"
 
@@ -84,37 +85,6 @@ struct s2t_state {
 
 // ---------------------------------------------------------------- loading ---
 
-static int cfg_int(const char *path, json_t *cfg, const char *key, int required, int dflt,
-                   int *out, sl_err *err)
-{
-    json_t *v = json_object_get(cfg, key);
-    if (!v || json_is_null(v)) {
-        if (required)
-            return sl_fail(err, SL_EFORMAT, "s2t: %s: config key \"%s\" is missing", path, key);
-        *out = dflt;
-        return SL_OK;
-    }
-    if (!json_is_integer(v) || json_integer_value(v) < -1000000000 ||
-        json_integer_value(v) > 1000000000)
-        return sl_fail(err, SL_EFORMAT, "s2t: %s: config key \"%s\" is not an integer", path, key);
-    *out = (int)json_integer_value(v);
-    return SL_OK;
-}
-
-static int cfg_bool(const char *path, json_t *cfg, const char *key, int dflt, int *out,
-                    sl_err *err)
-{
-    json_t *v = json_object_get(cfg, key);
-    if (!v || json_is_null(v)) {
-        *out = dflt;
-        return SL_OK;
-    }
-    if (!json_is_boolean(v))
-        return sl_fail(err, SL_EFORMAT, "s2t: %s: config key \"%s\" is not a boolean", path, key);
-    *out = json_is_true(v);
-    return SL_OK;
-}
-
 static int parse_config(s2t_model *m, const char *path, sl_err *err)
 {
     const char *js = wts_metadata(m->w, "config");
@@ -133,29 +103,27 @@ static int parse_config(s2t_model *m, const char *path, sl_err *err)
         rc = sl_fail(err, SL_EFORMAT, "s2t: %s: config is not a JSON object", path);
         goto done;
     }
-    if ((rc = cfg_int(path, cfg, "dim", 1, 0, &c->dim, err)) ||
-        (rc = cfg_int(path, cfg, "source_depth", 1, 0, &c->source_depth, err)) ||
-        (rc = cfg_int(path, cfg, "target_depth", 1, 0, &c->target_depth, err)) ||
-        (rc = cfg_int(path, cfg, "num_semantic_token_ids", 1, 0, &c->n_semantic, err)) ||
-        (rc = cfg_int(path, cfg, "num_text_token_ids", 1, 0, &c->n_text, err)) ||
-        (rc = cfg_int(path, cfg, "heads", 0, 8, &c->heads, err)) ||
-        (rc = cfg_int(path, cfg, "dim_head", 0, 64, &c->dim_head, err)) ||
-        (rc = cfg_int(path, cfg, "target_kv_heads", 0, c->heads, &c->kv_heads, err)) ||
-        (rc = cfg_int(path, cfg, "semantic_pad_id", 0, -1, &semantic_pad, err)) ||
-        (rc = cfg_int(path, cfg, "text_pad_id", 0, 0, &c->text_pad, err)) ||
-        (rc = cfg_int(path, cfg, "ff_inner_dim", 0, -1, &ff_inner_cfg, err)) ||
-        (rc = cfg_bool(path, cfg, "autoset_semantic_eos_id", 1, &eos_sem, err)) ||
-        (rc = cfg_bool(path, cfg, "autoset_text_eos_id", 1, &eos_text, err)))
+    // Integers within +-1e9 here; the ranges that matter are checked below.
+    const sl_json_src src = {"s2t", path, "config key "};
+    const int lo = -1000000000, hi = 1000000000;
+    if ((rc = sl_json_int_required(&src, cfg, "dim", lo, hi, &c->dim, err)) ||
+        (rc = sl_json_int_required(&src, cfg, "source_depth", lo, hi, &c->source_depth, err)) ||
+        (rc = sl_json_int_required(&src, cfg, "target_depth", lo, hi, &c->target_depth, err)) ||
+        (rc = sl_json_int_required(&src, cfg, "num_semantic_token_ids", lo, hi, &c->n_semantic,
+                                   err)) ||
+        (rc = sl_json_int_required(&src, cfg, "num_text_token_ids", lo, hi, &c->n_text, err)) ||
+        (rc = sl_json_int(&src, cfg, "heads", lo, hi, 8, &c->heads, err)) ||
+        (rc = sl_json_int(&src, cfg, "dim_head", lo, hi, 64, &c->dim_head, err)) ||
+        (rc = sl_json_int(&src, cfg, "target_kv_heads", lo, hi, c->heads, &c->kv_heads, err)) ||
+        (rc = sl_json_int(&src, cfg, "semantic_pad_id", lo, hi, -1, &semantic_pad, err)) ||
+        (rc = sl_json_int(&src, cfg, "text_pad_id", lo, hi, 0, &c->text_pad, err)) ||
+        (rc = sl_json_int(&src, cfg, "ff_inner_dim", lo, hi, -1, &ff_inner_cfg, err)) ||
+        (rc = sl_json_bool(&src, cfg, "autoset_semantic_eos_id", 1, &eos_sem, err)) ||
+        (rc = sl_json_bool(&src, cfg, "autoset_text_eos_id", 1, &eos_text, err)))
         goto done;
-    json_t *fm = json_object_get(cfg, "ff_mult");
-    double ff_mult = 4.0;
-    if (fm && !json_is_null(fm)) {
-        if (!json_is_number(fm)) {
-            rc = sl_fail(err, SL_EFORMAT, "s2t: %s: config key \"ff_mult\" is not a number", path);
-            goto done;
-        }
-        ff_mult = json_number_value(fm);
-    }
+    double ff_mult;
+    if ((rc = sl_json_number(&src, cfg, "ff_mult", 4.0, &ff_mult, err)))
+        goto done;
     if (c->dim <= 0 || c->heads <= 0 || c->dim_head <= 0 || c->dim_head % 2 || c->kv_heads <= 0 ||
         c->heads % c->kv_heads || c->source_depth <= 0 || c->target_depth <= 0 ||
         c->n_semantic <= 0 || c->n_text <= 0 || ff_mult <= 0) {
@@ -178,14 +146,14 @@ static int parse_config(s2t_model *m, const char *path, sl_err *err)
     c->n_text_vocab = c->n_text + (eos_text ? 1 : 0);
     // Derived constants the generator wrote: check them when present.
     int v;
-    if ((rc = cfg_int(path, cfg, "speech_eos_id", 0, c->speech_eos, &v, err)))
+    if ((rc = sl_json_int(&src, cfg, "speech_eos_id", lo, hi, c->speech_eos, &v, err)))
         goto done;
     if (v != c->speech_eos) {
         rc = sl_fail(err, SL_EFORMAT, "s2t: %s: config speech_eos_id %d, expected %d", path, v,
                      c->speech_eos);
         goto done;
     }
-    if ((rc = cfg_int(path, cfg, "text_eos_id", 0, c->text_eos, &v, err)))
+    if ((rc = sl_json_int(&src, cfg, "text_eos_id", lo, hi, c->text_eos, &v, err)))
         goto done;
     if (v != c->text_eos) {
         rc = sl_fail(err, SL_EFORMAT, "s2t: %s: config text_eos_id %d, expected %d", path, v,
@@ -197,8 +165,10 @@ static int parse_config(s2t_model *m, const char *path, sl_err *err)
                      "(only a negative pad id is supported)", path, semantic_pad);
         goto done;
     }
-    json_t *ri = json_object_get(cfg, "rotary_interleaved");
-    if (ri && json_is_false(ri)) {
+    int interleaved;
+    if ((rc = sl_json_bool(&src, cfg, "rotary_interleaved", 1, &interleaved, err)))
+        goto done;
+    if (!interleaved) {
         rc = sl_fail(err, SL_EFORMAT, "s2t: %s: rotary_interleaved false is not supported", path);
         goto done;
     }
@@ -549,24 +519,7 @@ int s2t_state_new(s2t_state **out, const s2t_model *m, s2t_limits lim, sl_err *e
 s2t_limits s2t_state_limits(const s2t_state *s) { return s->lim; }
 const s2t_model *s2t_state_model(const s2t_state *s) { return s->m; }
 
-// ---------------------------------------------------------------- kernels ---
-
-// ref: F.normalize(x) * sqrt(dim) * gamma, F.normalize dividing by max(||x||, 1e-12).
-static void rmsnorm(const float *x, size_t n, size_t d, const float *gamma, float *y)
-{
-    float scale = sqrtf((float)d);
-    for (size_t r = 0; r < n; r++) {
-        const float *a = x + r * d;
-        float *b = y + r * d;
-        double ss = 0.0;
-        for (size_t i = 0; i < d; i++)
-            ss += (double)a[i] * (double)a[i];
-        float nrm = (float)sqrt(ss);
-        float inv = 1.0f / (nrm > 1e-12f ? nrm : 1e-12f);
-        for (size_t i = 0; i < d; i++)
-            b[i] = a[i] * inv * scale * gamma[i];
-    }
-}
+// ---------------------------------------------------- rotary, attention, FF ---
 
 // Interleaved rotary on one head vector at position pos.
 static void rotate(float *x, size_t half, const float *cs, const float *sn)
@@ -575,54 +528,6 @@ static void rotate(float *x, size_t half, const float *cs, const float *sn)
         float a = x[2 * i], b = x[2 * i + 1];
         x[2 * i] = a * cs[i] - b * sn[i];
         x[2 * i + 1] = b * cs[i] + a * sn[i];
-    }
-}
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define S2T_KERNEL __attribute__((optimize("O3"), target_clones("arch=x86-64-v3", "default")))
-#else
-#define S2T_KERNEL
-#endif
-
-// e^x for x <= 0 (softmax after subtracting the max), vectorisable: x = n ln2 + r,
-// |r| <= ln2/2, degree-6 Taylor polynomial for e^r (relative error < 3e-7, about
-// expf's), 2^n from the exponent bits; below -87 it returns 0 (expf: < 1.2e-38).
-static inline float exp_neg(float x)
-{
-    if (x < -87.0f)
-        return 0.0f;
-    float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
-    float r = x - n * 0.693145751953125f - n * 1.428606765330187e-06f;
-    float p = 1.0f + r * (1.0f + r * (0.5f + r * (0.16666667f + r * (0.041666668f +
-                                                  r * (0.008333334f + r * 0.0013888889f)))));
-    union { float f; int32_t i; } u;
-    u.i = ((int32_t)n + 127) << 23;
-    return p * u.f;
-}
-
-// Softmax over the first n_valid of each row (later entries get weight 0:
-// what masking with -FLT_MAX gives).
-S2T_KERNEL static void softmax_rows(float *s, size_t rows, size_t ld, size_t n_valid_base, int causal,
-                         size_t n)
-{
-    for (size_t r = 0; r < rows; r++) {
-        float *x = s + r * ld;
-        size_t nv = causal ? n_valid_base + r : n_valid_base;
-        if (nv > n)
-            nv = n;
-        float mx = -FLT_MAX;
-        for (size_t j = 0; j < nv; j++)
-            mx = x[j] > mx ? x[j] : mx;
-        float sum = 0.0f;
-        for (size_t j = 0; j < nv; j++)
-            x[j] = exp_neg(x[j] - mx);
-        for (size_t j = 0; j < nv; j++)
-            sum += x[j];
-        float inv = 1.0f / sum;
-        for (size_t j = 0; j < nv; j++)
-            x[j] *= inv;
-        for (size_t j = nv; j < n; j++)
-            x[j] = 0.0f;
     }
 }
 
@@ -636,129 +541,10 @@ static void attend(const float *Q, size_t ldq, size_t M, const float *K, size_t 
 {
     ops_matmul(OPS_N, kt ? OPS_N : OPS_T, M, N, dh, scale, Q, ldq, K, ldk, 0.0f, score, N);
     if (causal >= 0)
-        softmax_rows(score, M, N, (size_t)causal + 1, 1, N);
+        kern_softmax_rows_masked(score, M, N, (size_t)causal + 1, 1, N);
     else
-        softmax_rows(score, M, N, N, 0, N);
+        kern_softmax_rows_masked(score, M, N, N, 0, N);
     ops_matmul(OPS_N, OPS_N, M, dh, N, 1.0f, score, N, V, ldv, 0.0f, out, ldo);
-}
-
-// Decoder-step attention kernels. Every score / output element is a chain of
-// fused multiply-adds in key (or dim) order, computed the same way in a block
-// of 4 rows and alone, so the bits do not depend on how many rows share the
-// keys. fmaf: one rounding, the same result in the AVX2 clone and the default one.
-//
-// S[r, j] = scale * sum_e Q[r, e] K[e, j] for j < nk, where key j's element e is
-// at K[(j / 8) * ts + e * es + j % 8]: tiles of 8 keys (cross-attention: ts =
-// dh * 8, es = 8) or a transposed cache (self-attention: ts = 8, es = ldk). The
-// last partial tile is read only below nk.
-S2T_KERNEL static void step_scores(const float *Q, size_t ldq, size_t M, const float *K,
-                                   size_t ts, size_t es, size_t nk, size_t dh, float scale,
-                                   float *S, size_t lds)
-{
-    size_t nt = nk / 8;
-    for (size_t t = 0; t < nt; t++) {
-        const float *T = K + t * ts;
-        size_t r = 0;
-        for (; r + 4 <= M; r += 4) {
-            const float *q0 = Q + r * ldq, *q1 = q0 + ldq, *q2 = q1 + ldq, *q3 = q2 + ldq;
-            float a0[8] = {0}, a1[8] = {0}, a2[8] = {0}, a3[8] = {0};
-            for (size_t e = 0; e < dh; e++) {
-                const float *b = T + e * es;
-                for (int l = 0; l < 8; l++) {
-                    a0[l] = fmaf(q0[e], b[l], a0[l]);
-                    a1[l] = fmaf(q1[e], b[l], a1[l]);
-                    a2[l] = fmaf(q2[e], b[l], a2[l]);
-                    a3[l] = fmaf(q3[e], b[l], a3[l]);
-                }
-            }
-            for (int l = 0; l < 8; l++) {
-                S[r * lds + t * 8 + (size_t)l] = scale * a0[l];
-                S[(r + 1) * lds + t * 8 + (size_t)l] = scale * a1[l];
-                S[(r + 2) * lds + t * 8 + (size_t)l] = scale * a2[l];
-                S[(r + 3) * lds + t * 8 + (size_t)l] = scale * a3[l];
-            }
-        }
-        for (; r < M; r++) {
-            const float *q0 = Q + r * ldq;
-            float a0[8] = {0};
-            for (size_t e = 0; e < dh; e++) {
-                const float *b = T + e * es;
-                for (int l = 0; l < 8; l++)
-                    a0[l] = fmaf(q0[e], b[l], a0[l]);
-            }
-            for (int l = 0; l < 8; l++)
-                S[r * lds + t * 8 + (size_t)l] = scale * a0[l];
-        }
-    }
-    for (size_t j = nt * 8; j < nk; j++) { // the same chain per element, one at a time
-        const float *b = K + nt * ts + (j - nt * 8);
-        for (size_t r = 0; r < M; r++) {
-            const float *q0 = Q + r * ldq;
-            float a = 0.0f;
-            for (size_t e = 0; e < dh; e++)
-                a = fmaf(q0[e], b[e * es], a);
-            S[r * lds + j] = scale * a;
-        }
-    }
-}
-
-// out[r, 0..dh) = sum_j P[r, j] V[j, 0..dh) over j < nk, in key order.
-S2T_KERNEL static void step_values(const float *P, size_t lds, size_t M, const float *V,
-                                   size_t ldv, size_t nk, size_t dh, float *out, size_t ldo)
-{
-    size_t d0 = 0;
-    for (; d0 + 16 <= dh; d0 += 16) {
-        size_t r = 0;
-        for (; r + 4 <= M; r += 4) {
-            const float *p0 = P + r * lds, *p1 = p0 + lds, *p2 = p1 + lds, *p3 = p2 + lds;
-            float a0[16] = {0}, a1[16] = {0}, a2[16] = {0}, a3[16] = {0};
-            for (size_t j = 0; j < nk; j++) {
-                const float *v = V + j * ldv + d0;
-                for (int l = 0; l < 16; l++) {
-                    a0[l] = fmaf(p0[j], v[l], a0[l]);
-                    a1[l] = fmaf(p1[j], v[l], a1[l]);
-                    a2[l] = fmaf(p2[j], v[l], a2[l]);
-                    a3[l] = fmaf(p3[j], v[l], a3[l]);
-                }
-            }
-            for (int l = 0; l < 16; l++) {
-                out[r * ldo + d0 + (size_t)l] = a0[l];
-                out[(r + 1) * ldo + d0 + (size_t)l] = a1[l];
-                out[(r + 2) * ldo + d0 + (size_t)l] = a2[l];
-                out[(r + 3) * ldo + d0 + (size_t)l] = a3[l];
-            }
-        }
-        for (; r < M; r++) {
-            const float *p0 = P + r * lds;
-            float a0[16] = {0};
-            for (size_t j = 0; j < nk; j++) {
-                const float *v = V + j * ldv + d0;
-                for (int l = 0; l < 16; l++)
-                    a0[l] = fmaf(p0[j], v[l], a0[l]);
-            }
-            for (int l = 0; l < 16; l++)
-                out[r * ldo + d0 + (size_t)l] = a0[l];
-        }
-    }
-    for (size_t e = d0; e < dh; e++) // dh % 16 tail: the same chain per element
-        for (size_t r = 0; r < M; r++) {
-            float a = 0.0f;
-            for (size_t j = 0; j < nk; j++)
-                a = fmaf(P[r * lds + j], V[j * ldv + e], a);
-            out[r * ldo + e] = a;
-        }
-}
-
-// One decoder step's attention of M query rows over nk keys (see step_scores
-// for the key layout); score: M * round8(nk) floats.
-static void step_attend(const float *Q, size_t ldq, size_t M, const float *K, size_t ts,
-                        size_t es, const float *V, size_t ldv, size_t nk, size_t dh, float scale,
-                        float *out, size_t ldo, float *score)
-{
-    size_t lds = (nk + 7) / 8 * 8;
-    step_scores(Q, ldq, M, K, ts, es, nk, dh, scale, score, lds);
-    softmax_rows(score, M, lds, nk, 0, nk);
-    step_values(score, lds, M, V, ldv, nk, dh, out, ldo);
 }
 
 // y[n, N] = x[n, K] . W[N, K]^T (+ beta y); rowwise: each row independent of n (decoder).
@@ -775,18 +561,11 @@ static void lin(int rowwise, const float *x, size_t n, size_t K, size_t ldx, con
 static void feed_forward(const s2t_layer *L, size_t n, size_t d, size_t inner, float *x,
                          float *h, float *f, int rowwise)
 {
-    rmsnorm(x, n, d, L->ff_gamma, h);
+    kern_rmsnorm_rows(x, n, d, L->ff_gamma, h);
     for (size_t r = 0; r < n; r++)
         memcpy(f + r * 2 * inner, L->b1, 2 * inner * sizeof(float));
     lin(rowwise, h, n, d, d, L->w1, 2 * inner, 1.0f, f, 2 * inner);
-    for (size_t r = 0; r < n; r++) {
-        float *a = f + r * 2 * inner;
-        for (size_t i = 0; i < inner; i++) {
-            float g = a[inner + i];
-            // exact erf GELU (F.gelu default); x = GELU(gate) * a
-            a[i] *= 0.5f * g * (1.0f + erff(g * 0.70710678118654752f));
-        }
-    }
+    kern_geglu_rows(f, n, inner);
     for (size_t r = 0; r < n; r++)
         for (size_t i = 0; i < d; i++)
             x[r * d + i] += L->b2[i];
@@ -810,7 +589,7 @@ static void encode_one(s2t_state *s, const int32_t *ids, int n_ids, float *out)
     size_t ld = 3 * hd;
     for (int l = 0; l < c->source_depth; l++) {
         const s2t_layer *L = &m->enc[l];
-        rmsnorm(s->ex, n, d, L->attn_gamma, s->eh);
+        kern_rmsnorm_rows(s->ex, n, d, L->attn_gamma, s->eh);
         ops_matmul(OPS_N, OPS_T, n, hd, d, 1.0f, s->eh, d, L->wq, d, 0.0f, s->eqkv, ld);
         ops_matmul(OPS_N, OPS_T, n, 2 * hd, d, 1.0f, s->eh, d, L->wkv, d, 0.0f, s->eqkv + hd, ld);
         for (size_t t = 0; t < n; t++)
@@ -822,7 +601,7 @@ static void encode_one(s2t_state *s, const int32_t *ids, int n_ids, float *out)
         ops_matmul(OPS_N, OPS_T, n, d, hd, 1.0f, s->eatt, hd, L->wo, hd, 1.0f, s->ex, d);
         feed_forward(L, n, d, inner, s->ex, s->eh, s->eff, 0);
     }
-    rmsnorm(s->ex, n, d, m->enc_final, out);
+    kern_rmsnorm_rows(s->ex, n, d, m->enc_final, out);
 }
 
 int s2t_encode(s2t_state *s, const int32_t *const *src, const int *src_len, int n_src,
@@ -942,7 +721,7 @@ static void dec_forward(s2t_state *s, size_t n_rows, size_t n_new)
     for (int l = 0; l < c->target_depth; l++) {
         const s2t_layer *L = &m->dec[l];
         // causal self-attention, GQA, rotary, KV cache
-        rmsnorm(s->dx, N, d, L->attn_gamma, s->dh);
+        kern_rmsnorm_rows(s->dx, N, d, L->attn_gamma, s->dh);
         lin(1, s->dh, N, d, d, L->wq, hd, 0.0f, s->dq, hd);
         lin(1, s->dh, N, d, d, L->wkv, 2 * kvd, 0.0f, s->dkv, 2 * kvd);
         for (size_t r = 0; r < n_rows; r++)
@@ -966,7 +745,7 @@ static void dec_forward(s2t_state *s, size_t n_rows, size_t n_new)
                 // i % kv_heads, so the heads of kv head g sit kvd apart in the q row
                 // and go through one product.
                 for (size_t g = 0; g < G; g++)
-                    step_attend(s->dq + r * hd + g * dh, kvd, H / G, K + g * dh * P, 8, P,
+                    kern_step_attend(s->dq + r * hd + g * dh, kvd, H / G, K + g * dh * P, 8, P,
                                 V + g * dh, kvd, nk, dh, scale, s->datt + r * hd + g * dh, kvd,
                                 s->score);
             } else {
@@ -980,7 +759,7 @@ static void dec_forward(s2t_state *s, size_t n_rows, size_t n_new)
         }
         lin(1, s->datt, N, hd, hd, L->wo, d, 1.0f, s->dx, d);
         // cross-attention: the rows of one source share its K/V in one product
-        rmsnorm(s->dx, N, d, L->x_gamma, s->dh);
+        kern_rmsnorm_rows(s->dx, N, d, L->x_gamma, s->dh);
         lin(1, s->dh, N, d, d, L->x_wq, hd, 0.0f, s->dq, hd);
         for (size_t r0 = 0; r0 < n_rows;) {
             size_t r1 = r0 + 1;
@@ -990,7 +769,7 @@ static void dec_forward(s2t_state *s, size_t n_rows, size_t n_new)
             size_t nkx = (size_t)s->src_pos[src] + 1, nt = (nkx + 7) / 8;
             const float *K = s->x_k[l] + s->xk_off[src], *V = s->x_v[l] + s->x_off[src] * hd;
             for (size_t h = 0; h < H; h++)
-                step_attend(s->dq + r0 * n_new * hd + h * dh, hd, (r1 - r0) * n_new,
+                kern_step_attend(s->dq + r0 * n_new * hd + h * dh, hd, (r1 - r0) * n_new,
                             K + h * nt * dh * 8, dh * 8, 8, V + h * dh, hd, nkx, dh, scale,
                             s->datt + r0 * n_new * hd + h * dh, hd, s->score);
             r0 = r1;
@@ -998,7 +777,7 @@ static void dec_forward(s2t_state *s, size_t n_rows, size_t n_new)
         lin(1, s->datt, N, hd, hd, L->x_wo, d, 1.0f, s->dx, d);
         feed_forward(L, N, d, inner, s->dx, s->dh, s->dff, 1);
     }
-    rmsnorm(s->dx, N, d, m->dec_final, s->dh);
+    kern_rmsnorm_rows(s->dx, N, d, m->dec_final, s->dh);
     lin(1, s->dh, N, d, d, m->text_emb, (size_t)c->n_text_vocab, 0.0f, s->logits,
         (size_t)c->n_text_vocab);
     s->len += (int)n_new;

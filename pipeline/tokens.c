@@ -3,8 +3,8 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "common/clock.h"
 #include "pipeline/hubert.h"
 #include "pipeline/kmeans.h"
 #include "pipeline/mfcc.h"
@@ -28,13 +28,6 @@ struct tok_state {
     sl_stage failed;
     double t_audio, t_features, t_tokens; // seconds of the last run, per stage
 };
-
-static double mono_now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 const char *tok_features_name(tok_features f)
 {
@@ -194,7 +187,7 @@ size_t tok_dedup(int32_t *ids, size_t n)
 static int features(const tok_pipeline *p, tok_state *s, const audio_result *a,
                     const float **feat, size_t *T, size_t *D, sl_err *err)
 {
-    double t0 = mono_now();
+    double t0 = sl_now();
     int rc;
     if (p->features == TOK_FEAT_MFCC) {
         rc = mfcc_compute(s->ms, a->pcm, a->n_samples, feat, T, err);
@@ -203,7 +196,7 @@ static int features(const tok_pipeline *p, tok_state *s, const audio_result *a,
         rc = hubert_forward(s->hs, a->pcm, a->n_samples, p->layer, p->final_norm, feat, T, D,
                             err);
     }
-    s->t_features = mono_now() - t0;
+    s->t_features = sl_now() - t0;
     if (rc)
         s->failed = SL_STAGE_FEATURES;
     return rc;
@@ -221,7 +214,7 @@ static int tokenise(const tok_pipeline *p, tok_state *s, const audio_result *a,
         s->failed = SL_STAGE_TOKENS;
         return sl_fail(err, SL_EINVAL, "tokens: the pipeline was opened without centroids");
     }
-    double t1 = mono_now();
+    double t1 = sl_now();
     if (T > s->ids_cap) {
         int32_t *b = realloc(s->ids, T * sizeof(int32_t));
         if (!b) {
@@ -234,7 +227,7 @@ static int tokenise(const tok_pipeline *p, tok_state *s, const audio_result *a,
     rc = km_assign(s->ks, feat, T, D, s->ids, err);
     if (rc == SL_OK && p->dedup)
         T = tok_dedup(s->ids, T);
-    s->t_tokens = mono_now() - t1;
+    s->t_tokens = sl_now() - t1;
     if (rc) {
         s->failed = SL_STAGE_TOKENS;
         return rc;
@@ -254,10 +247,10 @@ static int read_audio(tok_state *s, const char *path, const void *bytes, size_t 
 {
     s->failed = SL_STAGE_NONE;
     s->t_audio = s->t_features = s->t_tokens = 0.0;
-    double t0 = mono_now();
+    double t0 = sl_now();
     int rc = path ? audio_read_file(s->audio, path, a, err)
                   : audio_read_memory(s->audio, bytes, n_bytes, name, a, err);
-    s->t_audio = mono_now() - t0;
+    s->t_audio = sl_now() - t0;
     if (rc)
         s->failed = SL_STAGE_AUDIO;
     return rc;

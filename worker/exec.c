@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "common/arena.h"
+#include "common/clock.h"
 #include "storage/row.h"
 
 // A result's quality flags are stored as they come: the pipeline's flag values are
@@ -99,18 +100,11 @@ static int rec_reserve(job_exec *x, size_t n, sl_err *err)
     return SL_OK;
 }
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 int exec_unit(void *ctx, const void *work, size_t work_len, proto_buf *result, double *stats,
               sl_err *err)
 {
     job_exec *x = ctx;
-    double t0 = now();
+    double t0 = sl_now();
     uint32_t wid, flags;
     size_t n;
     int rc = proto_work_parse(work, work_len, &wid, &flags, x->items, (size_t)x->max_batch, &n,
@@ -190,6 +184,6 @@ int exec_unit(void *ctx, const void *work, size_t work_len, proto_buf *result, d
     stats[PROTO_N_ROWS] += (double)t.ok;
     stats[PROTO_N_ERRORS] += (double)(t.utts - t.ok);
     stats[PROTO_AUDIO_SECONDS] += t.audio_s;
-    stats[PROTO_T_BUSY] += now() - t0;
+    stats[PROTO_T_BUSY] += sl_now() - t0;
     return SL_OK;
 }

@@ -262,6 +262,11 @@ class ModelFiles(unittest.TestCase):
         d = self.hub_variant("heads", lambda c: c.update(num_attention_heads=5))
         self.refused([os.path.join(d, "config.json"), "heads 5"])
 
+    def test_cfg_first_conv_too_large(self):
+        # a model property: refused at start-up, not when the first utterance arrives
+        d = self.hub_variant("conv0", lambda c: c["conv_dim"].__setitem__(0, 5000))
+        self.refused([os.path.join(d, "config.json"), "conv_dim[0] = 5000"])
+
     def test_cfg_zero_eps_and_activation(self):
         d = self.hub_variant("eps", lambda c: c.update(layer_norm_eps=0))
         self.refused([os.path.join(d, "config.json"), "layer_norm_eps"])

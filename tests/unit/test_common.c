@@ -1,12 +1,14 @@
-// tests/unit/test_common.c — err, arena, npy, sha256, fileio.
+// tests/unit/test_common.c — err, arena, npy, sha256, fileio, clock, json.
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/arena.h"
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/fileio.h"
+#include "common/json.h"
 #include "common/npy.h"
 #include "common/sha256.h"
 #include "tests/testutil.h"
@@ -145,12 +147,85 @@ static void test_fileio(void)
     sl_test_rmtree(dir);
 }
 
+static void test_clock(void)
+{
+    double a = sl_now(), b = sl_now();
+    CU_ASSERT(a > 0.0 && b >= a);
+}
+
+// Each getter: default when absent or null, the value when valid, and a message naming
+// module, file and key (with the caller's key_lead) when not; *out untouched on failure.
+static void test_json(void)
+{
+    json_t *o = json_loads("{\"i\": 7, \"neg\": -3, \"big\": 3000000000, \"s\": \"gelu\", "
+                           "\"n\": null, \"b\": true, \"x\": 2.5, \"a\": [1, 2, 3], "
+                           "\"a0\": [], \"abad\": [1, 0]}", 0, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    sl_json_src h = {"hubert", "m/config.json", ""}, t = {"s2t", "m.st", "config key "};
+    sl_err e;
+    int v = 99;
+    CU_ASSERT_EQUAL(sl_json_int(&h, o, "i", 0, 10, 5, &v, &e), SL_OK);
+    CU_ASSERT_EQUAL(v, 7);
+    CU_ASSERT_EQUAL(sl_json_int(&h, o, "absent", 0, 10, 5, &v, &e), SL_OK);
+    CU_ASSERT_EQUAL(v, 5);
+    CU_ASSERT_EQUAL(sl_json_int(&h, o, "n", 0, 10, 6, &v, &e), SL_OK); // null = not given
+    CU_ASSERT_EQUAL(v, 6);
+    CU_ASSERT_EQUAL(sl_json_int(&h, o, "neg", 0, 10, 5, &v, &e), SL_EFORMAT);
+    CU_ASSERT_STRING_EQUAL(e.msg, "hubert: m/config.json: \"neg\" is not an integer in [0, 10]");
+    CU_ASSERT_EQUAL(v, 6);
+    CU_ASSERT_EQUAL(sl_json_int(&t, o, "big", -5, 5, 0, &v, &e), SL_EFORMAT);
+    CU_ASSERT_EQUAL(sl_json_int(&t, o, "s", -5, 5, 0, &v, &e), SL_EFORMAT);
+    CU_ASSERT_STRING_EQUAL(e.msg, "s2t: m.st: config key \"s\" is not an integer in [-5, 5]");
+    CU_ASSERT_EQUAL(sl_json_int_required(&t, o, "neg", -5, 5, &v, &e), SL_OK);
+    CU_ASSERT_EQUAL(v, -3);
+    CU_ASSERT_EQUAL(sl_json_int_required(&t, o, "n", -5, 5, &v, &e), SL_EFORMAT);
+    CU_ASSERT_STRING_EQUAL(e.msg, "s2t: m.st: config key \"n\" is missing");
+    CU_ASSERT_EQUAL(sl_json_bool(&h, o, "b", 0, &v, &e), SL_OK);
+    CU_ASSERT_EQUAL(v, 1);
+    CU_ASSERT_EQUAL(sl_json_bool(&h, o, "absent", 0, &v, &e), SL_OK);
+    CU_ASSERT_EQUAL(v, 0);
+    CU_ASSERT_EQUAL(sl_json_bool(&h, o, "i", 0, &v, &e), SL_EFORMAT);
+    CU_ASSERT_STRING_EQUAL(e.msg, "hubert: m/config.json: \"i\" is not true or false");
+    double d = 0;
+    CU_ASSERT_EQUAL(sl_json_number(&t, o, "x", 1.0, &d, &e), SL_OK);
+    CU_ASSERT(d == 2.5);
+    CU_ASSERT_EQUAL(sl_json_number(&t, o, "i", 1.0, &d, &e), SL_OK); // an integer is a number
+    CU_ASSERT(d == 7.0);
+    CU_ASSERT_EQUAL(sl_json_number(&t, o, "absent", 1.5, &d, &e), SL_OK);
+    CU_ASSERT(d == 1.5);
+    CU_ASSERT_EQUAL(sl_json_number(&t, o, "s", 1.0, &d, &e), SL_EFORMAT);
+    CU_ASSERT_STRING_EQUAL(e.msg, "s2t: m.st: config key \"s\" is not a number");
+    int arr[4], n = -1;
+    CU_ASSERT_EQUAL(sl_json_int_array(&h, o, "a", 1, 9, 4, arr, &n, &e), SL_OK);
+    CU_ASSERT(n == 3 && arr[0] == 1 && arr[2] == 3);
+    CU_ASSERT_EQUAL(sl_json_int_array(&h, o, "a", 1, 9, 2, arr, &n, &e), SL_EFORMAT);
+    CU_ASSERT_STRING_EQUAL(e.msg, "hubert: m/config.json: \"a\" is not an array of 1..2 integers");
+    CU_ASSERT_EQUAL(sl_json_int_array(&h, o, "a0", 1, 9, 4, arr, &n, &e), SL_EFORMAT);
+    CU_ASSERT_EQUAL(sl_json_int_array(&h, o, "abad", 1, 9, 4, arr, &n, &e), SL_EFORMAT);
+    CU_ASSERT_STRING_EQUAL(e.msg, "hubert: m/config.json: \"abad\"[1] is not an integer in [1, 9]");
+    CU_ASSERT_EQUAL(sl_json_int_array(&h, o, "absent", 1, 9, 4, arr, &n, &e), SL_EFORMAT);
+    CU_ASSERT_STRING_EQUAL(e.msg, "hubert: m/config.json: \"absent\" is missing");
+    CU_ASSERT_EQUAL(n, 3);
+    const char *one[] = {"gelu", NULL}, *two[] = {"group", "layer", NULL};
+    CU_ASSERT_EQUAL(sl_json_choice(&h, o, "s", one, 9, &v, &e), SL_OK);
+    CU_ASSERT_EQUAL(v, 0);
+    CU_ASSERT_EQUAL(sl_json_choice(&h, o, "absent", two, 1, &v, &e), SL_OK);
+    CU_ASSERT_EQUAL(v, 1);
+    CU_ASSERT_EQUAL(sl_json_choice(&h, o, "s", two, 0, &v, &e), SL_EFORMAT);
+    CU_ASSERT_STRING_EQUAL(e.msg,
+                           "hubert: m/config.json: \"s\" is \"gelu\"; supported: \"group\", \"layer\"");
+    CU_ASSERT_EQUAL(sl_json_choice(&h, o, "i", one, 0, &v, &e), SL_EFORMAT);
+    CU_ASSERT_STRING_EQUAL(e.msg, "hubert: m/config.json: \"i\" is not a string; supported: \"gelu\"");
+    json_decref(o);
+}
+
 int main(void)
 {
     static const sl_test_case cases[] = {
         {"err", test_err},           {"arena", test_arena},
         {"npy_roundtrip", test_npy_roundtrip}, {"npy_golden_and_errors", test_npy_golden_and_errors},
         {"sha256", test_sha256},     {"fileio", test_fileio},
+        {"clock", test_clock},       {"json getters", test_json},
         {NULL, NULL}};
     return sl_test_main("common", cases);
 }

@@ -1,4 +1,5 @@
-// tests/unit/test_hubert_kernels.c — the element-wise kernels of pipeline/hubert.c.
+// tests/unit/test_hubert_kernels.c — the element-wise kernels of pipeline/kernels.h
+// (HuBERT's GELU, the two softmax exps) and the HuBERT forward's determinism.
 //
 // GELU uses a rational erf approximation instead of erff (vectorisable); this keeps
 // its error bounds over the range that matters: every 7th float in [-30, 30] (beyond,
@@ -13,6 +14,7 @@
 
 #include "pipeline/audio.h"
 #include "pipeline/hubert.h"
+#include "pipeline/kernels.h"
 #include "pipeline/ops.h"
 #include "tests/testutil.h"
 
@@ -32,7 +34,7 @@ static void test_gelu_error(void)
             memcpy(&x[n++], &b, sizeof(float));
             if (n < CHUNK && u + 7 <= 0x41f00000u)
                 continue;
-            hubert_gelu(x, y, n);
+            kern_gelu(x, y, n);
             for (size_t i = 0; i < n; i++) {
                 double r = gelu_ref(x[i]);
                 double e = fabs((double)y[i] - r);
@@ -59,7 +61,7 @@ static void test_gelu_error(void)
 static void test_gelu_special(void)
 {
     float x[6] = {0.0f, -0.0f, 100.0f, -100.0f, NAN, 1e-30f}, y[6];
-    hubert_gelu(x, y, 6);
+    kern_gelu(x, y, 6);
     CU_ASSERT(y[0] == 0.0f);
     CU_ASSERT(y[1] == 0.0f);
     CU_ASSERT(y[2] == 100.0f);
@@ -68,8 +70,37 @@ static void test_gelu_special(void)
     CU_ASSERT(fabsf(y[5] - 0.5e-30f) <= 1e-36f);
     float z[6];
     memcpy(z, x, sizeof z);
-    hubert_gelu(z, z, 6); // in place gives the same bits
+    kern_gelu(z, z, 6); // in place gives the same bits
     CU_ASSERT(memcmp(z, y, 4 * sizeof(float)) == 0 && z[5] == y[5]);
+}
+
+// The two softmax exps of kernels.h: both accurate, their tails as documented, and
+// different bits for ordinary inputs (why both are kept: one of them would change
+// HuBERT features or s2t scores).
+static void test_exp_variants(void)
+{
+    size_t n = 0, differ = 0;
+    double max_c = 0.0, max_f = 0.0;
+    for (uint32_t u = 0x80000000u; u <= 0xC1A00000u; u += 97) { // -0 .. -20
+        float x;
+        memcpy(&x, &u, sizeof x);
+        float c = kern_exp_neg_clamp87(x), f = kern_exp_neg_flush87(x);
+        double r = exp((double)x);
+        max_c = fmax(max_c, fabs((double)c - r) / r);
+        max_f = fmax(max_f, fabs((double)f - r) / r);
+        differ += memcmp(&c, &f, sizeof c) != 0;
+        n++;
+    }
+    printf("\n  exp over %zu floats in [-20, 0]: max rel error clamp87 %.3g, flush87 %.3g; "
+           "%.2f %% differ\n", n, max_c, max_f, 100.0 * (double)differ / (double)n);
+    CU_ASSERT(max_c < 1e-7);
+    CU_ASSERT(max_f < 3e-7);
+    CU_ASSERT(differ > n / 200); // measured 1.1 % (every float)
+    CU_ASSERT(kern_exp_neg_clamp87(0.0f) == 1.0f && kern_exp_neg_flush87(0.0f) == 1.0f);
+    CU_ASSERT(kern_exp_neg_clamp87(-200.0f) == kern_exp_neg_clamp87(-87.3f));
+    CU_ASSERT(kern_exp_neg_clamp87(-200.0f) > 1e-38f);
+    CU_ASSERT(kern_exp_neg_flush87(-87.01f) == 0.0f && kern_exp_neg_flush87(-86.99f) > 0.0f);
+    CU_ASSERT(isnan(kern_exp_neg_clamp87(NAN)));
 }
 
 // Both tiny models, every layer: a rerun at the same thread count gives identical bytes;
@@ -132,6 +163,7 @@ int main(void)
 {
     static const sl_test_case cases[] = {{"gelu error bounds", test_gelu_error},
                                          {"gelu special values", test_gelu_special},
+                                         {"softmax exps: clamp87 and flush87", test_exp_variants},
                                          {"forward: deterministic at 1 and at 2 threads",
                                           test_threads_bit_identical},
                                          {NULL, NULL}};

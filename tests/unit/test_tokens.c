@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "common/clock.h"
 #include "common/fileio.h"
 #include "common/npy.h"
 #include "pipeline/audio.h"
@@ -151,13 +151,6 @@ static void test_twice(void)
     tok_pipeline_close(p);
 }
 
-static double wall_now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 // tok_last_timings: per-stage seconds of the last run, 0 for stages not reached.
 static void test_timings(void)
 {
@@ -176,9 +169,9 @@ static void test_timings(void)
     const int32_t *ids;
     size_t n;
     float d;
-    double t0 = wall_now();
+    double t0 = sl_now();
     CU_ASSERT_FATAL(tok_run(p, s, a, &ids, &n, &d, &e) == SL_OK);
-    double wall = wall_now() - t0;
+    double wall = sl_now() - t0;
     tok_last_timings(s, &ta, &tf, &tt);
     printf("\n  %.2f s of audio: audio %.6f s, features %.6f s, tokens %.6f s (call %.6f s)\n",
            (double)d, ta, tf, tt, wall);
@@ -308,6 +301,9 @@ static void cfg_batchnorm(json_t *c) { json_object_set_new(c, "conv_pos_batch_no
 static void cfg_relu(json_t *c) { json_object_set_new(c, "hidden_act", json_string("relu")); }
 static void cfg_norm(json_t *c) { json_object_set_new(c, "feat_extract_norm", json_string("batch")); }
 static void cfg_type(json_t *c) { json_object_set_new(c, "model_type", json_string("wav2vec2")); }
+// The first conv block's limits are model properties: refused at open, not per utterance.
+static void cfg_conv0_wide(json_t *c) { json_array_set_new(json_object_get(c, "conv_dim"), 0, json_integer(4097)); }
+static void cfg_conv0_long(json_t *c) { json_array_set_new(json_object_get(c, "conv_kernel"), 0, json_integer(65)); }
 
 static void expect_refused(const char *dir, const char *words)
 {
@@ -330,6 +326,10 @@ static void test_loader(void)
     expect_refused(make_model("hubert_tiny_post", "relu", NULL, cfg_relu), "relu");
     expect_refused(make_model("hubert_tiny_post", "norm", NULL, cfg_norm), "feat_extract_norm");
     expect_refused(make_model("hubert_tiny_post", "type", NULL, cfg_type), "model_type");
+    expect_refused(make_model("hubert_tiny_post", "wide", NULL, cfg_conv0_wide),
+                   "wide/config.json: conv_dim[0] = 4097");
+    expect_refused(make_model("hubert_tiny_post", "long", NULL, cfg_conv0_long),
+                   "long/config.json: conv_kernel[0] = 65");
     expect_refused(make_model("hubert_tiny_post", "nok", drop_k_proj, NULL),
                    "encoder.layers.1.attention.k_proj.weight");
     char missing[4300];
