@@ -47,39 +47,31 @@ typedef struct regen_args {
     job_flags jf;
 } regen_args;
 
+static int regen_flag(void *ctx, int c, const char *arg)
+{
+    regen_args *a = ctx;
+    switch (c) {
+    case 'h':
+        fputs(HELP, stdout);
+        job_flags_help(stdout, 1);
+        fputs(JOB_FLAGS_HELP_END, stdout);
+        return -1;
+    case O_FROM: a->from = arg; return 0;
+    case O_S2T: a->jf.pp.s2t = arg; return 0;
+    }
+    return cli_usage_error("regenerate", "internal: option %d", c);
+}
+
 static int parse_args(int argc, char **argv, regen_args *a)
 {
-    static struct option opts[40];
     static const struct option own[] = {
         {"from", required_argument, 0, O_FROM}, {"s2t", required_argument, 0, O_S2T},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
-    job_flags_options(opts, sizeof opts / sizeof opts[0], own);
     memset(a, 0, sizeof *a);
     job_flags_init(&a->jf, 1);
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (job_flags_takes(c)) {
-            if (job_flags_parse(&a->jf, c, optarg))
-                return SL_EXIT_USAGE;
-            continue;
-        }
-        switch (c) {
-        case 'h':
-            fputs(HELP, stdout);
-            job_flags_help(stdout, 1);
-            fputs(JOB_FLAGS_HELP_END, stdout);
-            return -1;
-        case O_FROM: a->from = optarg; break;
-        case O_S2T: a->jf.pp.s2t = optarg; break;
-        default:
-            return cli_usage_error("regenerate", "unknown option or missing value: '%s'",
-                                   argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return cli_usage_error("regenerate", "unexpected argument '%s'", argv[optind]);
+    int rc = job_flags_getopt(&a->jf, argc, argv, own, regen_flag, a);
+    if (rc)
+        return rc;
     if (!a->from || !a->jf.cp.out || !a->jf.pp.s2t)
         return cli_usage_error("regenerate", "--from, --out and --s2t are required");
     return job_flags_finish(&a->jf);

@@ -68,9 +68,47 @@ static void print_help(void)
     fputs(JOB_FLAGS_HELP_END, stdout);
 }
 
+// The flags of run that regenerate does not take; they go into a and a->jf.pp.
+static int run_flag(void *ctx, int c, const char *arg)
+{
+    run_args *a = ctx;
+    pl_params *p = &a->jf.pp;
+    double d;
+    switch (c) {
+    case 'h': print_help(); return -1;
+    case O_MANIFEST: a->manifest = arg; return 0;
+    case O_AUDIODIR: a->audio_dir = arg; return 0;
+    case O_EXT: a->ext = arg; return 0;
+    case O_HUBERT: p->hubert_dir = arg; return 0;
+    case O_KMEANS: p->kmeans = arg; return 0;
+    case O_S2T: p->s2t = arg; return 0;
+    case O_FINALNORM: p->final_norm = 1; return 0;
+    case O_NULL: p->null_pipeline = 1; return 0;
+    case O_DEDUP: p->dedup = 1; return 0;
+    case O_FEATURES:
+        if (strcmp(arg, "mfcc") && strcmp(arg, "hubert"))
+            return cli_usage_error("run", "--features wants hubert or mfcc, got '%s'", arg);
+        p->features = strcmp(arg, "mfcc") ? TOK_FEAT_HUBERT : TOK_FEAT_MFCC;
+        return 0;
+    case O_LAYER:
+        if (cli_parse_double(arg, 0, 1000, &d) || d != (long)d)
+            return cli_usage_error("run", "--layer wants an integer >= 0, got '%s'", arg);
+        p->layer = (int)d;
+        return 0;
+    case O_MINSEC:
+        if (cli_parse_double(arg, 0, 1e6, &a->min_sec))
+            return cli_usage_error("run", "--min-seconds wants a number >= 0, got '%s'", arg);
+        return 0;
+    case O_MAXSEC:
+        if (cli_parse_double(arg, 0.01, 36000, &a->max_sec))
+            return cli_usage_error("run", "--max-seconds wants 0.01..36000, got '%s'", arg);
+        return 0;
+    }
+    return cli_usage_error("run", "internal: option %d", c);
+}
+
 static int parse_args(int argc, char **argv, run_args *a)
 {
-    static struct option opts[64];
     static const struct option own[] = {
         {"manifest", required_argument, 0, O_MANIFEST},
         {"audio-dir", required_argument, 0, O_AUDIODIR}, {"ext", required_argument, 0, O_EXT},
@@ -82,60 +120,14 @@ static int parse_args(int argc, char **argv, run_args *a)
         {"features", required_argument, 0, O_FEATURES}, {"dedup", no_argument, 0, O_DEDUP},
         {"null-pipeline", no_argument, 0, O_NULL},      // bench/tests: synthetic rows, no models
         {"help", no_argument, 0, 'h'},                  {0, 0, 0, 0}};
-    job_flags_options(opts, sizeof opts / sizeof opts[0], own);
-
     memset(a, 0, sizeof *a);
     job_flags_init(&a->jf, 0);
     pl_params *p = &a->jf.pp;
     p->layer = -1; // not given: MFCC and the null pipeline take none
     a->max_sec = (double)p->audio.max_seconds;
-    int c;
-    double d;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (job_flags_takes(c)) {
-            if (job_flags_parse(&a->jf, c, optarg))
-                return SL_EXIT_USAGE;
-            continue;
-        }
-        switch (c) {
-        case 'h': print_help(); return -1;
-        case O_MANIFEST: a->manifest = optarg; break;
-        case O_AUDIODIR: a->audio_dir = optarg; break;
-        case O_EXT: a->ext = optarg; break;
-        case O_HUBERT: p->hubert_dir = optarg; break;
-        case O_KMEANS: p->kmeans = optarg; break;
-        case O_S2T: p->s2t = optarg; break;
-        case O_FINALNORM: p->final_norm = 1; break;
-        case O_NULL: p->null_pipeline = 1; break;
-        case O_DEDUP: p->dedup = 1; break;
-        case O_FEATURES:
-            if (strcmp(optarg, "mfcc") && strcmp(optarg, "hubert"))
-                return cli_usage_error("run", "--features wants hubert or mfcc, got '%s'", optarg);
-            p->features = strcmp(optarg, "mfcc") ? TOK_FEAT_HUBERT : TOK_FEAT_MFCC;
-            break;
-        case O_LAYER:
-            if (cli_parse_double(optarg, 0, 1000, &d) || d != (long)d)
-                return cli_usage_error("run", "--layer wants an integer >= 0, got '%s'", optarg);
-            p->layer = (int)d;
-            break;
-        case O_MINSEC:
-            if (cli_parse_double(optarg, 0, 1e6, &a->min_sec))
-                return cli_usage_error("run", "--min-seconds wants a number >= 0, got '%s'",
-                                       optarg);
-            break;
-        case O_MAXSEC:
-            if (cli_parse_double(optarg, 0.01, 36000, &a->max_sec))
-                return cli_usage_error("run", "--max-seconds wants 0.01..36000, got '%s'", optarg);
-            break;
-        default:
-            return cli_usage_error("run", "unknown option or missing value: '%s'",
-                                   argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return cli_usage_error("run", "unexpected argument '%s'", argv[optind]);
+    int rc = job_flags_getopt(&a->jf, argc, argv, own, run_flag, a);
+    if (rc)
+        return rc;
     if (!a->manifest == !a->audio_dir)
         return cli_usage_error("run", "give exactly one of --manifest and --audio-dir");
     if (!a->jf.cp.out)

@@ -34,6 +34,27 @@ void job_flags_init(job_flags *f, int regenerate)
     f->pp.max_batch = (int)f->cp.unit_items;
 }
 
+int job_flags_getopt(job_flags *f, int argc, char **argv, const struct option *own,
+                     job_own_flag_fn own_flag, void *ctx)
+{
+    struct option opts[64];
+    job_flags_options(opts, sizeof opts / sizeof opts[0], own);
+    int c, rc;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == '?' || c == ':')
+            return cli_usage_error(f->cmd, "unknown option or missing value: '%s'",
+                                   argv[optind - 1]);
+        rc = job_flags_takes(c) ? job_flags_parse(f, c, optarg) : own_flag(ctx, c, optarg);
+        if (rc)
+            return rc;
+    }
+    if (optind < argc)
+        return cli_usage_error(f->cmd, "unexpected argument '%s'", argv[optind]);
+    return 0;
+}
+
 int job_flags_takes(int opt)
 {
     return (opt >= JF_FIRST && opt < JF_LAST) || (opt >= DF_FIRST && opt < DF_LAST);

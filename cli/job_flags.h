@@ -39,6 +39,17 @@ void job_flags_options(struct option *out, size_t cap, const struct option *own)
 
 // Defaults from coord_default_params() and pl_default_params(); pp.text_only = regenerate.
 void job_flags_init(job_flags *f, int regenerate);
+
+// A command's own flag: 0, SL_EXIT_USAGE after printing the problem, or -1 after printing
+// --help.
+typedef int (*job_own_flag_fn)(void *ctx, int opt, const char *arg);
+// The getopt_long loop of a job command over own (zero-terminated) + the job and decoding
+// flags: those go into f (initialised by job_flags_init), any other option of own to
+// own_flag. Refuses unknown options, missing values and positional arguments. Returns 0,
+// SL_EXIT_USAGE, or -1 (--help printed). Each command then checks its required flags
+// and calls job_flags_finish.
+int job_flags_getopt(job_flags *f, int argc, char **argv, const struct option *own,
+                     job_own_flag_fn own_flag, void *ctx);
 // 1 when job_flags_parse takes opt: a job flag or a decoding flag.
 int job_flags_takes(int opt);
 // Parses arg into f; 0, or SL_EXIT_USAGE after printing the problem.

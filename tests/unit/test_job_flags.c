@@ -12,26 +12,30 @@
 #include "common/sha256.h"
 #include "tests/testutil.h"
 
-static const struct option *find_flag(const char *name)
+static const struct option OWN[] = {{"from", required_argument, 0, 1}, {0, 0, 0, 0}};
+
+static int own_flag(void *ctx, int opt, const char *arg)
 {
-    const struct option *tables[] = {JOB_FLAG_OPTIONS, DECODE_FLAG_OPTIONS};
-    for (size_t t = 0; t < 2; t++)
-        for (const struct option *o = tables[t]; o->name; o++)
-            if (!strcmp(o->name, name))
-                return o;
-    return NULL;
+    *(const char **)ctx = arg;
+    return opt == 1 ? 0 : SL_EXIT_USAGE;
 }
 
-// Parses av (NULL-terminated: "--unit", "3", "--greedy", ...) as the commands do.
+// Parses av (NULL-terminated: "--unit", "3", "--greedy", ...) through the commands'
+// getopt loop; returns job_flags_getopt's code and, when 0, job_flags_finish's.
+static int getopt_av(job_flags *f, const char *const *av, const char **from)
+{
+    char *argv[32] = {"test"};
+    int argc = 1;
+    for (; av && av[argc - 1]; argc++)
+        argv[argc] = (char *)av[argc - 1]; // getopt permutes argv, never the strings
+    int rc = job_flags_getopt(f, argc, argv, OWN, own_flag, from);
+    return rc ? rc : job_flags_finish(f);
+}
+
 static void parse(job_flags *f, const char *const *av)
 {
-    for (size_t i = 0; av && av[i]; i++) {
-        const struct option *o = find_flag(av[i] + 2);
-        CU_ASSERT_PTR_NOT_NULL_FATAL(o);
-        const char *arg = o->has_arg == required_argument ? av[++i] : NULL;
-        CU_ASSERT_EQUAL_FATAL(job_flags_parse(f, o->val, arg), 0);
-    }
-    CU_ASSERT_EQUAL_FATAL(job_flags_finish(f), 0);
+    const char *from = NULL;
+    CU_ASSERT_EQUAL_FATAL(getopt_av(f, av, &from), 0);
 }
 
 // The front half as cmd_run.c parse_args sets it: no --layer (-1) for the null pipeline.
@@ -360,6 +364,12 @@ static void test_flags_that_change_no_row(void)
     }
 }
 
+static void job_init_and(job_flags *f, const char *const *av, const char **from, int want)
+{
+    job_flags_init(f, 1);
+    CU_ASSERT_EQUAL(getopt_av(f, av, from), want);
+}
+
 static void test_parse_and_defaults(void)
 {
     coord_params dc = coord_default_params();
@@ -390,6 +400,18 @@ static void test_parse_and_defaults(void)
     CU_ASSERT_EQUAL(job_flags_parse(&g, DF_SAMPLE, NULL), 0);
     CU_ASSERT_EQUAL(job_flags_finish(&g), SL_EXIT_USAGE); // two methods
     CU_ASSERT(job_flags_takes(JF_OUT) && job_flags_takes(DF_BEAM) && !job_flags_takes('h'));
+    // The loop: own flags to the command, refusals of unknown options and arguments.
+    static const char *const with_own[] = {"--from", "OLD", "--unit", "2", NULL};
+    static const char *const unknown[] = {"--frobnicate", NULL};
+    static const char *const no_value[] = {"--unit", NULL};
+    static const char *const positional[] = {"--unit", "2", "extra", NULL};
+    const char *from = NULL;
+    job_init_and(&g, with_own, &from, 0);
+    CU_ASSERT_STRING_EQUAL(from, "OLD");
+    CU_ASSERT_EQUAL(g.cp.unit_items, 2);
+    job_init_and(&g, unknown, &from, SL_EXIT_USAGE);
+    job_init_and(&g, no_value, &from, SL_EXIT_USAGE);
+    job_init_and(&g, positional, &from, SL_EXIT_USAGE);
     // The joined getopt table holds a command's own flags, the job and the decoding flags.
     static const struct option own[] = {{"from", required_argument, 0, 1}, {0, 0, 0, 0}};
     struct option opts[64];
