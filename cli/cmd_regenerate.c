@@ -12,8 +12,8 @@
 #include <string.h>
 
 #include "cli/commands.h"
-#include "cli/decode_flags.h"
 #include "cli/job.h"
+#include "cli/job_flags.h"
 #include "common/log.h"
 #include "common/sha256.h"
 #include "coordinator/coord.h"
@@ -23,98 +23,58 @@
 #include "storage/store.h"
 #include "worker/exec.h"
 
-static const char HELP[] =
-    "usage: spearlabel regenerate --from OLD_DB --out NEW_DB --s2t NEW.safetensors\n"
-    "         [decoding flags] [--unit N] [--threads N] [--grace S] [--seed-layout]\n\n"
-    "Back-translates the stored semantic ids of every row of OLD_DB with a new\n"
-    "speech->text model and writes NEW_DB: the same keys, semantic ids and durations,\n"
-    "new text ids, scores and flags. Audio, HuBERT and k-means are not recomputed.\n"
-    "Error records of OLD_DB are copied (stage \"inherited\"). OLD_DB is opened\n"
-    "read-only and never modified (not even its lock file). Runs as one process or\n"
-    "under mpirun, resumes like `run` (re-run the same command), exit 3 when stopped\n"
-    "by SIGUSR1/SIGTERM/SIGINT. Refused: NEW_DB = OLD_DB, a model whose semantic\n"
-    "vocabulary cannot hold the stored ids, a resume with another source or model.\n\n"
-    "Options:\n"
-    "  --from OLD_DB       the dataset whose semantic ids are re-labelled\n"
-    "  --out NEW_DB        the new dataset (created if absent)\n"
+#define HELP                                                                                 \
+    "usage: spearlabel regenerate --from OLD_DB --out NEW_DB --s2t NEW.safetensors\n"          \
+    "         [decoding flags] [--unit N] [--threads N] [--grace S] [--seed-layout]\n\n"       \
+    "Back-translates the stored semantic ids of every row of OLD_DB with a new\n"              \
+    "speech->text model and writes NEW_DB: the same keys, semantic ids and durations,\n"       \
+    "new text ids, scores and flags. Audio, HuBERT and k-means are not recomputed.\n"          \
+    "Error records of OLD_DB are copied (stage \"inherited\"). OLD_DB is opened\n"             \
+    "read-only and never modified (not even its lock file). Runs as one process or\n"          \
+    "under mpirun, resumes like `run` (re-run the same command), exit 3 when stopped\n"        \
+    "by SIGUSR1/SIGTERM/SIGINT. Refused: NEW_DB = OLD_DB, a model whose semantic\n"            \
+    "vocabulary cannot hold the stored ids, a resume with another source or model.\n\n"        \
+    "Options:\n"                                                                               \
+    "  --from OLD_DB       the dataset whose semantic ids are re-labelled\n"                   \
+    "  --out NEW_DB        the new dataset (created if absent)\n"                              \
     "  --s2t MODEL         the new SPEAR-TTS speech->text safetensors\n" DECODE_FLAGS_HELP
-    "  --unit N            rows per work unit, decoded as one batch (default 4, max 64)\n"
-    "  --threads N         OpenBLAS threads per rank (default SLURM_CPUS_PER_TASK, else 1)\n"
-    "  --grace S           after a stop signal, collect in-flight work for S s (default 60)\n"
-    "  --seed-layout       rows as the seed writes them (speech EOS and text EOS included)\n"
-    "  --progress S        seconds between progress lines when stderr is not a terminal (30)\n"
-    "  -h, --help          this text\n\n"
-    "Exit status: 0 finished, 1 error, 2 usage error, 3 interrupted (run again to resume).\n";
 
-enum { O_FROM = 256, O_OUT, O_S2T, O_UNIT, O_THREADS, O_GRACE, O_SEEDLAYOUT, O_PROGRESS };
+enum { O_FROM = 256, O_S2T };
 
+// --s2t goes to jf.pp.s2t, the job and decoding flags to jf.
 typedef struct regen_args {
-    const char *from, *out, *s2t;
-    long unit, threads;
-    int seed_layout;
-    double grace, progress;
-    decode_flags df;
+    const char *from;
+    job_flags jf;
 } regen_args;
+
+static int regen_flag(void *ctx, int c, const char *arg)
+{
+    regen_args *a = ctx;
+    switch (c) {
+    case 'h':
+        fputs(HELP, stdout);
+        job_flags_help(stdout, 1);
+        fputs(JOB_FLAGS_HELP_END, stdout);
+        return -1;
+    case O_FROM: a->from = arg; return 0;
+    case O_S2T: a->jf.pp.s2t = arg; return 0;
+    }
+    return cli_usage_error("regenerate", "internal: option %d", c);
+}
 
 static int parse_args(int argc, char **argv, regen_args *a)
 {
-    static struct option opts[40];
     static const struct option own[] = {
-        {"from", required_argument, 0, O_FROM},       {"out", required_argument, 0, O_OUT},
-        {"s2t", required_argument, 0, O_S2T},         {"unit", required_argument, 0, O_UNIT},
-        {"threads", required_argument, 0, O_THREADS}, {"grace", required_argument, 0, O_GRACE},
-        {"seed-layout", no_argument, 0, O_SEEDLAYOUT},
-        {"progress", required_argument, 0, O_PROGRESS}, {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
-    cli_join_options(opts, sizeof opts / sizeof opts[0], own, DECODE_FLAG_OPTIONS);
+        {"from", required_argument, 0, O_FROM}, {"s2t", required_argument, 0, O_S2T},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
-    a->unit = 4;
-    a->grace = 60;
-    a->progress = 30;
-    decode_flags_init(&a->df);
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c >= DF_FIRST && c < DF_LAST) {
-            if (decode_flags_parse(&a->df, c, optarg, "regenerate"))
-                return SL_EXIT_USAGE;
-            continue;
-        }
-        switch (c) {
-        case 'h': fputs(HELP, stdout); return -1;
-        case O_FROM: a->from = optarg; break;
-        case O_OUT: a->out = optarg; break;
-        case O_S2T: a->s2t = optarg; break;
-        case O_SEEDLAYOUT: a->seed_layout = 1; break;
-        case O_UNIT:
-            if (cli_parse_long(optarg, 1, 64, &a->unit))
-                return cli_usage_error("regenerate", "--unit wants 1..64, got '%s'", optarg);
-            break;
-        case O_THREADS:
-            if (cli_parse_long(optarg, 1, 1024, &a->threads))
-                return cli_usage_error("regenerate", "--threads wants 1..1024, got '%s'", optarg);
-            break;
-        case O_GRACE:
-            if (cli_parse_double(optarg, 0, 1e6, &a->grace))
-                return cli_usage_error("regenerate", "--grace wants seconds >= 0, got '%s'",
-                                       optarg);
-            break;
-        case O_PROGRESS:
-            if (cli_parse_double(optarg, 0.1, 1e6, &a->progress))
-                return cli_usage_error("regenerate", "--progress wants seconds > 0, got '%s'",
-                                       optarg);
-            break;
-        default:
-            return cli_usage_error("regenerate", "unknown option or missing value: '%s'",
-                                   argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return cli_usage_error("regenerate", "unexpected argument '%s'", argv[optind]);
-    if (!a->from || !a->out || !a->s2t)
+    job_flags_init(&a->jf, 1);
+    int rc = job_flags_getopt(&a->jf, argc, argv, own, regen_flag, a);
+    if (rc)
+        return rc;
+    if (!a->from || !a->jf.cp.out || !a->jf.pp.s2t)
         return cli_usage_error("regenerate", "--from, --out and --s2t are required");
-    return decode_flags_finish(&a->df, "regenerate");
+    return job_flags_finish(&a->jf);
 }
 
 // The absolute path of p, or of its parent joined with its last part when p does not exist.
@@ -280,7 +240,7 @@ int cmd_regenerate(int argc, char **argv)
     if (prc)
         return prc;
     int rank = 0, size = 1;
-    cli_job_init((int)a.threads, &rank, &size);
+    cli_job_init(a.jf.threads, &rank, &size);
     sl_err err;
     sl_err_clear(&err);
     source src;
@@ -290,7 +250,7 @@ int cmd_regenerate(int argc, char **argv)
     if (rank == 0) {
         char from_abs[PATH_MAX], out_abs[PATH_MAX];
         abs_path(a.from, from_abs);
-        abs_path(a.out, out_abs);
+        abs_path(a.jf.cp.out, out_abs);
         int rc = strcmp(from_abs, out_abs) == 0
                      ? sl_fail(&err, SL_EINVAL, "regenerate: --out is the same dataset as --from "
                                "(%s): the source is never modified", from_abs)
@@ -298,11 +258,12 @@ int cmd_regenerate(int argc, char **argv)
         if (rc == SL_OK && src.m.n == 0)
             rc = sl_fail(&err, SL_EINVAL, "regenerate: %s holds no rows or errors", a.from);
         s2t_model *m = NULL;
-        if (rc == SL_OK && (rc = s2t_open(&m, a.s2t, &err)) == SL_OK &&
+        if (rc == SL_OK && (rc = s2t_open(&m, a.jf.pp.s2t, &err)) == SL_OK &&
             src.max_id >= s2t_model_config(m)->n_semantic)
             rc = sl_fail(&err, SL_EINVAL, "regenerate: %s holds semantic id %d but %s reads only "
                          "ids 0..%d: the tokens came from another k-means; a full `spearlabel run` "
-                         "is needed", a.from, src.max_id, a.s2t, s2t_model_config(m)->n_semantic - 1);
+                         "is needed", a.from, src.max_id, a.jf.pp.s2t,
+                         s2t_model_config(m)->n_semantic - 1);
         s2t_close(m);
         if (rc)
             fprintf(stderr, "spearlabel regenerate: %s\n", err.msg);
@@ -315,13 +276,8 @@ int cmd_regenerate(int argc, char **argv)
         MPI_Finalize();
         return SL_EXIT_FAIL;
     }
-    pl_params pp = pl_default_params();
-    pp.s2t = a.s2t;
-    pp.text_only = 1;
+    pl_params pp = a.jf.pp; // s2t, text_only, beam, max_batch, seed_layout
     pp.max_src_ids = (int)info[1] + 1;
-    pp.beam = a.df.p;
-    pp.max_batch = (int)a.unit;
-    pp.seed_layout = a.seed_layout;
     job_exec *x = NULL;
     if (!cli_job_open_exec("regenerate", &pp, &x)) {
         free_source(&src);
@@ -334,35 +290,29 @@ int cmd_regenerate(int argc, char **argv)
             exec_close(x);
             x = NULL;
         }
-        char dec[512], opt[1024];
-        decode_flags_canonical(&a.df, dec, sizeof dec);
-        snprintf(opt, sizeof opt, "format=1;regenerate=1;unit=%ld;seed_layout=%d;%s", a.unit,
-                 a.seed_layout, dec);
+        coord_params cp = a.jf.cp; // out, unit, grace, progress, map size
+        cp.m = &src.m;
+        cp.n_ranks = size;
+        cp.argc = argc;
+        cp.argv = argv;
+        cp.exec = exec_unit;
+        cp.exec_ctx = x;
+        cp.payload = payload;
+        cp.payload_ctx = &src;
+        cp.meta = (const char *const *)src.meta;
+        cp.n_meta = src.n_meta / 2;
+        char opt[JOB_OPTIONS_CAP];
+        job_options_canonical(&cp, &pp, opt, sizeof opt);
         jm_fp fps[3] = {
             {.name = "options", .strict = 1, .what = "the row-changing options"},
             {.name = "source", .strict = 1, .what = "the source dataset (--from)"},
             {.name = "s2t", .strict = 1, .what = "the speech->text model"}};
         jm_fp_text(&fps[0], opt);
         jm_fp_text(&fps[1], src.fp_text);
-        code = jm_fp_files(&fps[2], &a.s2t, 1, &err) ? SL_EXIT_FAIL : SL_EXIT_OK;
+        code = jm_fp_files(&fps[2], &pp.s2t, 1, &err) ? SL_EXIT_FAIL : SL_EXIT_OK;
         if (code == SL_EXIT_OK) {
-            coord_params cp = coord_default_params();
-            cp.out = a.out;
-            cp.m = &src.m;
-            cp.n_ranks = size;
-            cp.unit_items = (size_t)a.unit;
-            cp.grace_s = a.grace;
-            cp.progress_s = a.progress;
             cp.fps = fps;
             cp.n_fps = 3;
-            cp.argc = argc;
-            cp.argv = argv;
-            cp.exec = exec_unit;
-            cp.exec_ctx = x;
-            cp.payload = payload;
-            cp.payload_ctx = &src;
-            cp.meta = (const char *const *)src.meta;
-            cp.n_meta = src.n_meta / 2;
             code = cli_job_coordinate("regenerate", &cp);
         } else {
             fprintf(stderr, "spearlabel regenerate: %s\n", err.msg);

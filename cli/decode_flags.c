@@ -124,13 +124,14 @@ int decode_flags_finish(decode_flags *f, const char *cmd)
     return 0;
 }
 
-void decode_flags_canonical(const decode_flags *f, char *buf, size_t cap)
+void decode_flags_canonical(const beam_params *p, char *buf, size_t cap)
 {
-    const beam_params *p = &f->p;
     static const char *methods[] = {"greedy", "sample", "beam"};
+    // keep_eos is appended only when set (the CLI leaves it to pl_open, which sets it from
+    // seed_layout), so the string of every existing dataset stays what it was.
     snprintf(buf, cap, "method=%s;beam=%d;mode=%s;lenpen=%.9g;top_k=%d;temperature=%.9g;"
-             "seed=%llu;max_len=%d;len_a=%.9g;len_b=%.9g;min_len=%d", methods[p->method],
+             "seed=%llu;max_len=%d;len_a=%.9g;len_b=%.9g;min_len=%d%s", methods[p->method],
              p->method == BEAM_SEARCH ? p->beam : 1, beam_mode_name(p->mode), (double)p->lenpen,
              p->top_k, (double)p->temperature, (unsigned long long)p->seed, p->max_len,
-             (double)p->len_a, (double)p->len_b, p->min_len);
+             (double)p->len_a, (double)p->len_b, p->min_len, p->keep_eos ? ";keep_eos=1" : "");
 }

@@ -1,5 +1,5 @@
-// cli/decode_flags.h — the decoding flags shared by `decode`, `run` (and
-// later `regenerate`): one parser, one help text, one canonical form for the
+// cli/decode_flags.h — the decoding flags shared by `decode`, `run` and
+// `regenerate`: one parser, one help text, one canonical form for the
 // dataset fingerprint.
 //   --greedy | --beam N [--beam-mode seed|default] [--lenpen A]
 //   | --sample [--top-k K] [--temperature T] [--seed S]
@@ -43,5 +43,6 @@ void decode_flags_init(decode_flags *f);
 int decode_flags_parse(decode_flags *f, int opt, const char *arg, const char *cmd);
 // Cross-flag checks after parsing; 0 or SL_EXIT_USAGE.
 int decode_flags_finish(decode_flags *f, const char *cmd);
-// "method=beam;beam=4;mode=default;..." — every field that changes the output.
-void decode_flags_canonical(const decode_flags *f, char *buf, size_t cap);
+// "method=beam;beam=4;mode=default;..." — every field of p that changes the output, for
+// the options fingerprint (cli/job_flags.h job_options_canonical).
+void decode_flags_canonical(const beam_params *p, char *buf, size_t cap);

@@ -1,0 +1,220 @@
+// cli/job_flags.c — see job_flags.h.
+#include "cli/job_flags.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+
+const struct option JOB_FLAG_OPTIONS[] = {
+    {"out", required_argument, 0, JF_OUT},          {"unit", required_argument, 0, JF_UNIT},
+    {"threads", required_argument, 0, JF_THREADS},  {"grace", required_argument, 0, JF_GRACE},
+    {"progress", required_argument, 0, JF_PROGRESS}, {"seed-layout", no_argument, 0, JF_SEEDLAYOUT},
+    {"retry-errors", no_argument, 0, JF_RETRY},
+    {"map-size-kib", required_argument, 0, JF_MAPSIZE}, // tests: initial LMDB map
+    {0, 0, 0, 0}};
+
+void job_flags_options(struct option *out, size_t cap, const struct option *own)
+{
+    struct option tmp[64];
+    cli_join_options(tmp, sizeof tmp / sizeof tmp[0], own, JOB_FLAG_OPTIONS);
+    cli_join_options(out, cap, tmp, DECODE_FLAG_OPTIONS);
+}
+
+void job_flags_init(job_flags *f, int regenerate)
+{
+    memset(f, 0, sizeof *f);
+    f->cmd = regenerate ? "regenerate" : "run";
+    f->cp = coord_default_params();
+    f->pp = pl_default_params();
+    f->pp.text_only = regenerate;
+    decode_flags_init(&f->df);
+    f->pp.beam = f->df.p;
+    f->pp.max_batch = (int)f->cp.unit_items;
+}
+
+int job_flags_getopt(job_flags *f, int argc, char **argv, const struct option *own,
+                     job_own_flag_fn own_flag, void *ctx)
+{
+    struct option opts[64];
+    job_flags_options(opts, sizeof opts / sizeof opts[0], own);
+    int c, rc;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == '?' || c == ':')
+            return cli_usage_error(f->cmd, "unknown option or missing value: '%s'",
+                                   argv[optind - 1]);
+        rc = job_flags_takes(c) ? job_flags_parse(f, c, optarg) : own_flag(ctx, c, optarg);
+        if (rc)
+            return rc;
+    }
+    if (optind < argc)
+        return cli_usage_error(f->cmd, "unexpected argument '%s'", argv[optind]);
+    return 0;
+}
+
+int job_flags_takes(int opt)
+{
+    return (opt >= JF_FIRST && opt < JF_LAST) || (opt >= DF_FIRST && opt < DF_LAST);
+}
+
+// A whole number in [lo, hi]; "4" and also "4.0" (what `run` always took).
+static int parse_whole(const char *s, long lo, long hi, long *out)
+{
+    double d;
+    if (cli_parse_double(s, (double)lo, (double)hi, &d) || d != (double)(long)d)
+        return -1;
+    *out = (long)d;
+    return 0;
+}
+
+int job_flags_parse(job_flags *f, int opt, const char *arg)
+{
+    const char *cmd = f->cmd;
+    long v;
+    double d;
+    if (opt >= DF_FIRST && opt < DF_LAST)
+        return decode_flags_parse(&f->df, opt, arg, cmd);
+    switch (opt) {
+    case JF_OUT: f->cp.out = arg; return 0;
+    case JF_SEEDLAYOUT: f->pp.seed_layout = 1; return 0;
+    case JF_RETRY:
+        if (f->pp.text_only)
+            return cli_usage_error(cmd, "--retry-errors applies to run only");
+        f->cp.retry_errors = 1;
+        return 0;
+    case JF_UNIT:
+        if (parse_whole(arg, 1, JOB_MAX_UNIT, &v))
+            return cli_usage_error(cmd, "--unit wants 1..%d, got '%s'", JOB_MAX_UNIT, arg);
+        f->cp.unit_items = (size_t)v;
+        return 0;
+    case JF_THREADS:
+        if (parse_whole(arg, 1, 1024, &v))
+            return cli_usage_error(cmd, "--threads wants 1..1024, got '%s'", arg);
+        f->threads = (int)v;
+        return 0;
+    case JF_GRACE:
+        if (cli_parse_double(arg, 0, 1e6, &f->cp.grace_s))
+            return cli_usage_error(cmd, "--grace wants seconds >= 0, got '%s'", arg);
+        return 0;
+    case JF_PROGRESS:
+        if (cli_parse_double(arg, 0.1, 1e6, &f->cp.progress_s))
+            return cli_usage_error(cmd, "--progress wants seconds > 0, got '%s'", arg);
+        return 0;
+    case JF_MAPSIZE:
+        if (cli_parse_double(arg, 64, 1e9, &d))
+            return cli_usage_error(cmd, "--map-size-kib wants >= 64, got '%s'", arg);
+        f->cp.initial_map_bytes = (size_t)d << 10;
+        return 0;
+    }
+    return cli_usage_error(cmd, "internal: option %d is not a job flag", opt);
+}
+
+int job_flags_finish(job_flags *f)
+{
+    int rc = decode_flags_finish(&f->df, f->cmd);
+    if (rc)
+        return rc;
+    f->pp.beam = f->df.p;
+    f->pp.max_batch = (int)f->cp.unit_items;
+    return 0;
+}
+
+void job_flags_help(FILE *out, int regenerate)
+{
+    coord_params d = coord_default_params();
+    fprintf(out, "  --unit N            %s per work unit, decoded as one batch "
+            "(default %zu, max %d)\n", regenerate ? "rows" : "utterances", d.unit_items,
+            JOB_MAX_UNIT);
+    fputs("  --threads N         OpenBLAS threads per rank (default SLURM_CPUS_PER_TASK, else 1)\n",
+          out);
+    if (!regenerate)
+        fputs("  --retry-errors      recompute ids stored as errors\n", out);
+    fprintf(out, "  --grace S           after a stop signal, collect in-flight work for S s "
+            "(default %g)\n", d.grace_s);
+    fputs("  --seed-layout       rows as the seed writes them (speech EOS and text EOS included)\n",
+          out);
+    fprintf(out, "  --progress S        seconds between progress lines when stderr is not a "
+            "terminal (%g)\n", d.progress_s);
+}
+
+// The options fingerprint. Its text must not change for a setting that existing datasets
+// were written with, or they stop resuming. What it was before this function existed:
+//   run:        format=1;layer=L;final_norm=F;unit=N;unit_seconds=120;min_seconds=S;
+//               max_seconds=S;seed_layout=0|1;null=0|1;<decoding>[;features=mfcc-kaldi-39-v1]
+//               [;dedup=1]
+//   regenerate: format=1;regenerate=1;unit=N;seed_layout=0|1;<decoding>
+// with <decoding> = decode_flags_canonical (then of the decoding flags) and the seconds
+// printed "%.9g" from the doubles the user typed. The values now come from the structs
+// the job runs with, so three of them are printed back from another form:
+//   * max_seconds is a float (audio_params): printed as the shortest decimal that reads back
+//     as that float, so every value of up to 6 significant digits (60, 30, 12.5, 12.3, 0.1)
+//     prints as before; longer ones may print differently (12.3456789 -> 12.345679).
+//   * min_seconds is min_samples at target_hz: 400 samples (audio_default_params() when the
+//     string was fixed, i.e. no --min-seconds) prints 0, anything else min_samples/target_hz.
+//     Same as before for every multiple of 1/16000 s (0.5, 0.25, 0.1, 0.01, 1); others print
+//     the truncated sample count (0.12345 -> 0.1234375), and --min-seconds in
+//     [0.025, 0.0250625) prints 0: it gives the same 400 samples as the default.
+//   * unit_seconds was a literal 120; it is now cp->unit_seconds (120 prints 120).
+// Fields the old text did not have are appended only when they differ from the value every
+// existing dataset was written with (constants here, not the current defaults, so that a
+// changed default changes the text): run: target_hz (16000); regenerate: unit_seconds
+// (120), null (0); both: keep_eos (0, inside <decoding>).
+enum { FP_TARGET_HZ_0 = 16000, FP_MIN_SAMPLES_0 = 400, FP_UNIT_SECONDS_0 = 120 };
+
+// %.9g of the shortest decimal that reads back as f: what the user typed, not the float's
+// own binary digits (12.3f is 12.3000002).
+static void float_as_typed(float f, char *buf, size_t cap)
+{
+    char s[32];
+    for (int prec = 1; prec <= 9; prec++) {
+        snprintf(s, sizeof s, "%.*g", prec, (double)f);
+        if (strtof(s, NULL) == f)
+            break;
+    }
+    snprintf(buf, cap, "%.9g", strtod(s, NULL));
+}
+
+// -Wswitch: a new feature kind does not compile until it has its tag here.
+static const char *features_tag(tok_features k)
+{
+    switch (k) {
+    case TOK_FEAT_HUBERT: return "";
+    case TOK_FEAT_MFCC: return ";features=mfcc-kaldi-39-v1";
+    }
+    return ";features=unknown";
+}
+
+void job_options_canonical(const coord_params *cp, const pl_params *pp, char *buf, size_t cap)
+{
+    char dec[512], extra[128] = "";
+    decode_flags_canonical(&pp->beam, dec, sizeof dec);
+    int n;
+    if (pp->text_only) {
+        size_t k = 0;
+        if (cp->unit_seconds != FP_UNIT_SECONDS_0)
+            k += (size_t)snprintf(extra + k, sizeof extra - k, ";unit_seconds=%.9g",
+                                  cp->unit_seconds);
+        if (pp->null_pipeline)
+            snprintf(extra + k, sizeof extra - k, ";null=1");
+        n = snprintf(buf, cap, "format=1;regenerate=1;unit=%zu;seed_layout=%d;%s%s",
+                     cp->unit_items, pp->seed_layout, dec, extra);
+    } else {
+        char max_s[32];
+        float_as_typed(pp->audio.max_seconds, max_s, sizeof max_s);
+        double min_s = pp->audio.min_samples == FP_MIN_SAMPLES_0
+                           ? 0.0
+                           : (double)pp->audio.min_samples / pp->audio.target_hz;
+        if (pp->audio.target_hz != FP_TARGET_HZ_0)
+            snprintf(extra, sizeof extra, ";target_hz=%d", pp->audio.target_hz);
+        n = snprintf(buf, cap, "format=1;layer=%d;final_norm=%d;unit=%zu;unit_seconds=%.9g;"
+                     "min_seconds=%.9g;max_seconds=%s;seed_layout=%d;null=%d;%s%s%s%s",
+                     pp->layer, pp->final_norm, cp->unit_items, cp->unit_seconds, min_s, max_s,
+                     pp->seed_layout, pp->null_pipeline, dec, features_tag(pp->features),
+                     pp->dedup ? ";dedup=1" : "", extra);
+    }
+    assert(n >= 0 && (size_t)n < cap); // JOB_OPTIONS_CAP holds every combination
+    (void)n;
+}

@@ -1,0 +1,74 @@
+// cli/job_flags.h — the flags the job commands `run` and `regenerate` share, parsed
+// straight into the coord_params and pl_params the command hands to coord_run() and
+// to the executor, and the one function that turns those two structs into the
+// "options" fingerprint a resume must match.
+//   --out DB  --unit N  --seed-layout  [decoding flags: decode_flags.h]
+//   --threads N  --grace S  --progress S  --map-size-kib K (tests)  --retry-errors (run)
+// Defaults are written once, in coord_default_params() and pl_default_params():
+// job_flags_init copies them and job_flags_help prints them from there.
+#pragma once
+#include <getopt.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "cli/decode_flags.h"
+#include "coordinator/coord.h"
+#include "pipeline/pipeline.h"
+
+#define JOB_MAX_UNIT 64     // largest --unit
+#define JOB_OPTIONS_CAP 1024 // buffer for job_options_canonical
+
+enum { JF_FIRST = 3000, JF_OUT = JF_FIRST, JF_UNIT, JF_THREADS, JF_GRACE, JF_PROGRESS,
+       JF_SEEDLAYOUT, JF_RETRY, JF_MAPSIZE, JF_LAST };
+
+typedef struct job_flags {
+    const char *cmd; // "run" or "regenerate", for messages
+    coord_params cp; // out, unit_items, retry_errors, grace_s, progress_s, initial_map_bytes
+    pl_params pp;    // beam (the decoding flags), max_batch (= unit_items), seed_layout,
+                     // text_only (regenerate); `run` fills the front-half fields itself
+    decode_flags df;
+    int threads;     // 0 = default (SLURM_CPUS_PER_TASK, else 1)
+} job_flags;
+
+// getopt_long entries (zero-terminated) of the job flags.
+extern const struct option JOB_FLAG_OPTIONS[];
+
+// out[cap] = own + JOB_FLAG_OPTIONS + DECODE_FLAG_OPTIONS, zero-terminated (as
+// cli_join_options; aborts when cap is too small).
+void job_flags_options(struct option *out, size_t cap, const struct option *own);
+
+// Defaults from coord_default_params() and pl_default_params(); pp.text_only = regenerate.
+void job_flags_init(job_flags *f, int regenerate);
+
+// A command's own flag: 0, SL_EXIT_USAGE after printing the problem, or -1 after printing
+// --help.
+typedef int (*job_own_flag_fn)(void *ctx, int opt, const char *arg);
+// The getopt_long loop of a job command over own (zero-terminated) + the job and decoding
+// flags: those go into f (initialised by job_flags_init), any other option of own to
+// own_flag. Refuses unknown options, missing values and positional arguments. Returns 0,
+// SL_EXIT_USAGE, or -1 (--help printed). Each command then checks its required flags
+// and calls job_flags_finish.
+int job_flags_getopt(job_flags *f, int argc, char **argv, const struct option *own,
+                     job_own_flag_fn own_flag, void *ctx);
+// 1 when job_flags_parse takes opt: a job flag or a decoding flag.
+int job_flags_takes(int opt);
+// Parses arg into f; 0, or SL_EXIT_USAGE after printing the problem.
+int job_flags_parse(job_flags *f, int opt, const char *arg);
+// Cross-flag checks of the decoding flags; copies them into pp.beam and the unit into
+// pp.max_batch. 0 or SL_EXIT_USAGE. Each command checks its own required flags.
+int job_flags_finish(job_flags *f);
+
+// The help lines of --unit, --threads, (run) --retry-errors, --grace, --seed-layout and
+// --progress, with the defaults of coord_default_params(). --out and the decoding flags
+// are described by the command (DECODE_FLAGS_HELP).
+void job_flags_help(FILE *out, int regenerate);
+#define JOB_FLAGS_HELP_END                                                                   \
+    "  -h, --help          this text\n\n"                                                     \
+    "Exit status: 0 finished, 1 error, 2 usage error, 3 interrupted (run again to resume).\n"
+
+// The "options" fingerprint text: every field of cp and pp that changes what a row holds
+// or which rows share a unit, and none that does not (grace, progress, commit cadence,
+// map size, threads, paths: the models and inputs have fingerprints of their own). Of
+// `regenerate` (pp->text_only) when set, else of `run`. buf holds JOB_OPTIONS_CAP bytes.
+// Format and compatibility: see job_flags.c.
+void job_options_canonical(const coord_params *cp, const pl_params *pp, char *buf, size_t cap);
