@@ -421,8 +421,8 @@ static int export_errors(store *s, FILE *f, int tsv, sl_err *err, size_t *n_out)
 static void print_filter_summary(const row_filter *rf)
 {
     const rec_filter *f = &rf->f;
-    fprintf(stderr, "spearlabel export: kept %zu of %zu rows; dropped %zu", rf->n_seen - rf->n_dropped,
-            rf->n_seen, rf->n_dropped);
+    fprintf(stderr, "spearlabel export: kept %zu of %zu rows; dropped %zu",
+            rf->n_seen - rf->n_dropped, rf->n_seen, rf->n_dropped);
     const char *sep = ": ";
     if (f->min_score_per_token != -HUGE_VAL) {
         fprintf(stderr, "%sscore per token < %g: %zu", sep, f->min_score_per_token, rf->why[5]);
@@ -514,8 +514,8 @@ int cmd_export(int argc, char **argv)
     if (no_flagged)
         rf.f.drop_flags |= REC_Q_ALL;
     if (rf.f.q.min_rate > rf.f.q.max_rate)
-        return cli_usage_error("export", "--min-rate %g is above --max-rate %g", rf.f.q.min_rate,
-                               rf.f.q.max_rate);
+        return cli_usage_error("export", "--min-rate %g is above --max-rate %g (4 and 30 unless "
+                               "given)", rf.f.q.min_rate, rf.f.q.max_rate);
     if (argc - optind != 1)
         return cli_usage_error("export", "expected one dataset directory");
     if (sep && !vocab_path)

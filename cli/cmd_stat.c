@@ -167,8 +167,8 @@ int cmd_stat(int argc, char **argv)
     if (argc - optind != 1)
         return cli_usage_error("stat", "expected one dataset directory");
     if (t.filter.q.min_rate > t.filter.q.max_rate)
-        return cli_usage_error("stat", "--min-rate %g is above --max-rate %g",
-                               t.filter.q.min_rate, t.filter.q.max_rate);
+        return cli_usage_error("stat", "--min-rate %g is above --max-rate %g (4 and 30 unless "
+                               "given)", t.filter.q.min_rate, t.filter.q.max_rate);
     const char *dir = argv[optind];
     store *s;
     sl_err err;
