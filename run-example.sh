@@ -4,7 +4,8 @@
 #  1. speaks the demo model's 150 held-out sentences with espeak-ng (sentences the
 #     model never heard in training), labels them with
 #     `mpirun -n 3 spearlabel run --features mfcc --dedup ...` and prints each
-#     decoded text beside the truth, the character error rate, and `spearlabel stat`;
+#     decoded text beside the truth, the character error rate, the error rate of the
+#     rows the default quality filter keeps and drops, and `spearlabel stat`;
 #  2. labels a small crawl-like corpus (WAV 8-48 kHz, FLAC, Ogg, stereo, and a few
 #     broken files) with the same models, to show the error records.
 # The demo model is small and heard one synthetic voice only (examples/README.md).
@@ -27,9 +28,14 @@ echo "== 1. speaking the demo's held-out sentences (examples/demo_corpus.py)"
 echo "== mpirun -n 3 spearlabel run --features mfcc --dedup --beam 4 ..."
 mpirun -n 3 --oversubscribe build/spearlabel run --manifest "$ex/heldout/manifest.tsv" \
   --out "$ex/demo-db" "${MODELS[@]}" --beam 4
-build/spearlabel export --vocab "$M/vocab.json" --out "$ex/demo-rows.jsonl" "$ex/demo-db"
+build/spearlabel export --quality --vocab "$M/vocab.json" --out "$ex/demo-rows.jsonl" "$ex/demo-db"
 echo "== decoded text beside the truth"
 /usr/bin/python3 examples/demo_report.py "$ex/demo-rows.jsonl" "$ex/heldout/truth.tsv"
+echo "== quality: spearlabel export --default-filter (docs/QUALITY.md), kept vs dropped rows"
+build/spearlabel export --default-filter --vocab "$M/vocab.json" --out "$ex/demo-kept.jsonl" \
+  "$ex/demo-db"
+/usr/bin/python3 examples/quality_report.py "$ex/demo-rows.jsonl" "$ex/demo-kept.jsonl" \
+  "$ex/heldout/truth.tsv"
 echo "== spearlabel stat $ex/demo-db"
 build/spearlabel stat "$ex/demo-db"
 

@@ -1,21 +1,26 @@
 // cli/cmd_export.c — `spearlabel export DB`: stream rows or errors, one line
 // each, in key order, in constant memory (one cursor, one reused id buffer; with
-// --vocab, plus the vocabulary, loaded once).
+// --vocab, plus the vocabulary, loaded once). Quality filters and signals come
+// from storage/quality.h, computed from each row's header.
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/commands.h"
+#include "storage/quality.h"
 #include "storage/row.h"
 #include "storage/store.h"
 
 static const char HELP[] =
     "usage: spearlabel export DB [--format jsonl|tsv] [--errors] [--out FILE]\n"
-    "         [--vocab FILE [--vocab-sep SEP]]\n\n"
+    "         [--vocab FILE [--vocab-sep SEP]] [--quality]\n"
+    "         [--default-filter] [--min-score-per-token X] [--min-rate R] [--max-rate R]\n"
+    "         [--no-flagged]\n\n"
     "Streams the rows of the dataset DB in key order, one line each:\n"
     "  jsonl: {\"id\": ..., \"semantic\": [...], \"text\": [...], \"duration\": s,\n"
     "          \"score\": x, \"flags\": n}\n"
@@ -36,7 +41,20 @@ static const char HELP[] =
     "               and are counted on stderr.\n"
     "  --vocab-sep SEP  put SEP between tokens (default: none, for character or\n"
     "               subword pieces; \" \" for a word vocabulary)\n"
-    "  -h, --help   this text\n";
+    "  -h, --help   this text\n\n"
+    "Quality (docs/QUALITY.md; computed from each row's header, so old datasets too):\n"
+    "  --quality    add the signals: jsonl gets \"score_per_token\", \"text_per_second\",\n"
+    "               \"semantic_per_text\", \"quality_flags\"; tsv four last columns in\n"
+    "               that order. quality_flags: 1 max length, 2 loop, 8 text rate above\n"
+    "               --max-rate, 16 below --min-rate (bounds 4 and 30 unless given)\n"
+    "  --min-score-per-token X  drop rows whose score / scored tokens is below X\n"
+    "               (nats; the text EOS counts as a token when it was reached)\n"
+    "  --min-rate R, --max-rate R  drop rows with fewer / more text tokens per\n"
+    "               second of audio (defaults of the rate flags: 4 and 30, characters)\n"
+    "  --no-flagged drop rows with any quality flag (max length, loop, rate)\n"
+    "  --default-filter  the recommended filter: --min-score-per-token -0.2\n"
+    "               --min-rate 4 --max-rate 30 --no-flagged (options given override)\n"
+    "With a filter, stderr gets how many rows were kept and dropped, and why.\n";
 
 // JSON string body: escapes quote, backslash and control characters; other
 // bytes (UTF-8) pass through.
@@ -269,7 +287,26 @@ static void put_text(FILE *f, vocab *voc, const void *v, size_t first, size_t n,
     }
 }
 
-static int export_rows(store *s, FILE *f, int tsv, vocab *voc, sl_err *err, size_t *n_out)
+// Finite doubles exactly (17 digits read back as the same double); JSON has no NaN.
+static void put_double(FILE *f, double x, int tsv)
+{
+    if (isfinite(x))
+        fprintf(f, "%.17g", x);
+    else
+        fputs(tsv ? "nan" : "null", f);
+}
+
+// What export_rows keeps, and why it dropped the rest.
+typedef struct row_filter {
+    rec_filter f;
+    int active;      // any filter option given
+    int quality;     // --quality: print the signals
+    size_t n_seen, n_dropped;
+    size_t why[6];   // rows per reason bit: REC_Q_* bits 0, 1, 3, 4 and REC_DROP_SCORE (5)
+} row_filter;
+
+static int export_rows(store *s, FILE *f, int tsv, vocab *voc, row_filter *rf, sl_err *err,
+                       size_t *n_out)
 {
     store_iter *it;
     int rc = store_iter_open(&it, s, STORE_ROWS, err);
@@ -283,6 +320,16 @@ static int export_rows(store *s, FILE *f, int tsv, vocab *voc, sl_err *err, size
             sl_err_prefix(err, "row \"%.*s\"", (int)(kn > 200 ? 200 : kn), (const char *)k);
             break;
         }
+        rec_quality q;
+        rec_quality_of(&h, rf->f.q, &q);
+        rf->n_seen++;
+        unsigned why = rec_filter_check(&rf->f, &q);
+        if (why) {
+            rf->n_dropped++;
+            for (int b = 0; b < 6; b++)
+                rf->why[b] += (why >> b) & 1u;
+            continue;
+        }
         if (tsv) {
             put_tsv_str(f, k, kn);
             fputc('\t', f);
@@ -293,6 +340,15 @@ static int export_rows(store *s, FILE *f, int tsv, vocab *voc, sl_err *err, size
             if (voc) {
                 fputc('\t', f);
                 put_text(f, voc, v, h.n_semantic + 1, h.n_text, 1);
+            }
+            if (rf->quality) {
+                fputc('\t', f);
+                put_double(f, q.score_per_token, 1);
+                fputc('\t', f);
+                put_double(f, q.text_per_second, 1);
+                fputc('\t', f);
+                put_double(f, q.semantic_per_text, 1);
+                fprintf(f, "\t%u", q.flags);
             }
             fputc('\n', f);
         } else {
@@ -308,8 +364,18 @@ static int export_rows(store *s, FILE *f, int tsv, vocab *voc, sl_err *err, size
                 put_text(f, voc, v, h.n_semantic + 1, h.n_text, 0);
                 fputc('"', f);
             }
-            fprintf(f, ", \"duration\": %.9g, \"score\": %.9g, \"flags\": %u}\n",
+            fprintf(f, ", \"duration\": %.9g, \"score\": %.9g, \"flags\": %u",
                     (double)h.duration_s, (double)h.score, h.flags);
+            if (rf->quality) {
+                fputs(", \"score_per_token\": ", f);
+                put_double(f, q.score_per_token, 0);
+                fputs(", \"text_per_second\": ", f);
+                put_double(f, q.text_per_second, 0);
+                fputs(", \"semantic_per_text\": ", f);
+                put_double(f, q.semantic_per_text, 0);
+                fprintf(f, ", \"quality_flags\": %u", q.flags);
+            }
+            fputs("}\n", f);
         }
         (*n_out)++;
     }
@@ -351,6 +417,34 @@ static int export_errors(store *s, FILE *f, int tsv, sl_err *err, size_t *n_out)
     return rc < 0 ? rc : SL_OK;
 }
 
+// "kept K of N rows; dropped D: <reason>: n, ..." on stderr, the reasons the filter has.
+static void print_filter_summary(const row_filter *rf)
+{
+    const rec_filter *f = &rf->f;
+    fprintf(stderr, "spearlabel export: kept %zu of %zu rows; dropped %zu",
+            rf->n_seen - rf->n_dropped, rf->n_seen, rf->n_dropped);
+    const char *sep = ": ";
+    if (f->min_score_per_token != -HUGE_VAL) {
+        fprintf(stderr, "%sscore per token < %g: %zu", sep, f->min_score_per_token, rf->why[5]);
+        sep = ", ";
+    }
+    if (f->drop_flags & REC_Q_MAXLEN) {
+        fprintf(stderr, "%smax length: %zu", sep, rf->why[0]);
+        sep = ", ";
+    }
+    if (f->drop_flags & REC_Q_LOOP) {
+        fprintf(stderr, "%sloop: %zu", sep, rf->why[1]);
+        sep = ", ";
+    }
+    if (f->drop_flags & REC_Q_RATE_HIGH) {
+        fprintf(stderr, "%stext rate > %g/s: %zu", sep, f->q.max_rate, rf->why[3]);
+        sep = ", ";
+    }
+    if (f->drop_flags & REC_Q_RATE_LOW)
+        fprintf(stderr, "%stext rate < %g/s: %zu", sep, f->q.min_rate, rf->why[4]);
+    fputs(" (a row counts under each reason it has)\n", stderr);
+}
+
 int cmd_export(int argc, char **argv)
 {
     static const struct option opts[] = {{"format", required_argument, 0, 'f'},
@@ -358,9 +452,17 @@ int cmd_export(int argc, char **argv)
                                          {"out", required_argument, 0, 'o'},
                                          {"vocab", required_argument, 0, 'v'},
                                          {"vocab-sep", required_argument, 0, 's'},
+                                         {"quality", no_argument, 0, 'Q'},
+                                         {"min-score-per-token", required_argument, 0, 'S'},
+                                         {"min-rate", required_argument, 0, 'r'},
+                                         {"max-rate", required_argument, 0, 'R'},
+                                         {"no-flagged", no_argument, 0, 'N'},
+                                         {"default-filter", no_argument, 0, 'D'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    int c, tsv = 0, errors = 0;
+    int c, tsv = 0, errors = 0, quality = 0, no_flagged = 0, defaults = 0;
+    int have_score = 0, have_min_rate = 0, have_max_rate = 0;
+    double min_score = 0, min_rate = 0, max_rate = 0;
     const char *out = NULL, *vocab_path = NULL, *sep = NULL;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -376,15 +478,53 @@ int cmd_export(int argc, char **argv)
         case 'o': out = optarg; break;
         case 'v': vocab_path = optarg; break;
         case 's': sep = optarg; break;
+        case 'Q': quality = 1; break;
+        case 'S':
+            if (cli_parse_double(optarg, -1e9, 0.0, &min_score))
+                return cli_usage_error("export", "--min-score-per-token must be a number <= 0 "
+                                       "(nats per token), not '%s'", optarg);
+            have_score = 1;
+            break;
+        case 'r':
+        case 'R':
+            if (cli_parse_double(optarg, 0.0, 1e9, c == 'r' ? &min_rate : &max_rate))
+                return cli_usage_error("export", "--%s must be a number >= 0 (text tokens per "
+                                       "second), not '%s'", c == 'r' ? "min-rate" : "max-rate",
+                                       optarg);
+            *(c == 'r' ? &have_min_rate : &have_max_rate) = 1;
+            break;
+        case 'N': no_flagged = 1; break;
+        case 'D': defaults = 1; break;
         default: return cli_usage_error("export", "unknown option");
         }
     }
+    // Start from no filter or the recommended one; each option given sets its part.
+    row_filter rf = {.f = defaults ? rec_filter_default() : rec_filter_none(), .quality = quality};
+    rf.active = defaults || have_score || have_min_rate || have_max_rate || no_flagged;
+    if (have_score)
+        rf.f.min_score_per_token = min_score;
+    if (have_min_rate) {
+        rf.f.q.min_rate = min_rate;
+        rf.f.drop_flags |= REC_Q_RATE_LOW;
+    }
+    if (have_max_rate) {
+        rf.f.q.max_rate = max_rate;
+        rf.f.drop_flags |= REC_Q_RATE_HIGH;
+    }
+    if (no_flagged)
+        rf.f.drop_flags |= REC_Q_ALL;
+    if (rf.f.q.min_rate > rf.f.q.max_rate)
+        return cli_usage_error("export", "--min-rate %g is above --max-rate %g (4 and 30 unless "
+                               "given)", rf.f.q.min_rate, rf.f.q.max_rate);
     if (argc - optind != 1)
         return cli_usage_error("export", "expected one dataset directory");
     if (sep && !vocab_path)
         return cli_usage_error("export", "--vocab-sep needs --vocab");
     if (vocab_path && errors)
         return cli_usage_error("export", "--vocab renders rows; it does not go with --errors");
+    if ((rf.active || quality) && errors)
+        return cli_usage_error("export", "quality filters and --quality are about rows; they do "
+                               "not go with --errors");
     const char *dir = argv[optind];
     store *s;
     sl_err err;
@@ -409,7 +549,7 @@ int cmd_export(int argc, char **argv)
     setvbuf(f, buf, _IOFBF, sizeof buf);
     size_t n = 0;
     int rc = errors ? export_errors(s, f, tsv, &err, &n)
-                    : export_rows(s, f, tsv, vocab_path ? &voc : NULL, &err, &n);
+                    : export_rows(s, f, tsv, vocab_path ? &voc : NULL, &rf, &err, &n);
     store_close(s);
     vocab_free(&voc);
     if (voc.n_missing)
@@ -422,6 +562,8 @@ int cmd_export(int argc, char **argv)
         fprintf(stderr, "spearlabel export: %s\n", err.msg);
         return SL_EXIT_FAIL;
     }
+    if (rf.active)
+        print_filter_summary(&rf);
     if (werr) {
         fprintf(stderr, "spearlabel export: write to %s failed\n", out ? out : "stdout");
         return SL_EXIT_FAIL;

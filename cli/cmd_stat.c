@@ -1,27 +1,44 @@
-// cli/cmd_stat.c — `spearlabel stat DB`: what a dataset holds.
+// cli/cmd_stat.c — `spearlabel stat DB`: what a dataset holds. One cursor pass;
+// the quality percentiles come from fixed-size sketches (common/hist.h), so memory
+// does not grow with the dataset.
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/commands.h"
+#include "common/hist.h"
+#include "storage/quality.h"
 #include "storage/row.h"
 #include "storage/store.h"
 
 static const char HELP[] =
-    "usage: spearlabel stat DB\n\n"
+    "usage: spearlabel stat DB [--min-rate R] [--max-rate R]\n\n"
     "Prints what the dataset DB holds: rows, errors by stage, total semantic and\n"
     "text ids, audio hours, quality flags, model fingerprints, and the history of\n"
     "runs that wrote it. Reads committed data only; safe while a job writes.\n\n"
+    "Quality (docs/QUALITY.md): the percentiles p1 p5 p25 p50 p75 p95 p99 of the\n"
+    "duration, the score per text token, text tokens per second and semantic ids\n"
+    "per text token (from a fixed-size histogram: each within 0.5 %% of the exact\n"
+    "nearest-rank value), the count of each quality flag, and how many rows the\n"
+    "default filter (spearlabel export --default-filter) keeps, to choose thresholds.\n\n"
     "Options:\n"
+    "  --min-rate R, --max-rate R  bounds of the text-rate flags (text tokens per\n"
+    "               second; defaults 4 and 30, for characters)\n"
     "  -h, --help   this text\n";
+
+enum { Q_DURATION, Q_SCORE, Q_RATE, Q_SEM, Q_COUNT };
 
 typedef struct totals {
     size_t rows, errors, bad;
     unsigned long long n_sem, n_text;
     double seconds;
-    size_t flag_maxlen, flag_loop;
+    size_t flag_maxlen, flag_loop, flag_rate_high, flag_rate_low, flagged;
     size_t by_stage[SL_STAGE_COUNT];
+    rec_filter filter;         // the default filter, with the rate bounds given
+    size_t kept, drop_score;   // rows it keeps; rows below its score threshold
+    sl_hist *hist;             // (Q_COUNT)
 } totals;
 
 static int scan(store *s, totals *t, sl_err *err)
@@ -43,8 +60,20 @@ static int scan(store *s, totals *t, sl_err *err)
         t->n_sem += h.n_semantic;
         t->n_text += h.n_text;
         t->seconds += (double)h.duration_s;
-        t->flag_maxlen += (h.flags & REC_FLAG_MAXLEN) != 0;
-        t->flag_loop += (h.flags & REC_FLAG_LOOP) != 0;
+        rec_quality q;
+        rec_quality_of(&h, t->filter.q, &q);
+        t->flag_maxlen += (q.flags & REC_Q_MAXLEN) != 0;
+        t->flag_loop += (q.flags & REC_Q_LOOP) != 0;
+        t->flag_rate_high += (q.flags & REC_Q_RATE_HIGH) != 0;
+        t->flag_rate_low += (q.flags & REC_Q_RATE_LOW) != 0;
+        t->flagged += q.flags != 0;
+        unsigned why = rec_filter_check(&t->filter, &q);
+        t->kept += why == 0;
+        t->drop_score += (why & REC_DROP_SCORE) != 0;
+        sl_hist_add(&t->hist[Q_DURATION], (double)h.duration_s);
+        sl_hist_add(&t->hist[Q_SCORE], q.score_per_token);
+        sl_hist_add(&t->hist[Q_RATE], q.text_per_second);
+        sl_hist_add(&t->hist[Q_SEM], q.semantic_per_text);
     }
     store_iter_close(it);
     if (rc < 0)
@@ -90,20 +119,56 @@ static int print_meta(store *s, sl_err *err)
     return rc < 0 ? rc : SL_OK;
 }
 
+static void print_quality(const totals *t)
+{
+    static const int ps[] = {1, 5, 25, 50, 75, 95, 99};
+    static const char *const names[Q_COUNT] = {"duration (s)", "score per token",
+                                               "text tokens/s", "semantic/text"};
+    printf("quality:       %-17s", "percentile");
+    for (size_t i = 0; i < sizeof ps / sizeof *ps; i++) {
+        char label[8];
+        snprintf(label, sizeof label, "p%d", ps[i]);
+        printf(" %10s", label);
+    }
+    printf("\n");
+    for (int k = 0; k < Q_COUNT; k++) {
+        printf("               %-17s", names[k]);
+        for (size_t i = 0; i < sizeof ps / sizeof *ps; i++)
+            printf(" %10.4g", sl_hist_percentile(&t->hist[k], ps[i]));
+        if (t->hist[k].n_nonfinite)
+            printf("  (%llu not a number)", (unsigned long long)t->hist[k].n_nonfinite);
+        printf("\n");
+    }
+}
+
 int cmd_stat(int argc, char **argv)
 {
-    static const struct option opts[] = {{"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    static const struct option opts[] = {{"min-rate", required_argument, 0, 'r'},
+                                         {"max-rate", required_argument, 0, 'R'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     int c;
+    totals t = {.filter = rec_filter_default()};
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 'h') {
-            fputs(HELP, stdout);
-            return SL_EXIT_OK;
+        switch (c) {
+        case 'h': fputs(HELP, stdout); return SL_EXIT_OK;
+        case 'r':
+        case 'R':
+            if (cli_parse_double(optarg, 0.0, 1e9, c == 'r' ? &t.filter.q.min_rate
+                                                             : &t.filter.q.max_rate))
+                return cli_usage_error("stat", "--%s must be a number >= 0 (text tokens per "
+                                       "second), not '%s'", c == 'r' ? "min-rate" : "max-rate",
+                                       optarg);
+            break;
+        default: return cli_usage_error("stat", "unknown option");
         }
-        return cli_usage_error("stat", "unknown option");
     }
     if (argc - optind != 1)
         return cli_usage_error("stat", "expected one dataset directory");
+    if (t.filter.q.min_rate > t.filter.q.max_rate)
+        return cli_usage_error("stat", "--min-rate %g is above --max-rate %g (4 and 30 unless "
+                               "given)", t.filter.q.min_rate, t.filter.q.max_rate);
     const char *dir = argv[optind];
     store *s;
     sl_err err;
@@ -111,7 +176,13 @@ int cmd_stat(int argc, char **argv)
         fprintf(stderr, "spearlabel stat: %s\n", err.msg);
         return SL_EXIT_FAIL;
     }
-    totals t = {0};
+    if (!(t.hist = malloc(Q_COUNT * sizeof *t.hist))) {
+        fprintf(stderr, "spearlabel stat: out of memory\n");
+        store_close(s);
+        return SL_EXIT_FAIL;
+    }
+    for (int k = 0; k < Q_COUNT; k++)
+        sl_hist_init(&t.hist[k]);
     int rc = scan(s, &t, &err);
     if (rc == SL_OK) {
         printf("dataset:       %s\n", dir);
@@ -128,12 +199,21 @@ int cmd_stat(int argc, char **argv)
         printf("semantic ids:  %llu\n", t.n_sem);
         printf("text ids:      %llu\n", t.n_text);
         printf("audio hours:   %.4f\n", t.seconds / 3600.0);
-        printf("flags:         max-length %zu, loop %zu\n", t.flag_maxlen, t.flag_loop);
+        printf("flags:         max-length %zu, loop %zu, rate-high %zu (> %g/s), rate-low %zu "
+               "(< %g/s); %zu rows flagged\n", t.flag_maxlen, t.flag_loop, t.flag_rate_high,
+               t.filter.q.max_rate, t.flag_rate_low, t.filter.q.min_rate, t.flagged);
+        if (t.rows > t.bad) {
+            print_quality(&t);
+            printf("default filter: keeps %zu of %zu rows (score per token < %g: %zu, flagged: "
+                   "%zu)\n", t.kept, t.rows - t.bad, t.filter.min_score_per_token, t.drop_score,
+                   t.flagged);
+        }
         if (t.bad)
             printf("damaged:       %zu records (run 'spearlabel verify')\n", t.bad);
         rc = print_meta(s, &err);
     }
     store_close(s);
+    free(t.hist);
     if (rc) {
         fprintf(stderr, "spearlabel stat: %s\n", err.msg);
         return SL_EXIT_FAIL;

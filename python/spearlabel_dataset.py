@@ -20,6 +20,13 @@ The index is cached per process, keyed by the dataset's path and its committed s
 dataset object, so they do not rescan. It is a snapshot: rows committed after the
 dataset object was made are not seen; make a new SpearlabelDataset to include them.
 
+Quality filters (docs/QUALITY.md): `SpearlabelDataset(path, min_score_per_token=-0.2,
+max_rate=30, min_rate=4, no_flagged=True)`, or `default_filter=True` for exactly those, keep
+the rows `spearlabel export` keeps with the same options; `len(ds)` counts the kept rows and
+`ds.dropped` says why the others went. The signals come from each row's header (`quality()`,
+`ds.quality(i)`), with the formulas of storage/quality.h, bit for bit. A filtered index reads
+every row's header once (one cursor scan over the values instead of the keys).
+
 LMDB is opened lazily, read-only, lock=False, once per process (a handle is never used
 across fork), so the dataset works with num_workers > 0 under fork or spawn. lock=False
 means no reader slot: read a finished dataset (or a copy), not one a running
@@ -37,11 +44,93 @@ try:
 except ImportError:  # numpy arrays then
     torch = None
 
-__all__ = ["SpearlabelDataset", "pad_collate", "FORMAT_VERSION"]
+__all__ = ["SpearlabelDataset", "QualityFilter", "quality", "decode_row", "pad_collate",
+           "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 _ROW_HEADER = struct.Struct("<4sHHIIff")  # magic, version, flags, n_semantic, n_text, duration, score
-_INDEX_CACHE = {}  # (realpath, device, inode, last_txnid) -> (keys uint8, offsets int64)
+_INDEX_CACHE = {}  # ((realpath, device, inode, last_txnid), filter) -> (keys, offsets, dropped)
+
+# Row flags (storage/row.h) and quality flags (storage/quality.h): bits 1 and 2 are the same.
+FLAG_MAXLEN, FLAG_LOOP, FLAG_SEED_EOS = 1, 2, 4
+Q_MAXLEN, Q_LOOP, Q_RATE_HIGH, Q_RATE_LOW = 1, 2, 8, 16
+Q_ALL = Q_MAXLEN | Q_LOOP | Q_RATE_HIGH | Q_RATE_LOW
+DROP_SCORE = 32  # not a flag: the filter's reason for a low score
+DEFAULT_MIN_RATE, DEFAULT_MAX_RATE = 4.0, 30.0  # text tokens per second (characters)
+DEFAULT_MIN_SCORE_PER_TOKEN = -0.2              # nats per scored text token
+
+
+def quality(n_semantic, n_text, duration, score, flags, min_rate=DEFAULT_MIN_RATE,
+            max_rate=DEFAULT_MAX_RATE):
+    """The quality signals of a row from its header fields, as storage/quality.h computes
+    them (Python floats are the C doubles: the f32 fields widen exactly)."""
+    eos_scored = 0 if flags & FLAG_MAXLEN else 1  # the beam scores the EOS when it chose one
+    nt = n_text
+    if flags & FLAG_SEED_EOS and eos_scored and nt:
+        nt -= 1  # a seed-layout row stores that EOS as its last text id
+    n_source = n_semantic - (1 if flags & FLAG_SEED_EOS and n_semantic else 0)
+    n_scored = nt + eos_scored
+    rate = nt / duration if duration > 0 else 0.0
+    qf = flags & (Q_MAXLEN | Q_LOOP)
+    if rate > max_rate:
+        qf |= Q_RATE_HIGH
+    if rate < min_rate:
+        qf |= Q_RATE_LOW
+    return {"score_per_token": score / max(n_scored, 1), "text_per_second": rate,
+            "semantic_per_text": n_source / max(nt, 1), "quality_flags": qf,
+            "n_text_tokens": nt, "n_source": n_source, "n_scored": n_scored}
+
+
+class QualityFilter:
+    """What a reader keeps; the options of `spearlabel export` with the same meaning:
+    min_score_per_token (None = off), min_rate / max_rate (drop rows outside; they are also
+    the bounds of the rate flags, 4 and 30 unless given), no_flagged (drop rows with any
+    quality flag), default (start from --default-filter: -0.2, 4, 30, no_flagged)."""
+
+    def __init__(self, min_score_per_token=None, min_rate=None, max_rate=None,
+                 no_flagged=False, default=False):
+        self.min_score_per_token = DEFAULT_MIN_SCORE_PER_TOKEN if default else None
+        self.drop_flags = Q_ALL if default else 0
+        self.min_rate, self.max_rate = DEFAULT_MIN_RATE, DEFAULT_MAX_RATE
+        if min_score_per_token is not None:
+            self.min_score_per_token = float(min_score_per_token)
+        if min_rate is not None:
+            self.min_rate = float(min_rate)
+            self.drop_flags |= Q_RATE_LOW
+        if max_rate is not None:
+            self.max_rate = float(max_rate)
+            self.drop_flags |= Q_RATE_HIGH
+        if no_flagged:
+            self.drop_flags |= Q_ALL
+        if self.min_rate > self.max_rate:
+            raise ValueError(f"min_rate {self.min_rate} is above max_rate {self.max_rate}")
+
+    @property
+    def active(self):
+        return self.min_score_per_token is not None or self.drop_flags != 0
+
+    def key(self):
+        return (self.min_score_per_token, self.drop_flags, self.min_rate, self.max_rate)
+
+    def quality(self, n_semantic, n_text, duration, score, flags):
+        return quality(n_semantic, n_text, duration, score, flags, self.min_rate, self.max_rate)
+
+    def check(self, q):
+        """0 keeps the row of quality q; otherwise the reasons: DROP_SCORE | Q_* bits."""
+        why = q["quality_flags"] & self.drop_flags
+        if self.min_score_per_token is not None and \
+                not q["score_per_token"] >= self.min_score_per_token:
+            why |= DROP_SCORE
+        return why
+
+    def __repr__(self):
+        return (f"QualityFilter(min_score_per_token={self.min_score_per_token}, "
+                f"drop_flags={self.drop_flags}, min_rate={self.min_rate}, "
+                f"max_rate={self.max_rate})")
+
+
+_REASONS = [(DROP_SCORE, "score"), (Q_MAXLEN, "max_length"), (Q_LOOP, "loop"),
+            (Q_RATE_HIGH, "rate_high"), (Q_RATE_LOW, "rate_low")]
 
 
 def _open_env(path):
@@ -74,15 +163,32 @@ def _state(env, path):
     return (os.path.realpath(path), st.st_dev, st.st_ino, env.info()["last_txnid"])
 
 
-def _build_index(env):
+def _build_index(env, filt):
     rows = env.open_db(b"rows", create=False)
     buf, offsets = bytearray(), [0]
+    dropped = {name: 0 for _, name in _REASONS}
+    dropped["rows"] = 0
     with env.begin(db=rows, buffers=True) as txn:
         cur = txn.cursor()
-        for k in cur.iternext(keys=True, values=False):
-            buf += k
-            offsets.append(len(buf))
-    return np.frombuffer(bytes(buf), dtype=np.uint8), np.asarray(offsets, dtype=np.int64)
+        if not filt.active:
+            for k in cur.iternext(keys=True, values=False):
+                buf += k
+                offsets.append(len(buf))
+        else:
+            for k, v in cur.iternext(keys=True, values=True):
+                key = bytes(k)
+                _, _, _, _, flags = decode_row(v, key)  # refuses a damaged row, as export does
+                _, _, _, ns, nt, dur, score = _ROW_HEADER.unpack_from(v, 0)
+                why = filt.check(filt.quality(ns, nt, dur, score, flags))
+                if why:
+                    dropped["rows"] += 1
+                    for bit, name in _REASONS:
+                        dropped[name] += bool(why & bit)
+                    continue
+                buf += key
+                offsets.append(len(buf))
+    return (np.frombuffer(bytes(buf), dtype=np.uint8), np.asarray(offsets, dtype=np.int64),
+            dropped)
 
 
 def decode_row(value, key=b"?"):
@@ -105,18 +211,24 @@ def decode_row(value, key=b"?"):
 class SpearlabelDataset:
     """Rows of a spearlabel dataset directory, in key order. See the module docstring."""
 
-    def __init__(self, path, as_numpy=False):
+    def __init__(self, path, as_numpy=False, min_score_per_token=None, min_rate=None,
+                 max_rate=None, no_flagged=False, default_filter=False):
         self.path = os.path.abspath(path)
         self.as_numpy = bool(as_numpy) or torch is None
+        self.filter = QualityFilter(min_score_per_token, min_rate, max_rate, no_flagged,
+                                    default_filter)
         env = _open_env(self.path)
         try:
             _check_format(env, self.path)
             self.state = _state(env, self.path)
-            if self.state not in _INDEX_CACHE:
-                for old in [k for k in _INDEX_CACHE if k[0] == self.state[0]]:
+            ck = (self.state, self.filter.key())
+            if ck not in _INDEX_CACHE:
+                for old in [k for k in _INDEX_CACHE
+                            if k[0][0] == self.state[0] and k[0] != self.state]:
                     del _INDEX_CACHE[old]  # an older state of the same dataset
-                _INDEX_CACHE[self.state] = _build_index(env)
-            self._keys, self._offsets = _INDEX_CACHE[self.state]
+                _INDEX_CACHE[ck] = _build_index(env, self.filter)
+            self._keys, self._offsets, dropped = _INDEX_CACHE[ck]
+            self.dropped = dict(dropped)  # rows dropped by the filter, and per reason
         finally:
             env.close()  # never carried into a fork: each process opens its own
         self._env = self._rows = None
@@ -163,6 +275,14 @@ class SpearlabelDataset:
         return {"id": key.decode("utf-8"), "semantic": sem.astype(np.int64),
                 "text": txt.astype(np.int64), "duration": dur, "score": score, "flags": flags}
 
+    def quality(self, i):
+        """The quality signals of row i (the names `spearlabel export --quality` prints), the
+        rate flags under this dataset's filter bounds (4 and 30 unless given)."""
+        key, v = self._value(i)
+        decode_row(v, key)
+        _, _, flags, ns, nt, dur, score = _ROW_HEADER.unpack_from(v, 0)
+        return self.filter.quality(ns, nt, dur, score, flags)
+
     def __getitem__(self, i):
         key, v = self._value(i)
         sem, txt, _, _, _ = decode_row(v, key)
@@ -182,6 +302,9 @@ class SpearlabelDataset:
         return d
 
     def __repr__(self):
+        if self.filter.active:
+            return (f"SpearlabelDataset({self.path!r}, rows={len(self)}, "
+                    f"dropped={self.dropped['rows']}, {self.filter!r})")
         return f"SpearlabelDataset({self.path!r}, rows={len(self)})"
 
 

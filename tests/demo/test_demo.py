@@ -103,6 +103,32 @@ class Demo(unittest.TestCase):
         print(f"beam 4 (default mode): C pipeline CER {c:.2f} %", file=sys.stderr)
         self.assertLessEqual(c, py + 1.0)
 
+    def test_quality_filter_drops_the_worst(self):
+        # --max-len 48 cuts the longer sentences (flag max-length): the default filter
+        # must drop them, the rows it keeps must read better than those it drops, and the
+        # Python reader's filter must split the rows as export's does (quality_report.py).
+        self.label("short", "--beam", "4", "--max-len", "48")
+        db, v = os.path.join(self.tmp, "short"), os.path.join(M, "vocab.json")
+        rows, kept = os.path.join(self.tmp, "q.jsonl"), os.path.join(self.tmp, "k.jsonl")
+        subprocess.run([BIN, "export", "--quality", "--vocab", v, "--out", rows, db], check=True)
+        r = subprocess.run([BIN, "export", "--default-filter", "--vocab", v, "--out", kept, db],
+                           capture_output=True, text=True, check=True)
+        self.assertRegex(r.stderr, r"kept \d+ of 30 rows; dropped \d+: .*max length: [1-9]")
+        truth = os.path.join(self.tmp, "truth.tsv")
+        with open(truth, "w", encoding="utf-8") as f:
+            f.write("".join(f"{k}\t{t}\n" for k, t in sorted(self.truth.items())))
+        r = subprocess.run([sys.executable, os.path.join(SRC, "examples", "quality_report.py"),
+                            rows, kept, truth], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("the Python reader's default filter keeps the same", r.stdout)
+        cer = {}
+        for what in ("kept", "dropped"):
+            line = [ln for ln in r.stdout.splitlines() if ln.strip().startswith(what + " ")][0]
+            cer[what] = float(line.split("CER")[1].split("%")[0])
+        print(f"default filter at --max-len 48: CER kept {cer['kept']:.2f} %, dropped "
+              f"{cer['dropped']:.2f} %", file=sys.stderr)
+        self.assertLess(cer["kept"] + 5.0, cer["dropped"])
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -88,9 +88,9 @@ class ReaderTest(unittest.TestCase):
         shutil.rmtree(cls.tmp)
 
     def expected(self, rows=None):
-        return [(r["semantic"], r["text"]) for r in (rows or self.rows)]
+        return [(r["semantic"], r["text"]) for r in (self.rows if rows is None else rows)]
 
-    def check_loader(self, ds, **kw):
+    def check_loader(self, ds, rows=None, **kw):
         got, workers = {}, set()
         for i, sem, txt, w in DataLoader(WithWorker(ds), batch_size=None, num_workers=2, **kw):
             self.assertIsInstance(sem, torch.Tensor)
@@ -98,7 +98,7 @@ class ReaderTest(unittest.TestCase):
             self.assertNotIn(int(i), got)
             got[int(i)] = (sem.tolist(), txt.tolist())
             workers.add(int(w))
-        self.assertEqual([got[i] for i in range(len(ds))], self.expected())
+        self.assertEqual([got[i] for i in range(len(ds))], self.expected(rows))
         self.assertEqual(workers, {0, 1})
         return len(got)
 
@@ -155,6 +155,37 @@ class ReaderTest(unittest.TestCase):
             ds["a/utt00.wav"]
         with self.assertRaises(FileNotFoundError):
             SpearlabelDataset(os.path.join(self.tmp, "corpus"))
+
+    def test_quality_signals_and_filters(self):
+        keys = ("score_per_token", "text_per_second", "semantic_per_text", "quality_flags")
+        q = {}
+        for db in (self.db, self.seed_db):
+            rows = export_rows(db, "--quality")
+            ds = SpearlabelDataset(db)
+            for i, r in enumerate(rows):  # C (export) = Python (reader), bit for bit
+                self.assertEqual([ds.quality(i)[k] for k in keys], [r[k] for k in keys])
+            q[db] = [[r[k] for k in keys] for r in rows]
+        # A seed-layout row stores both EOS ids; its signals leave them out, so the same
+        # decode gives the same signals in both layouts.
+        self.assertEqual([r["score"] for r in self.rows], [r["score"] for r in self.seed_rows])
+        self.assertEqual(q[self.db], q[self.seed_db])
+        # The tiny random model runs into --max-len 24 or odd rates: every row may be
+        # flagged. --no-flagged keeps what the rule keeps; a score threshold at the median
+        # (17 digits: strtod reads back the same double) keeps half, and a filtered
+        # DataLoader with 2 workers reads exactly the rows export keeps.
+        flagged = export_rows(self.db, "--no-flagged")
+        self.assertEqual(flagged, [r for r, s in zip(self.rows, q[self.db]) if s[3] == 0])
+        self.assertEqual(len(SpearlabelDataset(self.db, no_flagged=True)), len(flagged))
+        thr = sorted(s[0] for s in q[self.db])[len(self.rows) // 2]
+        kept = export_rows(self.db, "--min-score-per-token", repr(thr))
+        self.assertEqual(kept, [r for r, s in zip(self.rows, q[self.db]) if s[0] >= thr])
+        self.assertTrue(2 <= len(kept) < len(self.rows))
+        ds = SpearlabelDataset(self.db, min_score_per_token=thr)
+        self.assertEqual((len(ds), ds.dropped["rows"]), (len(kept), len(self.rows) - len(kept)))
+        self.check_loader(ds, rows=kept)
+        print(f"quality: C = Python; {len(flagged)} of {len(self.rows)} rows unflagged; "
+              f"{len(kept)} at score per token >= {thr:.4f} through 2 workers = export",
+              file=sys.stderr)
 
     def test_seed_pt_files(self):
         for db, rows in ((self.db, self.rows), (self.seed_db, self.seed_rows)):

@@ -7,19 +7,27 @@
 // score = -0.5 * (i % 9), flags = i % 3 == 0 ? REC_FLAG_MAXLEN : 0.
 // Error j: key "bad/%04d.wav", stage = 1 + j % 4, code SL_EFORMAT, attempts 1,
 // message "synthetic failure %d".
+//   sl_mkdata DIR N_ROWS N_ERRORS quality
+// writes rows that reach every case of the quality signals (storage/quality.h) instead:
+// flags = (i % 7 == 0 ? MAXLEN : 0) | (i % 11 == 3 ? LOOP : 0) | (i % 5 == 4 ? SEED_EOS : 0),
+// n_text = i % 13 == 0 ? 0 : 3 + (i * 7) % 60, plus 1 (the text EOS) for a seed-layout row
+// without MAXLEN; n_semantic = 20 + i % 30, plus 1 (the speech EOS) for a seed-layout row;
+// duration = i % 17 == 0 ? 0 : 0.1f * (1 + (i * 13) % 61);
+// score = -0.01f * ((i * 31) % 97) * (1 + i % 9); ids as above.
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "storage/row.h"
 #include "storage/store.h"
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: sl_mkdata DIR N_ROWS N_ERRORS\n");
+    if (argc != 4 && !(argc == 5 && !strcmp(argv[4], "quality"))) {
+        fprintf(stderr, "usage: sl_mkdata DIR N_ROWS N_ERRORS [quality]\n");
         return 2;
     }
-    int n_rows = atoi(argv[2]), n_err = atoi(argv[3]);
+    int n_rows = atoi(argv[2]), n_err = atoi(argv[3]), varied = argc == 5;
     store_params p = store_default_params();
     p.initial_map_bytes = 64u << 10;
     store *s;
@@ -31,10 +39,20 @@ int main(int argc, char **argv)
     unsigned char buf[4096];
     char key[64];
     for (int i = 0; i < n_rows; i++) {
-        int32_t sem[64], txt[32];
+        int32_t sem[64], txt[64];
         rec_header h = {.n_semantic = (uint32_t)(20 + i % 30), .n_text = (uint32_t)(5 + i % 11),
                         .duration_s = 0.25f * (float)(1 + i % 40), .score = -0.5f * (float)(i % 9),
                         .flags = i % 3 == 0 ? REC_FLAG_MAXLEN : 0};
+        if (varied) {
+            h.flags = (uint16_t)((i % 7 == 0 ? REC_FLAG_MAXLEN : 0) |
+                                 (i % 11 == 3 ? REC_FLAG_LOOP : 0) |
+                                 (i % 5 == 4 ? REC_FLAG_SEED_EOS : 0));
+            int seed = (h.flags & REC_FLAG_SEED_EOS) != 0, eos = !(h.flags & REC_FLAG_MAXLEN);
+            h.n_text = (uint32_t)((i % 13 == 0 ? 0 : 3 + (i * 7) % 60) + (seed && eos));
+            h.n_semantic = (uint32_t)(20 + i % 30 + seed);
+            h.duration_s = i % 17 == 0 ? 0.0f : 0.1f * (float)(1 + (i * 13) % 61);
+            h.score = -0.01f * (float)((i * 31) % 97) * (float)(1 + i % 9);
+        }
         for (uint32_t k = 0; k < h.n_semantic; k++)
             sem[k] = (int32_t)((i * 7 + (int)k) % 500);
         for (uint32_t k = 0; k < h.n_text; k++)

@@ -1,12 +1,17 @@
 #!/usr/bin/python3
 """A dataset written by the C store, read back by a real third-party client
 (python3-lmdb + numpy, as training code would) and by the CLI (stat, export,
-verify), including damage, usage errors and refusal of newer formats.
+verify), including damage, usage errors and refusal of newer formats; and the
+quality signals (storage/quality.h): C (`export --quality`) and the Python reader
+(python/spearlabel_dataset.py) give the same doubles, the filters keep the same rows,
+`stat` prints percentiles within 0.5 % of the exact ones.
 
 usage: test_dataset.py PATH/TO/sl_mkdata      (SL_BIN = the spearlabel binary)
 """
 import json
+import math
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -20,6 +25,10 @@ import numpy as np
 MKDATA = sys.argv.pop(1)
 BIN = os.environ["SL_BIN"]
 N_ROWS, N_ERR = 2500, 37
+N_QROWS = 3000
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
+from spearlabel_dataset import SpearlabelDataset  # noqa: E402
+QUALITY_KEYS = ("score_per_token", "text_per_second", "semantic_per_text", "quality_flags")
 
 
 def expected_row(i):
@@ -159,6 +168,171 @@ class DatasetTest(unittest.TestCase):
         self.assertEqual(sl("export", self.db, "--format", "xml", check=False).returncode, 2)
         self.assertEqual(sl("nosuchcommand", check=False).returncode, 2)
         self.assertIn("Commands:", sl("--help").stdout)
+
+    def test_quality_of_rows_written_before_it(self):
+        # Rows carry no new field: the signals come from the header every row has.
+        for line in sl("export", self.db, "--quality").stdout.splitlines()[:200]:
+            r = json.loads(line)
+            sem, txt, dur, score, flags = expected_row(int(r["id"][4:10]))
+            scored = len(txt) + (0 if flags & 1 else 1)  # the EOS is scored unless max length
+            self.assertEqual(r["score_per_token"], float(score) / scored)
+            self.assertEqual(r["text_per_second"], len(txt) / float(dur))
+            self.assertEqual(r["semantic_per_text"], len(sem) / len(txt))
+            self.assertEqual(r["quality_flags"], flags | (16 if len(txt) / float(dur) < 4 else 0)
+                             | (8 if len(txt) / float(dur) > 30 else 0))
+
+
+def export_quality(db, *args):
+    """(rows of `export --quality ARGS`, the kept/dropped line of its stderr or None)."""
+    r = sl("export", db, "--quality", *args)
+    lines = [ln for ln in r.stderr.splitlines() if "kept" in ln]
+    return [json.loads(x) for x in r.stdout.splitlines()], (lines[0] if lines else None)
+
+
+def summary_counts(line):
+    """'kept K of N rows; dropped D: reason: n, ...' -> ((K, N, D), {reason: n})."""
+    m = re.fullmatch(r"spearlabel export: kept (\d+) of (\d+) rows; dropped (\d+): (.*) "
+                     r"\(a row counts under each reason it has\)", line)
+    reasons = dict(part.rsplit(": ", 1) for part in m.group(4).split(", "))
+    return tuple(int(x) for x in m.groups()[:3]), {k: int(v) for k, v in reasons.items()}
+
+
+class QualityTest(unittest.TestCase):
+    """Rows reaching every case (sl_mkdata ... quality): max length, loop, seed layout,
+    empty text, no duration, rates far above and below speech."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="sl_q_")
+        cls.db = os.path.join(cls.tmp, "db")
+        subprocess.run([MKDATA, cls.db, str(N_QROWS), "0", "quality"], check=True)
+        cls.all, line = export_quality(cls.db)
+        assert line is None and len(cls.all) == N_QROWS  # no filter: no summary, every row
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp)
+
+    def test_c_equals_python(self):
+        ds = SpearlabelDataset(self.db, as_numpy=True)
+        self.assertEqual(len(ds), N_QROWS)
+        cases = set()
+        for i, r in enumerate(self.all):
+            self.assertEqual(ds.key(i), r["id"])
+            q = ds.quality(i)
+            for k in QUALITY_KEYS:  # bit for bit: export prints 17 digits
+                self.assertEqual(q[k], r[k], (r["id"], k))
+            cases.add((r["flags"], q["n_text_tokens"] == 0, r["duration"] == 0))
+        self.assertGreaterEqual(len(cases), 12)  # the dataset does reach the cases
+        flags = [r["quality_flags"] for r in self.all]
+        for bit in (1, 2, 8, 16):
+            self.assertTrue(any(f & bit for f in flags), bit)
+        # tsv --quality: the same four values in the last columns.
+        tsv = sl("export", self.db, "--format", "tsv", "--quality").stdout.splitlines()
+        for line, r in zip(tsv[:300], self.all):
+            c = line.split("\t")
+            self.assertEqual([float(x) for x in c[6:9]] + [int(c[9])],
+                             [r[k] for k in QUALITY_KEYS])
+        # Other rate bounds move the rate flags the same way in C and Python.
+        rows, _ = export_quality(self.db, "--min-rate", "2", "--max-rate", "50")
+        ds2 = SpearlabelDataset(self.db, as_numpy=True, min_rate=2, max_rate=50)
+        self.assertEqual(len(ds2), len(rows))
+        for i, r in enumerate(rows):
+            q = ds2.quality(i)
+            self.assertEqual([q[k] for k in QUALITY_KEYS], [r[k] for k in QUALITY_KEYS])
+
+    def check_filter(self, args, kwargs, keep, same_flags=True):
+        rows, line = export_quality(self.db, *args)
+        want = [r for r in self.all if keep(r)]  # the rule, applied to the printed signals
+        self.assertEqual([r["id"] for r in rows], [r["id"] for r in want], args)
+        if not same_flags:  # other rate bounds: other rate flags
+            rows = [dict(r, quality_flags=0) for r in rows]
+            want = [dict(r, quality_flags=0) for r in want]
+        self.assertEqual(rows, want)
+        (kept, seen, dropped), reasons = summary_counts(line)
+        self.assertEqual((kept, seen, dropped), (len(want), N_QROWS, N_QROWS - len(want)))
+        ds = SpearlabelDataset(self.db, as_numpy=True, **kwargs)
+        self.assertEqual(len(ds), len(want))
+        self.assertEqual([ds.key(i) for i in range(len(ds))], [r["id"] for r in want])
+        sem, txt = ds[len(ds) // 2]
+        self.assertEqual(txt.tolist(), want[len(ds) // 2]["text"])
+        self.assertEqual(ds.dropped["rows"], dropped)
+        return reasons, ds
+
+    def test_filters(self):
+        score = lambda r: r["score_per_token"] >= -0.5  # noqa: E731
+        reasons, ds = self.check_filter(["--min-score-per-token", "-0.5"],
+                                        {"min_score_per_token": -0.5}, score)
+        self.assertEqual(reasons, {"score per token < -0.5": ds.dropped["rows"]})
+        self.check_filter(["--max-rate", "20"], {"max_rate": 20},
+                          lambda r: r["text_per_second"] <= 20)
+        self.check_filter(["--min-rate", "6"], {"min_rate": 6},
+                          lambda r: r["text_per_second"] >= 6)
+        self.check_filter(["--no-flagged"], {"no_flagged": True},
+                          lambda r: r["quality_flags"] == 0)
+        default = lambda r: r["score_per_token"] >= -0.2 and r["quality_flags"] == 0  # noqa
+        reasons, ds = self.check_filter(["--default-filter"], {"default_filter": True}, default)
+        self.check_filter(["--min-score-per-token", "-0.2", "--min-rate", "4", "--max-rate", "30",
+                           "--no-flagged"], {"min_score_per_token": -0.2, "min_rate": 4,
+                                             "max_rate": 30, "no_flagged": True}, default)
+        # Each reason counts the rows that have it, here all five.
+        f = [r["quality_flags"] for r in self.all]
+        self.assertEqual(ds.dropped, {
+            "rows": N_QROWS - len(ds),
+            "score": sum(r["score_per_token"] < -0.2 for r in self.all),
+            "max_length": sum(x & 1 > 0 for x in f), "loop": sum(x & 2 > 0 for x in f),
+            "rate_high": sum(x & 8 > 0 for x in f), "rate_low": sum(x & 16 > 0 for x in f)})
+        self.assertEqual(reasons, {"score per token < -0.2": ds.dropped["score"],
+                                   "max length": ds.dropped["max_length"],
+                                   "loop": ds.dropped["loop"],
+                                   "text rate > 30/s": ds.dropped["rate_high"],
+                                   "text rate < 4/s": ds.dropped["rate_low"]})
+        self.assertGreater(min(reasons.values()), 0)
+        # An option given after --default-filter replaces its part only.
+        self.check_filter(["--default-filter", "--max-rate", "50"],
+                          {"default_filter": True, "max_rate": 50},
+                          lambda r: r["score_per_token"] >= -0.2 and
+                          r["quality_flags"] & ~8 == 0 and r["text_per_second"] <= 50,
+                          same_flags=False)
+
+    def test_stat_percentiles(self):
+        out = sl("stat", self.db).stdout
+        exact = {"duration (s)": [r["duration"] for r in self.all]}
+        exact["score per token"] = [r["score_per_token"] for r in self.all]
+        exact["text tokens/s"] = [r["text_per_second"] for r in self.all]
+        exact["semantic/text"] = [r["semantic_per_text"] for r in self.all]
+        ps = (1, 5, 25, 50, 75, 95, 99)
+        self.assertRegex(out, r"quality: +percentile +p1 +p5 +p25 +p50 +p75 +p95 +p99\n")
+        for name, vals in exact.items():
+            m = re.search(re.escape(name) + r" +((?:\S+ +){6}\S+)\n", out)
+            self.assertIsNotNone(m, name)
+            got = [float(x) for x in m.group(1).split()]
+            vals = sorted(vals)
+            for p, g in zip(ps, got):
+                want = vals[max(1, math.ceil(p * len(vals) / 100)) - 1]  # nearest rank
+                # 0.5 % from the histogram, 0.05 % from printing 4 digits
+                self.assertLessEqual(abs(g - want), max(0.0055 * abs(want), 1e-6), (name, p))
+        f = [r["quality_flags"] for r in self.all]
+        self.assertIn(f"flags:         max-length {sum(x & 1 > 0 for x in f)}, loop "
+                      f"{sum(x & 2 > 0 for x in f)}, rate-high {sum(x & 8 > 0 for x in f)} "
+                      f"(> 30/s), rate-low {sum(x & 16 > 0 for x in f)} (< 4/s); "
+                      f"{sum(x > 0 for x in f)} rows flagged\n", out)
+        kept = len(SpearlabelDataset(self.db, as_numpy=True, default_filter=True))
+        self.assertIn(f"default filter: keeps {kept} of {N_QROWS} rows", out)
+        out = sl("stat", self.db, "--max-rate", "50").stdout
+        self.assertIn(f"rate-high {sum(r['text_per_second'] > 50 for r in self.all)} (> 50/s)",
+                      out)
+
+    def test_usage(self):
+        for args in (["--min-rate", "9", "--max-rate", "3"], ["--errors", "--quality"],
+                     ["--errors", "--no-flagged"], ["--min-score-per-token", "x"],
+                     ["--min-score-per-token", "0.5"], ["--max-rate", "-1"]):
+            r = sl("export", self.db, *args, check=False)
+            self.assertEqual(r.returncode, 2, args)
+            self.assertEqual(r.stdout, "")
+        self.assertEqual(sl("stat", self.db, "--min-rate", "a", check=False).returncode, 2)
+        with self.assertRaises(ValueError):
+            SpearlabelDataset(self.db, min_rate=9, max_rate=3)
 
 
 if __name__ == "__main__":
