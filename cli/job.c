@@ -53,10 +53,13 @@ int cli_job_worker(const char *cmd, int rank, job_exec *x)
     return (int)status;
 }
 
-int cli_job_coordinate(const char *cmd, const coord_params *cp)
+int cli_job_coordinate(const char *cmd, const coord_params *params)
 {
     sl_err err;
     sl_err_clear(&err);
+    coord_params p = *params;
+    p.threads = ops_get_threads(); // every rank runs what cli_job_init set
+    const coord_params *cp = &p;
     coord_outcome out;
     if (coord_run(cp, &out, &err) != SL_OK) {
         fprintf(stderr, "spearlabel %s: %s\n", cmd, err.msg);

@@ -20,7 +20,7 @@ int cli_job_open_exec(const char *cmd, const pl_params *pp, job_exec **x);
 // sent; on a failure prints it and aborts the whole job.
 int cli_job_worker(const char *cmd, int rank, job_exec *x);
 
-// Rank 0: coord_run(cp) (cp->n_ranks set by the caller). Returns the exit code:
+// Rank 0: coord_run(cp) (cp->n_ranks set by the caller; threads per rank filled in). Returns the exit code:
 // 0 finished, 3 interrupted, 1 failed (message printed). When workers still wait
 // or hold units (a failure, a crash, a grace period that ran out) it ends the
 // whole job with MPI_Abort (exit 1 for a failure, 3 otherwise: resumable).

@@ -14,6 +14,7 @@
 coord_params coord_default_params(void)
 {
     coord_params p = {.n_ranks = 1,
+                      .threads = 1,
                       .unit_items = COORD_DEFAULT_UNIT_ITEMS,
                       .unit_seconds = COORD_DEFAULT_UNIT_SECONDS,
                       .grace_s = COORD_DEFAULT_GRACE_S,

@@ -51,6 +51,7 @@ typedef struct coord_params {
     const char *out;            // dataset directory
     const manifest *m;
     int n_ranks;                // ranks of the job (1: execute in process, no MPI at all)
+    int threads;                // threads per rank (for the audio hours per core-hour figure)
     size_t unit_items;          // utterances per unit (default 4)
     double unit_seconds;        // audio seconds per unit where known (default 120)
     int retry_errors;           // recompute ids that are stored as errors
@@ -84,7 +85,13 @@ typedef enum coord_status {
 typedef struct coord_outcome {
     coord_status status;
     size_t rows_added, errors_added;
+    size_t rows_kept;   // of rows_added, those the default quality filter keeps (storage/quality.h)
+    double audio_s;     // audio seconds of rows_added
 } coord_outcome;
+
+// Printed at the end of a run (%s = the dataset): where to look at it.
+#define COORD_REPORT_HINT "tools/report.py %s --out report.html"
+
 
 // SL_OK with *out filled, or a negative sl_code with err filled (the run is
 // recorded "failed" when the store still takes writes). Collective over

@@ -87,8 +87,27 @@ static double now_epoch(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static void put_figures(json_t *o, const jm_run_figures *f)
+{
+    json_object_set_new(o, "audio_seconds", json_real(f->audio_s));
+    json_object_set_new(o, "cores", json_integer(f->cores));
+    double core_h = f->wall_s * f->cores / 3600.0;
+    if (core_h > 0)
+        json_object_set_new(o, "audio_hours_per_core_hour", json_real(f->audio_s / 3600.0 / core_h));
+    double busy = f->stage_s[0] + f->stage_s[1] + f->stage_s[2] + f->stage_s[3];
+    if (busy > 0) {
+        static const char *const names[4] = {"audio", "features", "tokens", "text"};
+        json_t *share = json_object();
+        for (int k = 0; k < 4; k++)
+            json_object_set_new(share, names[k], json_real(f->stage_s[k] / busy));
+        json_object_set_new(o, "stage_share", share);
+    }
+    json_object_set_new(o, "rows_kept_default_filter", json_integer((json_int_t)f->rows_kept));
+}
+
 static int put_run(store *s, const jm_run *run, const char *status, double end, size_t rows,
-                   size_t errors, int ranks, int argc, char **argv, sl_err *err)
+                   size_t errors, int ranks, int argc, char **argv, const jm_run_figures *fig,
+                   sl_err *err)
 {
     char host[256] = "?";
     gethostname(host, sizeof host - 1);
@@ -111,6 +130,8 @@ static int put_run(store *s, const jm_run *run, const char *status, double end, 
     json_object_set_new(o, "ranks", json_integer(ranks));
     json_object_set_new(o, "rows_added", json_integer((json_int_t)rows));
     json_object_set_new(o, "errors_added", json_integer((json_int_t)errors));
+    if (fig)
+        put_figures(o, fig);
     json_object_set_new(o, "version", json_string(SL_VERSION));
     json_object_set_new(o, "command", cmd);
     char *text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
@@ -147,11 +168,13 @@ int jm_run_begin(store *s, int ranks, int argc, char **argv, jm_run *run, sl_err
     store_iter_close(it);
     run->index = last + 1;
     run->start = now_epoch();
-    return put_run(s, run, "running", 0, 0, 0, ranks, argc, argv, err);
+    return put_run(s, run, "running", 0, 0, 0, ranks, argc, argv, NULL, err);
 }
 
 int jm_run_end(store *s, const jm_run *run, const char *status, size_t rows_added,
-               size_t errors_added, int ranks, int argc, char **argv, sl_err *err)
+               size_t errors_added, int ranks, int argc, char **argv,
+               const jm_run_figures *fig, sl_err *err)
 {
-    return put_run(s, run, status, now_epoch(), rows_added, errors_added, ranks, argc, argv, err);
+    return put_run(s, run, status, now_epoch(), rows_added, errors_added, ranks, argc, argv, fig,
+                   err);
 }

@@ -39,7 +39,19 @@ typedef struct jm_run {
     double start;       // epoch seconds
 } jm_run;
 
+// What a run did, for its record and its last log lines (see coord_session_close).
+typedef struct jm_run_figures {
+    double audio_s;        // audio seconds of the rows this run stored
+    double wall_s;         // seconds from the first dispatch to the end
+    int cores;             // cores the job held: ranks x threads per rank
+    double stage_s[4];     // worker seconds in audio, features, tokens, text
+    size_t rows_kept;      // rows this run stored that the default quality filter keeps
+} jm_run_figures;
+
 // Adds a run record with status "running" (the caller commits it at once).
 int jm_run_begin(store *s, int ranks, int argc, char **argv, jm_run *run, sl_err *err);
+// fig (may be NULL) adds "audio_seconds", "cores", "audio_hours_per_core_hour",
+// "stage_share" {audio, features, tokens, text} and "rows_kept_default_filter".
 int jm_run_end(store *s, const jm_run *run, const char *status, size_t rows_added,
-               size_t errors_added, int ranks, int argc, char **argv, sl_err *err);
+               size_t errors_added, int ranks, int argc, char **argv,
+               const jm_run_figures *fig, sl_err *err);

@@ -14,6 +14,7 @@
 #include "common/stop.h"
 #include "coordinator/progress.h"
 #include "coordinator/units.h"
+#include "storage/quality.h"
 #include "storage/row.h"
 #include "storage/store.h"
 
@@ -33,6 +34,8 @@ struct coord_session {
     size_t pending;         // records since the last commit
     double last_commit;
     size_t rows_added, errors_added;
+    size_t rows_kept;       // of rows_added, kept by the default quality filter
+    rec_filter quality;     // that filter
     double stats[PROTO_N_STATS];
     progress prog;
     int stopping;           // a stop signal was seen
@@ -337,6 +340,7 @@ int coord_session_open(coord_session **out, const coord_params *p, sl_err *err)
         return sl_fail(err, SL_ENOMEM, "run: out of memory");
     c->p = p;
     c->m = p->m;
+    c->quality = rec_filter_default();
     snprintf(c->crash_path, sizeof c->crash_path, "%s/crash.note", p->out);
     store_params sp = store_default_params();
     sp.batch_rows = 0; // commits are ours: a unit's rows always share one transaction
@@ -355,15 +359,45 @@ int coord_session_open(coord_session **out, const coord_params *p, sl_err *err)
     return SL_OK;
 }
 
-static void print_stage_totals(const coord_session *c)
+static void figures(const coord_session *c, jm_run_figures *f)
+{
+    memset(f, 0, sizeof *f);
+    f->audio_s = c->prog.audio_s;
+    f->wall_s = sl_now() - c->prog.t_start;
+    f->cores = c->p->n_ranks * (c->p->threads > 0 ? c->p->threads : 1);
+    const proto_stat k[4] = {PROTO_T_AUDIO, PROTO_T_FEATURES, PROTO_T_TOKENS, PROTO_T_TEXT};
+    for (int j = 0; j < 4; j++)
+        f->stage_s[j] = c->stats[k[j]];
+    f->rows_kept = c->rows_kept;
+}
+
+// The last lines of a run: throughput per core-hour, where the workers' time went,
+// what the default quality filter keeps, rank 0's own cost, and where to look next.
+static void print_summary(const coord_session *c, const jm_run_figures *f)
 {
     const double *s = c->stats;
-    if (s[PROTO_N_UTTS] <= 0)
-        return;
-    SL_LOG(INFO, "run", "worker time: audio %.2f s, features %.2f s, tokens %.2f s, text %.2f s "
-           "(busy %.2f s over %.0f utterances, %.1f audio s)", s[PROTO_T_AUDIO],
-           s[PROTO_T_FEATURES], s[PROTO_T_TOKENS], s[PROTO_T_TEXT], s[PROTO_T_BUSY],
-           s[PROTO_N_UTTS], s[PROTO_AUDIO_SECONDS]);
+    double core_h = f->wall_s * f->cores / 3600.0;
+    SL_LOG(INFO, "run", "%.4f audio h stored in %.2f s on %d core(s) (%d rank(s) x %d thread(s)): "
+           "%.1f audio hours per core-hour", f->audio_s / 3600.0, f->wall_s, f->cores,
+           c->p->n_ranks, f->cores / c->p->n_ranks, core_h > 0 ? f->audio_s / 3600.0 / core_h : 0);
+    double busy = f->stage_s[0] + f->stage_s[1] + f->stage_s[2] + f->stage_s[3];
+    if (s[PROTO_N_UTTS] > 0 && busy > 0)
+        SL_LOG(INFO, "run", "worker time: audio %.2f s (%.0f %%), features %.2f s (%.0f %%), "
+               "tokens %.2f s (%.0f %%), text %.2f s (%.0f %%) over %.0f utterances, %.1f audio s",
+               f->stage_s[0], 100 * f->stage_s[0] / busy, f->stage_s[1], 100 * f->stage_s[1] / busy,
+               f->stage_s[2], 100 * f->stage_s[2] / busy, f->stage_s[3], 100 * f->stage_s[3] / busy,
+               s[PROTO_N_UTTS], s[PROTO_AUDIO_SECONDS]);
+    if (c->rows_added)
+        SL_LOG(INFO, "run", "rows kept by the default quality filter (docs/QUALITY.md): %zu of %zu "
+               "(%.1f %%)", c->rows_kept, c->rows_added,
+               100.0 * (double)c->rows_kept / (double)c->rows_added);
+    double cpu = cpu_seconds() - c->cpu0;
+    size_t recs = c->rows_added + c->errors_added;
+    SL_LOG(INFO, "run", "rank 0: %zu records in %.2f s wall (%.0f/s), %.2f s CPU (%.0f%% of a core)",
+           recs, f->wall_s, (double)recs / f->wall_s, cpu, 100.0 * cpu / f->wall_s);
+    char hint[4400];
+    snprintf(hint, sizeof hint, COORD_REPORT_HINT, c->p->out);
+    SL_LOG(INFO, "run", "look at the dataset: spearlabel stat %s; %s", c->p->out, hint);
 }
 
 static coord_status final_status(const coord_session *c)
@@ -378,30 +412,30 @@ int coord_session_close(coord_session *c, int rc, coord_outcome *out, sl_err *er
     static const char *const names[] = {"finished", "interrupted", "interrupted", "crashed"};
     const coord_params *p = c->p;
     coord_status st = final_status(c);
+    jm_run_figures fig;
+    figures(c, &fig);
     if (rc == SL_OK && (rc = coord_session_commit(c, err)) == SL_OK &&
         (rc = jm_run_end(c->s, &c->run, names[st], c->rows_added, c->errors_added, p->n_ranks,
-                         p->argc, p->argv, err)) == SL_OK &&
+                         p->argc, p->argv, &fig, err)) == SL_OK &&
         (rc = coord_session_commit(c, err)) == SL_OK) {
         c->run_started = 0;
         progress_final(&c->prog, st == COORD_FINISHED
                                      ? "finished"
                                      : "interrupted: run the same command again to resume");
-        print_stage_totals(c);
-        double wall = sl_now() - c->prog.t_start, cpu = cpu_seconds() - c->cpu0;
-        size_t recs = c->rows_added + c->errors_added;
-        SL_LOG(INFO, "run", "rank 0: %zu records in %.2f s wall (%.0f/s), %.2f s CPU (%.0f%% of "
-               "a core)", recs, wall, (double)recs / wall, cpu, 100.0 * cpu / wall);
+        print_summary(c, &fig);
     }
     if (rc && c->run_started) { // record the failure if the store still takes writes
         sl_err e2;
         store_abort(c->s);
         if (jm_run_end(c->s, &c->run, "failed", c->rows_added, c->errors_added, p->n_ranks,
-                       p->argc, p->argv, &e2) == SL_OK)
+                       p->argc, p->argv, &fig, &e2) == SL_OK)
             store_commit(c->s, &e2);
     }
     out->status = st;
     out->rows_added = c->rows_added;
     out->errors_added = c->errors_added;
+    out->rows_kept = c->rows_kept;
+    out->audio_s = c->prog.audio_s;
     session_free(c);
     return rc;
 }
@@ -479,7 +513,7 @@ int coord_session_note(coord_session *c, uint32_t wid, proto_buf *b, sl_err *err
 
 // Stores one record of a RESULT answering wid; 1 = stored, 0 = ignored.
 static int store_record(coord_session *c, int rank, uint32_t wid, const proto_record *rec,
-                        double *audio, sl_err *err)
+                        double *audio, size_t *kept, sl_err *err)
 {
     int i = find_item(c->m, rec->key, rec->key_len);
     if (i < 0 || !in_wid(c, wid, (size_t)i)) {
@@ -500,6 +534,9 @@ static int store_record(coord_session *c, int rank, uint32_t wid, const proto_re
         rc = store_put_row(c->s, rec->key, rec->key_len, rec->val, rec->val_len, err);
         c->state[i] = ST_ROW;
         *audio += (double)h.duration_s;
+        rec_quality q;
+        rec_quality_of(&h, c->quality.q, &q);
+        *kept += rec_filter_check(&c->quality, &q) == 0;
     } else {
         rc = store_put_error(c->s, rec->key, rec->key_len, rec->val, rec->val_len, err);
         c->state[i] = ST_ERR;
@@ -529,10 +566,10 @@ int coord_session_result(coord_session *c, int rank, const void *msg, size_t len
         return SL_OK;
     }
     proto_record rec;
-    size_t rows = 0, errors = 0;
+    size_t rows = 0, errors = 0, kept = 0;
     double audio = 0;
     while ((rc = proto_result_next(&r, &rec, err)) == 1) {
-        if ((rc = store_record(c, rank, r.wid, &rec, &audio, err)) < 0)
+        if ((rc = store_record(c, rank, r.wid, &rec, &audio, &kept, err)) < 0)
             return rc;
         if (rc == 1) {
             rows += rec.kind == PROTO_REC_ROW;
@@ -543,6 +580,7 @@ int coord_session_result(coord_session *c, int rank, const void *msg, size_t len
         return sl_err_prefix(err, "run: from rank %d", rank);
     c->rows_added += rows;
     c->errors_added += errors;
+    c->rows_kept += kept;
     progress_add(&c->prog, rows, errors, audio);
     return coord_session_commit_due(c, err);
 }

@@ -17,12 +17,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "common/exitcode.h"
 #include "common/stop.h"
 #include "coordinator/coord.h"
 #include "coordinator/manifest.h"
 #include "coordinator/session.h"
 #include "coordinator/units.h"
+#include "storage/quality.h"
 #include "storage/row.h"
 #include "storage/store.h"
 #include "tests/testutil.h"
@@ -156,9 +159,13 @@ static int stub_exec(void *ctx, const void *work, size_t work_len, proto_buf *re
             len = rec_error_encode(SL_STAGE_AUDIO, SL_EFORMAT, (flags & PROTO_WORK_ALONE) ? 2 : 1,
                                    "stub: refused", rec, sizeof rec, err);
         } else {
+            // Half the rows pass the default quality filter (20 text ids, -0.3), half do not
+            // (2 text ids in 1.5 s is too slow, and -1.25 over 3 tokens scores too low).
+            int good = (fnv(items[i].id, items[i].id_len, 0) & 1) != 0;
             int32_t sem[3] = {(int32_t)n, (int32_t)i, (int32_t)(h & 0x7fffffff)};
-            int32_t txt[2] = {(int32_t)(h % 1000), 7};
-            rec_header hd = {.n_semantic = 3, .n_text = 2, .duration_s = 1.5f, .score = -1.25f};
+            int32_t txt[20] = {(int32_t)(h % 1000), 7};
+            rec_header hd = {.n_semantic = 3, .n_text = good ? 20 : 2, .duration_s = 1.5f,
+                             .score = good ? -0.3f : -1.25f};
             len = rec_row_encode(&hd, sem, txt, rec, sizeof rec, err);
         }
         if (len < 0)
@@ -346,7 +353,7 @@ static void test_coord_run_stop_and_resume(void)
     CU_ASSERT_EQUAL(coord_exit_code(o.status), SL_EXIT_INTERRUPTED);
     CU_ASSERT_EQUAL(st.calls, 4); // the unit in hand finishes; nothing new starts
     CU_ASSERT(o.rows_added + o.errors_added > 0);
-    size_t first = o.rows_added + o.errors_added;
+    size_t first = o.rows_added + o.errors_added, first_kept = o.rows_kept;
     sl_stop_reset();
     st.stop_at = 0;
     CU_ASSERT_EQUAL_FATAL(coord_run(&p, &o, &err), SL_OK);
@@ -364,6 +371,44 @@ static void test_coord_run_stop_and_resume(void)
     store_close(s);
     CU_ASSERT_EQUAL(stored, m.n); // every id once: rows + errors balance with the manifest
     CU_ASSERT_EQUAL(first + o.rows_added + o.errors_added, m.n);
+    // The run records: figures of each run; rows kept = the filter applied to what is stored.
+    size_t kept = 0, rows_seen = 0;
+    CU_ASSERT_EQUAL_FATAL(store_open(&s, dir, STORE_READ, store_default_params(), &err), SL_OK);
+    store_iter *it;
+    CU_ASSERT_EQUAL_FATAL(store_iter_open(&it, s, STORE_ROWS, &err), SL_OK);
+    const void *k, *v;
+    size_t kn, vn;
+    rec_filter f = rec_filter_default();
+    while (store_iter_next(it, &k, &kn, &v, &vn, &err) == 1) {
+        rec_header h;
+        rec_quality q;
+        CU_ASSERT_EQUAL_FATAL(rec_row_decode(v, vn, &h, &err), SL_OK);
+        rec_quality_of(&h, f.q, &q);
+        kept += rec_filter_check(&f, &q) == 0;
+        rows_seen++;
+    }
+    store_iter_close(it);
+    CU_ASSERT(kept > 0 && kept < rows_seen);
+    size_t kept_runs = 0;
+    for (int r = 1; r <= 2; r++) {
+        char key[32], *rec = NULL;
+        snprintf(key, sizeof key, "run/%06d", r);
+        CU_ASSERT_EQUAL_FATAL(store_get_meta(s, key, &rec, &err), SL_OK);
+        json_error_t je;
+        json_t *j = json_loads(rec, 0, &je);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+        CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "status")),
+                               r == 1 ? "interrupted" : "finished");
+        CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "cores")), 1);
+        CU_ASSERT(json_real_value(json_object_get(j, "audio_seconds")) > 0);
+        CU_ASSERT(json_real_value(json_object_get(j, "audio_hours_per_core_hour")) > 0);
+        kept_runs += (size_t)json_integer_value(json_object_get(j, "rows_kept_default_filter"));
+        json_decref(j);
+        free(rec);
+    }
+    store_close(s);
+    CU_ASSERT_EQUAL(kept_runs, kept);
+    CU_ASSERT_EQUAL(o.rows_kept + first_kept, kept);
     // a third run has nothing to do
     CU_ASSERT_EQUAL_FATAL(coord_run(&p, &o, &err), SL_OK);
     CU_ASSERT_EQUAL(o.rows_added + o.errors_added, 0);

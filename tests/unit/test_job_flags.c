@@ -199,6 +199,7 @@ SET(unit_seconds, cp->unit_seconds = 60)
 SET(out, cp->out = "elsewhere")
 SET(m, cp->m = (const manifest *)&dummy)
 SET(n_ranks, cp->n_ranks = 9)
+SET(threads, cp->threads = 5)
 SET(retry_errors, cp->retry_errors = 1)
 SET(grace_s, cp->grace_s = 5)
 SET(progress_s, cp->progress_s = 2)
@@ -256,6 +257,7 @@ static const struct field_case {
     {"out", set_out, 0},
     {"m", set_m, 0},                          // the manifest: fp/manifest, fp/source
     {"n_ranks", set_n_ranks, 0},              // units never depend on the rank count
+    {"threads", set_threads, 0},              // products are thread-count invariant
     {"retry_errors", set_retry_errors, 0},    // which ids are recomputed, not how
     {"grace_s", set_grace_s, 0},
     {"progress_s", set_progress_s, 0},
@@ -306,7 +308,7 @@ static const struct field_case {
 // sizeof on LP64 when FIELDS was last completed: a field added to the structs (or their
 // parts) changes a size and fails here until FIELDS has its row.
 static const struct { const char *name; size_t now, recorded; } STRUCT_SIZES[] = {
-    {"coord_params", sizeof(coord_params), 168},
+    {"coord_params", sizeof(coord_params), 168}, // n_ranks and threads share 8 bytes
     {"pl_params", sizeof(pl_params), 136},
     {"audio_params", sizeof(audio_params), 16},
     {"beam_params", sizeof(beam_params), 56},
