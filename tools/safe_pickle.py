@@ -252,6 +252,17 @@ def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, state=Non
     return data
 
 
+class _TensorClassName:
+    """torch.Tensor as a pickle names it for _rebuild_from_type_v2: a name only, so the
+    pickle cannot construct a tensor or call its __setstate__ outside the rebuilders."""
+
+    def __repr__(self):
+        return "torch.Tensor"
+
+
+_TENSOR_CLASS = _TensorClassName()
+
+
 def _torch_globals():
     try:
         import torch
@@ -259,7 +270,7 @@ def _torch_globals():
         return {}
 
     def rebuild_from_type_v2(func, new_type, args, state):
-        if func in (_rebuild_tensor, _rebuild_parameter) and new_type is torch.Tensor:
+        if func in (_rebuild_tensor, _rebuild_parameter) and new_type is _TENSOR_CLASS:
             return func(*args)
         raise Refused(f"the pickle names torch._tensor._rebuild_from_type_v2 (of {new_type!r})")
 
@@ -268,7 +279,7 @@ def _torch_globals():
          ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
          ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
          ("torch._tensor", "_rebuild_from_type_v2"): rebuild_from_type_v2,
-         ("torch._tensor", "Tensor"): torch.Tensor, ("torch", "Tensor"): torch.Tensor,
+         ("torch._tensor", "Tensor"): _TENSOR_CLASS, ("torch", "Tensor"): _TENSOR_CLASS,
          ("torch", "Size"): torch.Size, ("torch", "device"): torch.device,
          ("torch.serialization", "_get_layout"): torch.serialization._get_layout}
     for name in dir(torch):
@@ -571,40 +582,53 @@ def pickle_load(path, profile=None):
 
 # -- reading stand-ins -------------------------------------------------------------------
 
-def to_plain(x, _depth=0):
+def to_plain(x, _depth=0, _path=None):
     """Stand-ins of configs as plain Python: omegaconf DictConfig/ListConfig -> dict/list,
     their value nodes -> values, argparse.Namespace and other records -> dict of fields,
-    an enum member -> its name. Tensors and arrays are returned as they are."""
+    an enum member -> its name. Tensors and arrays are returned as they are; an object
+    met again inside itself (a parent link) becomes None."""
     if _depth > 100:
         raise ValueError("config nested more than 100 levels")
-    d = _depth + 1
+    path = _path if _path is not None else set()
+    if isinstance(x, (Standin, dict, list, tuple)):
+        if id(x) in path:
+            return None
+        path.add(id(x))
+        try:
+            return _to_plain(x, _depth + 1, path)
+        finally:
+            path.discard(id(x))
+    return x
+
+
+def _to_plain(x, d, path):
     if isinstance(x, Standin):
         n, st = x._sl_name, x._sl_state
         if x._sl_member is not None:
             return x._sl_member
         if n == "omegaconf.dictconfig.DictConfig" and isinstance(st, dict):
             c = st.get("_content")
-            return {k: to_plain(v, d) for k, v in c.items()} if isinstance(c, dict) else c
+            return {k: to_plain(v, d, path) for k, v in c.items()} if isinstance(c, dict) else c
         if n == "omegaconf.listconfig.ListConfig" and isinstance(st, dict):
             c = st.get("_content")
-            return [to_plain(v, d) for v in c] if isinstance(c, list) else c
+            return [to_plain(v, d, path) for v in c] if isinstance(c, list) else c
         if n.startswith("omegaconf.nodes.") and isinstance(st, dict):
-            return to_plain(st.get("_val"), d)
+            return to_plain(st.get("_val"), d, path)
         if isinstance(st, tuple) and len(st) == 2 and isinstance(st[1], dict):  # slots
-            st = {**(st[0] or {}), **st[1]}
+            st = {**(st[0] if isinstance(st[0], dict) else {}), **st[1]}
         if isinstance(st, dict):
-            return {k: to_plain(v, d) for k, v in st.items()}
+            return {k: to_plain(v, d, path) for k, v in st.items()}
         if x._sl_items is not None:
-            return {k: to_plain(v, d) for k, v in x._sl_items.items()}
+            return {k: to_plain(v, d, path) for k, v in x._sl_items.items()}
         if len(x._sl_args) == 1 and not isinstance(x._sl_args[0], Standin):  # Enum(value)
-            return to_plain(x._sl_args[0], d)
+            return to_plain(x._sl_args[0], d, path)
         return x
     if isinstance(x, dict):
-        return {k: to_plain(v, d) for k, v in x.items()}
+        return {k: to_plain(v, d, path) for k, v in x.items()}
     if isinstance(x, list):
-        return [to_plain(v, d) for v in x]
+        return [to_plain(v, d, path) for v in x]
     if isinstance(x, tuple):
-        return tuple(to_plain(v, d) for v in x)
+        return tuple(to_plain(v, d, path) for v in x)
     return x
 
 
