@@ -14,6 +14,7 @@
 #include "cli/commands.h"
 #include "cli/job.h"
 #include "cli/job_flags.h"
+#include "cli/provenance.h"
 #include "common/log.h"
 #include "common/sha256.h"
 #include "coordinator/coord.h"
@@ -299,6 +300,14 @@ int cmd_regenerate(int argc, char **argv)
         cp.exec_ctx = x;
         cp.payload = payload;
         cp.payload_ctx = &src;
+        // Where the new model came from (origin/s2t), beside the source's provenance.
+        cli_prov prov = {0};
+        int orc = cli_prov_collect(&prov, NULL, NULL, pp.s2t, &err);
+        for (size_t k = 0; orc == SL_OK && k < prov.n_pairs; k++)
+            if (src.n_meta + 2 <= sizeof src.meta / sizeof src.meta[0]) {
+                src.meta[src.n_meta++] = strdup(prov.kv[2 * k]);
+                src.meta[src.n_meta++] = strdup(prov.kv[2 * k + 1]);
+            }
         cp.meta = (const char *const *)src.meta;
         cp.n_meta = src.n_meta / 2;
         char opt[JOB_OPTIONS_CAP];
@@ -309,7 +318,7 @@ int cmd_regenerate(int argc, char **argv)
             {.name = "s2t", .strict = 1, .what = "the speech->text model"}};
         jm_fp_text(&fps[0], opt);
         jm_fp_text(&fps[1], src.fp_text);
-        code = jm_fp_files(&fps[2], &pp.s2t, 1, &err) ? SL_EXIT_FAIL : SL_EXIT_OK;
+        code = orc || jm_fp_files(&fps[2], &pp.s2t, 1, &err) ? SL_EXIT_FAIL : SL_EXIT_OK;
         if (code == SL_EXIT_OK) {
             cp.fps = fps;
             cp.n_fps = 3;

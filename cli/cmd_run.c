@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "cli/job.h"
 #include "cli/job_flags.h"
+#include "cli/provenance.h"
 #include "common/log.h"
 #include "coordinator/coord.h"
 #include "coordinator/manifest.h"
@@ -225,12 +226,18 @@ int cmd_run(int argc, char **argv)
         cp.exec_ctx = x;
         if (rc == SL_OK)
             rc = fingerprints(&a, &cp, pp, fps, &n_fps, &err);
+        cli_prov prov = {0}; // where each model came from, recorded beside its fingerprint
+        if (rc == SL_OK && !pp->null_pipeline)
+            rc = cli_prov_collect(&prov, pp->features == TOK_FEAT_MFCC ? NULL : pp->hubert_dir,
+                                  pp->kmeans, pp->s2t, &err);
         if (rc) {
             fprintf(stderr, "spearlabel run: %s\n", err.msg);
             code = SL_EXIT_FAIL;
         } else {
             cp.fps = fps;
             cp.n_fps = n_fps;
+            cp.meta = prov.kv;
+            cp.n_meta = prov.n_pairs;
             code = cli_job_coordinate("run", &cp);
         }
         man_free(&m);

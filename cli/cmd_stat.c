@@ -16,8 +16,9 @@
 static const char HELP[] =
     "usage: spearlabel stat DB [--min-rate R] [--max-rate R]\n\n"
     "Prints what the dataset DB holds: rows, errors by stage, total semantic and\n"
-    "text ids, audio hours, quality flags, model fingerprints, and the history of\n"
-    "runs that wrote it. Reads committed data only; safe while a job writes.\n\n"
+    "text ids, audio hours, quality flags, model fingerprints (with the file each\n"
+    "model was converted from, when the run recorded it), and the history of runs\n"
+    "that wrote it. Reads committed data only; safe while a job writes.\n\n"
     "Quality (docs/QUALITY.md): the percentiles p1 p5 p25 p50 p75 p95 p99 of the\n"
     "duration, the score per text token, text tokens per second and semantic ids\n"
     "per text token (from a fixed-size histogram: each within 0.5 %% of the exact\n"
@@ -93,19 +94,65 @@ static int scan(store *s, totals *t, sl_err *err)
     return rc < 0 ? rc : SL_OK;
 }
 
+typedef struct meta_kv {
+    char *key, *val;
+} meta_kv;
+
+static const char *meta_find(const meta_kv *m, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(m[i].key, key) == 0)
+            return m[i].val;
+    return NULL;
+}
+
+// Keys in the store's (sorted) order. A fingerprint fp/<name> is followed by where the model
+// came from when the run recorded it (origin/<name>, cli/provenance.h), which is therefore
+// not printed again on its own.
 static int print_meta(store *s, sl_err *err)
 {
     store_iter *it;
     int rc = store_iter_open(&it, s, STORE_META, err);
     if (rc)
         return rc;
+    meta_kv *m = NULL;
+    size_t n = 0, cap = 0;
     const void *k, *v;
     size_t kn, vn;
-    int printed_runs = 0, printed_meta = 0;
     while ((rc = store_iter_next(it, &k, &kn, &v, &vn, err)) == 1) {
-        if ((kn == 6 && !memcmp(k, "format", 6)) || (kn == 14 && !memcmp(k, "format_version", 14)))
+        if (n == cap) {
+            size_t c2 = cap ? 2 * cap : 64;
+            meta_kv *m2 = realloc(m, c2 * sizeof *m2);
+            if (!m2) {
+                rc = sl_fail(err, SL_ENOMEM, "stat: out of memory reading meta");
+                break;
+            }
+            m = m2;
+            cap = c2;
+        }
+        m[n].key = strndup(k, kn);
+        m[n].val = strndup(v, vn);
+        if (!m[n].key || !m[n].val) {
+            free(m[n].key);
+            free(m[n].val);
+            rc = sl_fail(err, SL_ENOMEM, "stat: out of memory reading meta");
+            break;
+        }
+        n++;
+    }
+    store_iter_close(it);
+    int printed_runs = 0, printed_meta = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const char *key = m[i].key;
+        if (!strcmp(key, "format") || !strcmp(key, "format_version"))
             continue;
-        int is_run = kn > 4 && !memcmp(k, "run/", 4);
+        char buf[300];
+        if (!strncmp(key, "origin/", 7)) {
+            snprintf(buf, sizeof buf, "fp/%s", key + 7);
+            if (meta_find(m, n, buf))
+                continue; // shown beside its fingerprint
+        }
+        int is_run = !strncmp(key, "run/", 4);
         if (is_run && !printed_runs) {
             printf("runs:\n");
             printed_runs = 1;
@@ -113,9 +160,19 @@ static int print_meta(store *s, sl_err *err)
             printf("meta:\n");
             printed_meta = 1;
         }
-        printf("  %-24.*s %.*s\n", (int)kn, (const char *)k, (int)vn, (const char *)v);
+        printf("  %-24s %s\n", key, m[i].val);
+        if (!strncmp(key, "fp/", 3)) {
+            snprintf(buf, sizeof buf, "origin/%s", key + 3);
+            const char *origin = meta_find(m, n, buf);
+            if (origin)
+                printf("  %-24s from %s\n", "", origin);
+        }
     }
-    store_iter_close(it);
+    for (size_t i = 0; i < n; i++) {
+        free(m[i].key);
+        free(m[i].val);
+    }
+    free(m);
     return rc < 0 ? rc : SL_OK;
 }
 

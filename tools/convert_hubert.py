@@ -1,17 +1,28 @@
 #!/usr/bin/python3
-"""fairseq HuBERT checkpoint -> a Hugging Face style directory `spearlabel --hubert` loads.
+"""fairseq HuBERT checkpoint (or a Hugging Face directory holding only pytorch_model.bin)
+-> a Hugging Face style directory `spearlabel --hubert` loads.
 
 usage: tools/convert_hubert.py CKPT.pt --out DIR [--drop-unknown]
+       tools/convert_hubert.py HF_DIR [--out DIR] [--drop-unknown]
 
 CKPT.pt  a fairseq checkpoint such as hubert_base_ls960.pt / hubert_large_ll60k.pt:
-         torch.save of {'cfg': {'model': {...}, 'task': {...}}, 'model': state_dict, ...}
-         (older ones carry an argparse 'args' instead of 'cfg'). A fine-tuned CTC checkpoint
-         (hubert_large_ft_ls960.pt: names under w2v_encoder.w2v_model.) works too; its CTC
-         head is left out. If unpickling needs fairseq or omegaconf classes, install them
-         (python3-omegaconf is in Debian) - this script itself does not import fairseq.
+         torch.save of {'cfg': {'model': {...}, 'task': {...}}, 'model': state_dict,
+         'task_state': {'dictionaries': [fairseq Dictionary]}, ...}; cfg may be plain dicts
+         or omegaconf DictConfig objects, and older ones carry an argparse 'args' instead of
+         'cfg'. A fine-tuned CTC checkpoint (hubert_large_ft_ls960.pt: names under
+         w2v_encoder.w2v_model.) works too; its CTC head is left out. Read by
+         tools/safe_pickle.py: neither fairseq nor omegaconf is needed (their classes become
+         inert records keeping their fields), and a pickle naming anything else (os.system,
+         ...) is refused before anything in it runs.
 DIR      gets config.json (transformers' HubertConfig keys), model.safetensors
-         (transformers' HubertModel parameter names, no `hubert.` prefix, float32) and
-         preprocessor_config.json (do_normalize = the fairseq task's `normalize`).
+         (transformers' HubertModel parameter names, no `hubert.` prefix, float32; the
+         source file's name and sha256 in __metadata__) and preprocessor_config.json
+         (do_normalize = the fairseq task's `normalize`).
+HF_DIR   a Hugging Face HuBERT directory as downloaded with only pytorch_model.bin beside
+         config.json (facebook/hubert-base-ls960, a HubertForCTC's `hubert.` names, the
+         CTC head left out): its model.safetensors is written into HF_DIR (or into --out,
+         with config.json and preprocessor_config.json copied), through the same
+         restricted loader and the same shape checks.
 
 Where the name mapping comes from: transformers' conversion script for HuBERT
 (src/transformers/models/hubert/convert_hubert_original_pytorch_checkpoint_to_pytorch.py).
@@ -44,11 +55,13 @@ import ast
 import json
 import os
 import re
+import shutil
 import sys
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import safe_pickle  # noqa: E402
 import safetensors_io  # noqa: E402
 
 
@@ -66,14 +79,9 @@ DROPPED = re.compile(r"^(final_proj\.|label_embs_concat$|label_embs\.|w2v_encode
 
 
 def _get(obj, key, default=None):
-    if obj is None:
-        return default
-    if isinstance(obj, dict):
-        return obj.get(key, default)
-    try:  # omegaconf DictConfig, argparse.Namespace
-        return obj[key]
-    except (KeyError, TypeError, IndexError, AttributeError):
-        return getattr(obj, key, default)
+    # Configs arrive as plain dicts: safe_pickle.to_plain() turned omegaconf DictConfigs and
+    # argparse Namespaces into them.
+    return obj.get(key, default) if isinstance(obj, dict) else default
 
 
 def eval_conv_layers(s):
@@ -238,19 +246,26 @@ def expected_shapes(c):
     return e
 
 
-def convert(ckpt, out_dir, drop_unknown=False, log=sys.stderr):
-    # Full unpickling (fairseq stores its cfg and older ones an argparse Namespace), as
-    # fairseq's own loader does: convert trusted files only.
+def load(path, profile):
+    """torch.load without running the pickle (tools/safe_pickle.py)."""
     try:
-        pkg = torch.load(ckpt, map_location="cpu", weights_only=False)
-    except TypeError:  # torch < 1.13 has no weights_only
-        pkg = torch.load(ckpt, map_location="cpu")
+        return safe_pickle.torch_load(path, profile)
+    except safe_pickle.Refused as e:
+        raise ConvertError(f"refusing to load {os.path.basename(path)}: {e}") from None
+    except safe_pickle.READ_ERRORS as e:
+        raise ConvertError(f"{path}: cannot read it as a torch.save file: {e}") from None
+
+
+def convert(ckpt, out_dir, drop_unknown=False, log=sys.stderr):
+    pkg = load(ckpt, safe_pickle.torch_profile(standins=True))
     if not isinstance(pkg, dict) or not isinstance(pkg.get("model"), dict):
         raise ConvertError(f"{ckpt}: not a fairseq checkpoint (no 'model' state dict)")
-    cfg = pkg.get("cfg") or {}
+    # omegaconf DictConfig / argparse Namespace stand-ins as plain dicts; "${task.x}" resolved.
+    cfg = safe_pickle.resolve_interpolations(safe_pickle.to_plain(pkg.get("cfg")) or {})
     model_cfg, task_cfg = _get(cfg, "model"), _get(cfg, "task")
-    if model_cfg is None and pkg.get("args") is not None:  # pre-hydra fairseq: one Namespace
-        model_cfg = task_cfg = pkg["args"]
+    args = safe_pickle.to_plain(pkg.get("args"))
+    if model_cfg is None and args is not None:  # pre-hydra fairseq: one Namespace
+        model_cfg = task_cfg = args
     if model_cfg is None:
         raise ConvertError(f"{ckpt}: no cfg.model (or args) to read the architecture from")
     if _get(model_cfg, "w2v_args") is not None:  # fine-tuned: the pretrained cfg is inside
@@ -299,7 +314,8 @@ def convert(ckpt, out_dir, drop_unknown=False, log=sys.stderr):
     if problems:
         raise ConvertError(f"{ckpt}:\n  " + "\n  ".join(problems))
     os.makedirs(out_dir, exist_ok=True)
-    safetensors_io.write(os.path.join(out_dir, "model.safetensors"), out, {"format": "pt"})
+    meta = {"format": "pt", **safe_pickle.provenance(ckpt, "convert_hubert.py")}
+    safetensors_io.write(os.path.join(out_dir, "model.safetensors"), out, meta)
     write_json(os.path.join(out_dir, "config.json"), c)
     write_json(os.path.join(out_dir, "preprocessor_config.json"), preprocessor_config(task_cfg))
     print(f"convert_hubert: {out_dir}: {len(out)} tensors, {c['num_hidden_layers']} layers, "
@@ -307,15 +323,112 @@ def convert(ckpt, out_dir, drop_unknown=False, log=sys.stderr):
           f"do_stable_layer_norm {c['do_stable_layer_norm']}", file=log)
 
 
+HF_DROPPED = re.compile(r"^(lm_head\.|dropout\.|final_proj\.|label_embs_concat$)")
+HF_PARAMETRIZED = {  # transformers >= 4.37 with torch's weight-norm parametrization
+    "encoder.pos_conv_embed.conv.parametrizations.weight.original0":
+        "encoder.pos_conv_embed.conv.weight_g",
+    "encoder.pos_conv_embed.conv.parametrizations.weight.original1":
+        "encoder.pos_conv_embed.conv.weight_v",
+}
+
+
+def convert_hf_dir(src, out_dir=None, drop_unknown=False, log=sys.stderr):
+    """HF_DIR/pytorch_model.bin + config.json -> model.safetensors (in out_dir or src)."""
+    out_dir = out_dir or src
+    bin_path = os.path.join(src, "pytorch_model.bin")
+    target = os.path.join(out_dir, "model.safetensors")
+    if os.path.exists(os.path.join(src, "pytorch_model.bin.index.json")):
+        raise ConvertError(f"{src}: a sharded checkpoint (pytorch_model.bin.index.json) is "
+                           "not supported")
+    if not os.path.exists(bin_path):
+        have = "model.safetensors" if os.path.exists(os.path.join(src, "model.safetensors")) \
+            else "neither pytorch_model.bin nor model.safetensors"
+        raise ConvertError(f"{src}: no pytorch_model.bin to convert (it holds {have}; a "
+                           "directory with model.safetensors is read by spearlabel as it is)")
+    if os.path.exists(target):
+        raise ConvertError(f"{target} exists already; spearlabel reads it as it is "
+                           "(remove it to convert pytorch_model.bin again)")
+    try:
+        with open(os.path.join(src, "config.json")) as f:
+            hc = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ConvertError(f"{src}/config.json: {e}") from None
+    if not isinstance(hc, dict) or hc.get("model_type", "hubert") != "hubert":
+        raise ConvertError(f"{src}/config.json: model_type {hc.get('model_type')!r}, "
+                           "expected 'hubert'")
+    need = ("conv_dim", "conv_kernel", "hidden_size", "intermediate_size",
+            "num_hidden_layers", "num_conv_pos_embeddings", "num_conv_pos_embedding_groups")
+    missing = [k for k in need if k not in hc]
+    if missing:
+        raise ConvertError(f"{src}/config.json: keys missing: {missing}")
+    c = dict(hc)
+    c.setdefault("conv_bias", False)
+    c.setdefault("feat_extract_norm", "group")
+    sd = load(bin_path, safe_pickle.torch_profile(standins=False))
+    if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
+        sd = sd["state_dict"]
+    if not isinstance(sd, dict):
+        raise ConvertError(f"{bin_path}: a {type(sd).__name__}, not a state dict")
+    prefixed = any(k.startswith("hubert.") for k in sd)
+    exp = expected_shapes(c)
+    out, problems, unknown, dropped = {}, [], [], []
+    for k, v in sd.items():
+        name = k[len("hubert."):] if prefixed and k.startswith("hubert.") else k
+        name = HF_PARAMETRIZED.get(name, name)
+        if not torch.is_tensor(v):
+            problems.append(f"{k} is not a tensor")
+        elif HF_DROPPED.match(name):
+            dropped.append(f"{k} {list(v.shape)}")
+        elif name not in exp:
+            unknown.append(f"{k} {list(v.shape)}")
+        elif name in out:
+            problems.append(f"{k}: a second tensor for {name}")
+        elif tuple(v.shape) != exp[name][0]:
+            problems.append(f"tensor {k}: shape {list(v.shape)} in the checkpoint, "
+                            f"{list(exp[name][0])} from config.json")
+        else:
+            out[name] = v.detach().float().contiguous().numpy()
+    for name, (shape, needed) in exp.items():
+        if needed and name not in out:
+            problems.append(f"tensor {name} missing (expected shape {list(shape)})")
+    if dropped:
+        print(f"convert_hubert: leaving out {len(dropped)} head tensors HubertModel does not "
+              "have: " + ", ".join(dropped), file=log)
+    if unknown:
+        if drop_unknown:
+            print(f"convert_hubert: dropping {len(unknown)} keys HubertModel does not have: "
+                  + ", ".join(unknown), file=log)
+        else:
+            problems.append(f"{len(unknown)} keys HubertModel does not have: "
+                            + ", ".join(unknown) + " (--drop-unknown leaves them out)")
+    if problems:
+        raise ConvertError(f"{bin_path}:\n  " + "\n  ".join(problems))
+    os.makedirs(out_dir, exist_ok=True)
+    if os.path.realpath(out_dir) != os.path.realpath(src):
+        for name in ("config.json", "preprocessor_config.json"):
+            if os.path.exists(os.path.join(src, name)):
+                shutil.copyfile(os.path.join(src, name), os.path.join(out_dir, name))
+    meta = {"format": "pt", **safe_pickle.provenance(bin_path, "convert_hubert.py")}
+    safetensors_io.write(target, out, meta)
+    print(f"convert_hubert: {target}: {len(out)} tensors from {bin_path}", file=log)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("ckpt")
-    ap.add_argument("--out", required=True, help="output directory")
+    ap.add_argument("ckpt", help="a fairseq .pt, or a Hugging Face directory with "
+                    "pytorch_model.bin")
+    ap.add_argument("--out", help="output directory (required for a .pt; default for a "
+                    "directory: the directory itself)")
     ap.add_argument("--drop-unknown", action="store_true",
                     help="leave out (and list) keys the mapping does not cover")
     a = ap.parse_args(argv)
+    if not os.path.isdir(a.ckpt) and not a.out:
+        ap.error("--out is required when converting a checkpoint file")
     try:
-        convert(a.ckpt, a.out, a.drop_unknown)
+        if os.path.isdir(a.ckpt):
+            convert_hf_dir(a.ckpt, a.out, a.drop_unknown)
+        else:
+            convert(a.ckpt, a.out, a.drop_unknown)
     except (ConvertError, OSError, ValueError) as e:
         print(f"convert_hubert: {e}", file=sys.stderr)
         return 1

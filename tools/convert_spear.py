@@ -6,7 +6,10 @@ usage: tools/convert_spear.py CKPT.pt --config ARGS.json --out MODEL.safetensors
 
 CKPT.pt   what spear-tts-pytorch saves and `TextToSemantic.load()` reads: torch.save of
           {'model': state_dict, ...} (the trainers add 'optim', 'version', ...), or a
-          bare state dict. A 'module.' prefix (DistributedDataParallel) is removed.
+          bare state dict. A 'module.' prefix (DistributedDataParallel) is removed. Read
+          by tools/safe_pickle.py without running the pickle: tensors, containers, numbers
+          (a trainer's optim / scheduler / warmup_scheduler state) load; a file naming any
+          other class or function (os.system, a pickled nn.Module) is refused, naming it.
 ARGS.json the keyword arguments given to TextToSemantic(...), as a JSON object, e.g.
           {"dim": 1024, "source_depth": 12, "target_depth": 12, "heads": 16, "dim_head": 64,
            "num_semantic_token_ids": 500, "num_text_token_ids": 256, "target_kv_heads": 2}
@@ -22,7 +25,8 @@ rotary frequency buffers stay float32. A weight beyond float16's range is refuse
 Writes every TextToSemantic tensor as float32 (tied tensors once per key, as
 model.state_dict() lists them) and __metadata__["config"] = the constructor
 arguments with their defaults filled in, plus derived constants (EOS ids,
-ff_inner_dim, rotary settings). Each tensor's shape is checked against what
+ff_inner_dim, rotary settings), source_name / source_sha256 / converter (where the
+weights came from; `spearlabel stat` shows them). Each tensor's shape is checked against what
 TextToSemantic(**args) would create; a mismatch names the tensor. Keys that
 TextToSemantic with these arguments does not have are listed and the conversion
 fails, unless --drop-unknown (then they are listed and left out). Exit codes:
@@ -39,6 +43,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import safe_pickle  # noqa: E402
 import safetensors_io  # noqa: E402
 
 # TextToSemantic.__init__ keyword arguments and defaults, spear-tts-pytorch 0.4.8.
@@ -62,12 +67,15 @@ class ConvertError(Exception):
 
 
 def load_state_dict(path):
-    # Full unpickling, as TextToSemantic.load() does (trainers save optimizer state and
-    # more next to the weights): convert trusted files only.
+    # Read by tools/safe_pickle.py, never by running the pickle: tensors, plain containers
+    # and numbers only (a trainer's optimizer and scheduler state beside 'model' is that);
+    # a file naming any other class or function is refused, naming it.
     try:
-        pkg = torch.load(path, map_location="cpu", weights_only=False)
-    except TypeError:  # torch < 1.13 has no weights_only
-        pkg = torch.load(path, map_location="cpu")
+        pkg = safe_pickle.torch_load(path, safe_pickle.torch_profile(standins=False))
+    except safe_pickle.Refused as e:
+        raise ConvertError(f"refusing to load {os.path.basename(path)}: {e}") from None
+    except safe_pickle.READ_ERRORS as e:
+        raise ConvertError(f"{path}: cannot read it as a torch.save file: {e}") from None
     if isinstance(pkg, dict) and "model" in pkg and isinstance(pkg["model"], dict):
         sd = pkg["model"]
     elif isinstance(pkg, dict) and pkg and all(torch.is_tensor(v) for v in pkg.values()):
@@ -230,7 +238,8 @@ def convert(ckpt, args_path, out, drop_unknown=False, log=sys.stderr, dtype="flo
     if restored:
         print(f"convert_spear: {restored} rotary_emb.freqs stored in reduced precision: "
               "written as the exact float32 defaults", file=log)
-    meta = {"format": "pt", "config": json.dumps(c, sort_keys=True)}
+    meta = {"format": "pt", "config": json.dumps(c, sort_keys=True),
+            **safe_pickle.provenance(ckpt, "convert_spear.py")}
     safetensors_io.write(out, tensors, meta)
     print(f"convert_spear: {out}: {len(tensors)} tensors, dim {c['dim']}, depths "
           f"{c['source_depth']}/{c['target_depth']}, vocab {c['num_semantic_token_ids']}/"

@@ -6,20 +6,35 @@ names, and a fitted sklearn KMeans saved with joblib), then `spearlabel` on the
 converted files against the golden outputs. Also the refusals: a shape mismatch names
 the tensor, unknown keys are listed.
 
+Checkpoints as people download them (issue 18): pickles naming fairseq's Dictionary and
+omegaconf's DictConfig (saved by foreign_pickles.py in a subprocess where stand-in
+modules of those names exist), a spear-tts trainer checkpoint with optimizer and
+scheduler state, MiniBatchKMeans / KMeans through joblib (plain and compressed), and a
+Hugging Face directory holding only pytorch_model.bin, each converted in a process where
+fairseq, omegaconf, sklearn and joblib cannot be imported; a pickle calling os.system is
+refused by every converter, naming it, and its command never runs. The "Bring your
+models" commands of README.md run as written on such files.
+
 usage: test_convert.py      (SL_BIN = the spearlabel binary, SL_TEST_DATA = tests/data)
 """
+import hashlib
+import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import unittest
+import zipfile
 
 import joblib
+import collections
+
 import numpy as np
 import torch
-from sklearn.cluster import KMeans
+from sklearn.cluster import KMeans, MiniBatchKMeans
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOOLS = os.path.join(HERE, "..", "..", "tools")
@@ -49,6 +64,35 @@ def sl(*args, check=True):
 
 def tool(name, *args):
     return subprocess.run([PY, os.path.join(TOOLS, name), *args], capture_output=True, text=True)
+
+
+# Modules a downloaded checkpoint's pickle names; the converters must not need them.
+FOREIGN = ("fairseq", "omegaconf", "sklearn", "joblib")
+ISOLATED = ("import runpy, sys\n"
+            "for m in %r: sys.modules[m] = None  # import m now raises ImportError\n"
+            "sys.argv = sys.argv[1:]\n"
+            "runpy.run_path(sys.argv[0], run_name='__main__')\n" % (FOREIGN,))
+
+
+def tool_isolated(name, *args, cwd=None):
+    """A converter in a process where none of FOREIGN can be imported."""
+    return subprocess.run([PY, "-c", ISOLATED, os.path.join(TOOLS, name), *args],
+                          capture_output=True, text=True, cwd=cwd)
+
+
+def sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+class Evil:
+    """What a hostile checkpoint holds: unpickling it runs a shell command."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
 
 
 def rows_upto_eos(a, eos):
@@ -138,6 +182,11 @@ class ConvertTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="sl_conv_")
+        # For commands run by a shell: a sitecustomize that blocks FOREIGN at start-up.
+        cls.isolate = os.path.join(cls.tmp, "isolate")
+        os.makedirs(cls.isolate)
+        with open(os.path.join(cls.isolate, "sitecustomize.py"), "w") as f:
+            f.write("import sys\nfor m in %r: sys.modules[m] = None\n" % (FOREIGN,))
 
     @classmethod
     def tearDownClass(cls):
@@ -483,6 +532,309 @@ class ConvertTest(unittest.TestCase):
         r = tool("convert_kmeans.py", unfitted, "--out", self.path("x.npy"))
         self.assertEqual(r.returncode, 1)
         self.assertFalse(os.path.exists(self.path("x.npy")))
+
+    # -- checkpoints as downloaded (issue 18) --
+    def assert_provenance(self, meta, src, converter):
+        self.assertEqual(meta.get("source_name"), os.path.basename(os.path.normpath(src)))
+        self.assertEqual(meta.get("source_sha256"), sha256(src))
+        self.assertEqual(meta.get("converter"), f"spearlabel tools/{converter}")
+
+    def test_foreign_modules_absent(self):
+        # The premise: the process that converts cannot import what the pickles name.
+        for m in ("fairseq", "omegaconf"):
+            self.assertIsNone(importlib.util.find_spec(m), m)
+        r = tool_isolated("convert_kmeans.py", "--help")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = subprocess.run([PY, "-c", "import sys\nfor m in %r: sys.modules[m] = None\n"
+                            "import sklearn" % (FOREIGN,)], capture_output=True, text=True)
+        self.assertIn("import of sklearn halted", r.stderr)
+
+    def fairseq_downloaded(self, variant, name):
+        """A checkpoint shaped like hubert_base_ls960.pt as downloaded: omegaconf cfg,
+        fairseq Dictionary in task_state (saved where stand-in modules exist)."""
+        base = fairseq_hubert(os.path.join(DATA, f"hubert_tiny_{variant}"))
+        plain = self.path(f"{name}.plain.pt")
+        torch.save({"model_cfg": base["cfg"]["model"], "task_cfg": base["cfg"]["task"],
+                    "model": base["model"]}, plain)
+        ck = self.path(name)
+        r = subprocess.run([PY, os.path.join(HERE, "foreign_pickles.py"), "fairseq-hubert",
+                            plain, ck], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with zipfile.ZipFile(ck) as z:
+            pkl = z.read(next(n for n in z.namelist() if n.endswith("data.pkl")))
+        for cls in (b"fairseq.data.dictionary", b"omegaconf.dictconfig", b"omegaconf.base",
+                    b"omegaconf.nodes", b"fairseq.models.hubert.hubert"):
+            self.assertIn(cls, pkl)  # the file really names them
+        # What torch.load itself does with it here: needs the modules.
+        r = subprocess.run([PY, "-c", "import torch, sys; torch.load(sys.argv[1])", ck],
+                           capture_output=True, text=True)
+        self.assertIn("No module named", r.stderr)
+        return ck
+
+    def test_hubert_fairseq_objects_without_fairseq(self):
+        for variant in ("post", "pre"):
+            src = os.path.join(DATA, f"hubert_tiny_{variant}")
+            ck = self.fairseq_downloaded(variant, f"hubert_dl_{variant}.pt")
+            out = self.path(f"hubert_dl_{variant}_hf")
+            r = tool_isolated("convert_hubert.py", ck, "--out", out)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("leaving out 3 pretraining/CTC head tensors", r.stderr)
+            got, meta = safetensors_io.read(os.path.join(out, "model.safetensors"))
+            ref, _ = safetensors_io.read(os.path.join(src, "model.safetensors"))
+            self.assertEqual(sorted(got), sorted(ref))
+            for k in ref:
+                self.assertTrue(np.array_equal(got[k], ref[k]), k)
+            self.assert_provenance(meta, ck, "convert_hubert.py")
+            # The architecture came out of the DictConfig (EnumNode extractor_mode included).
+            with open(os.path.join(src, "config.json")) as f:
+                rc = json.load(f)
+            with open(os.path.join(out, "config.json")) as f:
+                gc = json.load(f)
+            for k in ("conv_dim", "conv_kernel", "conv_stride", "conv_bias",
+                      "feat_extract_norm", "do_stable_layer_norm", "hidden_size",
+                      "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                      "num_conv_pos_embeddings", "num_conv_pos_embedding_groups"):
+                self.assertEqual(gc[k], rc[k], (variant, k))
+            self.assertEqual(gc["mask_time_prob"], 0.8)
+            # Same weights, same program: the same features, byte for byte.
+            self.assertTrue(np.array_equal(self.features(out, 2), self.features(src, 2)))
+
+    def test_os_system_refused_by_every_converter(self):
+        marker = self.path("MARKER")
+        sd, cfg = spear_state_dict()
+        args = {k: cfg[k] for k in SPEAR_PARAMS}
+        aj = self.path("evil_args.json")
+        with open(aj, "w") as f:
+            json.dump(args, f)
+        hub = fairseq_hubert(os.path.join(DATA, "hubert_tiny_post"))
+        hub["extra_state"] = {"hook": Evil(marker)}
+        torch.save(hub, self.path("evil_hubert.pt"))
+        torch.save({"model": sd, "optim": Evil(marker)}, self.path("evil_spear.pt"))
+        joblib.dump({"km": Evil(marker)}, self.path("evil_km.bin"))
+        hf = self.path("evil_hf")
+        os.makedirs(hf)
+        shutil.copy(os.path.join(DATA, "hubert_tiny_post", "config.json"), hf)
+        torch.save({"w": Evil(marker)}, os.path.join(hf, "pytorch_model.bin"))
+        for name, argv, label in (
+                ("convert_hubert.py", ["evil_hubert.pt", "--out", "evil_hubert_out"],
+                 "evil_hubert.pt"),
+                ("convert_hubert.py", ["evil_hf"], "pytorch_model.bin"),
+                ("convert_spear.py", ["evil_spear.pt", "--config", aj, "--out",
+                                      "evil.safetensors"], "evil_spear.pt"),
+                ("convert_kmeans.py", ["evil_km.bin", "--out", "evil_km.safetensors"],
+                 "evil_km.bin")):
+            r = tool_isolated(name, *argv, cwd=self.tmp)
+            self.assertEqual(r.returncode, 1, (name, r.stderr))
+            self.assertIn(f"refusing to load {label}: the pickle names os.system", r.stderr)
+            self.assertFalse(os.path.exists(marker), f"{name} ran the pickled command")
+        for out in ("evil_hubert_out", "evil.safetensors", "evil_km.safetensors",
+                    "evil_hf/model.safetensors"):
+            self.assertFalse(os.path.exists(self.path(out)), out)
+        # A whole pickled nn.Module and a TorchScript archive are refused as well.
+        torch.save({"model": torch.nn.Linear(2, 2)}, self.path("module.pt"))
+        r = tool_isolated("convert_spear.py", self.path("module.pt"), "--config", aj, "--out",
+                          self.path("m.safetensors"))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("the pickle names torch.nn.modules.linear.Linear", r.stderr)
+        torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), self.path("script.pt"))
+        r = tool_isolated("convert_spear.py", self.path("script.pt"), "--config", aj, "--out",
+                          self.path("m.safetensors"))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("TorchScript archive", r.stderr)
+
+    def spear_trainer_ckpt(self, path):
+        """What spear-tts-pytorch's trainers save: model, optim, scheduler, warmup state."""
+        sd, cfg = spear_state_dict()
+        params = [torch.nn.Parameter(v.clone()) for v in list(sd.values())[:4]]
+        opt = torch.optim.AdamW(params, lr=3e-4, betas=(0.9, 0.99))
+        for p in params:
+            p.grad = torch.ones_like(p)
+        opt.step()
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=100)
+        sched.step()
+        warm = {"warmup_params": [{"warmup_period": 1000}], "last_step": 1, "lrs": [3e-7]}
+        torch.save({"model": sd, "optim": opt.state_dict(), "scheduler": sched.state_dict(),
+                    "warmup_scheduler": warm}, path)
+        return sd, {k: cfg[k] for k in SPEAR_PARAMS}
+
+    def test_spear_trainer_checkpoint(self):
+        ck = self.path("trainer.pt")
+        sd, args = self.spear_trainer_ckpt(ck)
+        aj = self.path("trainer_args.json")
+        with open(aj, "w") as f:
+            json.dump(args, f)
+        out = self.path("trainer.safetensors")
+        r = tool_isolated("convert_spear.py", ck, "--config", aj, "--out", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        got, meta = safetensors_io.read(out)
+        ref, _ = safetensors_io.read(os.path.join(DATA, "s2t_tiny.safetensors"))
+        self.assertEqual(sorted(got), sorted(ref))
+        for k in ref:
+            self.assertTrue(np.array_equal(got[k], ref[k]), k)
+        self.assert_provenance(meta, ck, "convert_spear.py")
+        g = self.path("trainer_greedy.npy")
+        sl("decode", "--s2t", out, "--ids", os.path.join(DATA, "ids_L2.npy"), "--greedy",
+           "--max-len", "24", "--out", g)
+        self.assertTrue(np.array_equal(np.load(g), np.load(os.path.join(DATA, "greedy.npy"))))
+        # The legacy (pre-zip) torch.save format reads the same.
+        legacy = self.path("trainer_legacy.pt")
+        torch.save(torch.load(ck), legacy, _use_new_zipfile_serialization=False)
+        out2 = self.path("trainer_legacy.safetensors")
+        r = tool_isolated("convert_spear.py", legacy, "--config", aj, "--out", out2)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        got2, _ = safetensors_io.read(out2)
+        for k in ref:
+            self.assertTrue(np.array_equal(got2[k], ref[k]), k)
+
+    def test_kmeans_joblib_without_sklearn(self):
+        cent = np.load(os.path.join(DATA, "kmeans_16.npy"))
+        gold_ids = np.load(os.path.join(DATA, "ids_L2.npy"))
+        feats = np.load(os.path.join(DATA, "hubert_tiny_post", "features_L2.npy"))
+        km = KMeans(n_clusters=16, init=cent.astype(np.float64), n_init=1, max_iter=1)
+        km.fit(cent.astype(np.float64))
+        mb = MiniBatchKMeans(n_clusters=16, n_init=1, batch_size=64,
+                             random_state=np.random.RandomState(0)).fit(feats)
+        mb.cluster_centers_ = cent.astype(np.float64)  # a fitted model with the golden centres
+        self.assertTrue(np.array_equal(mb.predict(feats.astype(np.float64)), gold_ids))
+        hf = self.convert_hubert("post")
+        for model, name, compress in ((km, "KMeans", 0), (mb, "MiniBatchKMeans", 0),
+                                      (mb, "MiniBatchKMeans", 3), (km, "KMeans", "xz"),
+                                      (mb, "MiniBatchKMeans", "gzip")):
+            src = self.path(f"{name}_{compress}_km.bin")
+            joblib.dump(model, src, compress=compress)
+            with open(src, "rb") as f:
+                raw = f.read()
+            if compress == 0:
+                for needle in (b"sklearn.cluster._kmeans", name.encode(),
+                               b"joblib.numpy_pickle", b"NumpyArrayWrapper"):
+                    self.assertTrue(needle in raw, needle)  # the classes the file names
+            out = self.path(f"{name}_{compress}.safetensors")
+            r = tool_isolated("convert_kmeans.py", src, "--out", out)
+            self.assertEqual(r.returncode, 0, (name, compress, r.stderr))
+            got, meta = safetensors_io.read(out)
+            self.assertEqual(list(got), ["cluster_centers"])
+            self.assertTrue(np.array_equal(got["cluster_centers"], cent), (name, compress))
+            self.assert_provenance(meta, src, "convert_kmeans.py")
+            ids = self.path(f"ids_{name}_{compress}.npy")
+            sl("tokens", "--hubert", hf, "--layer", "2", "--kmeans", out, WAV, "--out", ids)
+            self.assertTrue(np.array_equal(np.load(ids), gold_ids), (name, compress))
+        # Another estimator is refused by name; so is joblib's pre-0.10 format.
+        from sklearn.decomposition import PCA
+        joblib.dump(PCA(2).fit(feats), self.path("pca.bin"))
+        r = tool_isolated("convert_kmeans.py", self.path("pca.bin"), "--out", self.path("p.npy"))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("refusing to load pca.bin: the pickle names sklearn.decomposition._pca."
+                      "PCA", r.stderr)
+        with open(self.path("old.bin"), "wb") as f:
+            f.write(b"ZF0x00000010\x00" + b"\x00" * 32)
+        r = tool_isolated("convert_kmeans.py", self.path("old.bin"), "--out", self.path("p.npy"))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("joblib < 0.10", r.stderr)
+
+    def hf_bin_dir(self, name, prefixed, legacy=False):
+        """facebook/hubert-* as downloaded before safetensors: config.json +
+        pytorch_model.bin (a HubertForCTC's `hubert.` names and lm_head when prefixed)."""
+        src = os.path.join(DATA, "hubert_tiny_post")
+        d = self.path(name)
+        os.makedirs(d)
+        shutil.copy(os.path.join(src, "config.json"), d)
+        t, _ = safetensors_io.read(os.path.join(src, "model.safetensors"))
+        sd = collections.OrderedDict()
+        for k, v in t.items():
+            if k == "encoder.pos_conv_embed.conv.weight_g" and prefixed:
+                k = "encoder.pos_conv_embed.conv.parametrizations.weight.original0"
+            elif k == "encoder.pos_conv_embed.conv.weight_v" and prefixed:
+                k = "encoder.pos_conv_embed.conv.parametrizations.weight.original1"
+            sd[("hubert." if prefixed else "") + k] = torch.from_numpy(v)
+        if prefixed:
+            sd["lm_head.weight"] = torch.zeros(32, t["encoder.layer_norm.weight"].shape[0])
+            sd["lm_head.bias"] = torch.zeros(32)
+        torch.save(sd, os.path.join(d, "pytorch_model.bin"),
+                   _use_new_zipfile_serialization=not legacy)
+        return d
+
+    def test_hf_dir_with_only_pytorch_model_bin(self):
+        src = os.path.join(DATA, "hubert_tiny_post")
+        ref, _ = safetensors_io.read(os.path.join(src, "model.safetensors"))
+        for name, prefixed, legacy in (("hf_base", False, False), ("hf_ctc", True, False),
+                                       ("hf_legacy", False, True)):
+            d = self.hf_bin_dir(name, prefixed, legacy)
+            r = tool_isolated("convert_hubert.py", d + "/")
+            self.assertEqual(r.returncode, 0, (name, r.stderr))
+            if prefixed:
+                self.assertIn("leaving out 2 head tensors", r.stderr)
+            got, meta = safetensors_io.read(os.path.join(d, "model.safetensors"))
+            self.assertEqual(sorted(got), sorted(ref))
+            for k in ref:
+                self.assertTrue(np.array_equal(got[k], ref[k]), (name, k))
+            self.assert_provenance(meta, os.path.join(d, "pytorch_model.bin"),
+                                   "convert_hubert.py")
+            self.assertTrue(np.array_equal(self.features(d, 2), self.features(src, 2)))
+        # Converting twice is refused (the directory is usable as it is), and a shape that
+        # disagrees with config.json names the tensor.
+        r = tool_isolated("convert_hubert.py", self.path("hf_base"))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("exists already", r.stderr)
+        d = self.hf_bin_dir("hf_bad", False)
+        sd = torch.load(os.path.join(d, "pytorch_model.bin"))
+        sd["encoder.layers.1.fc_typo.weight"] = torch.zeros(2)
+        sd["encoder.layer_norm.bias"] = torch.zeros(5)
+        torch.save(sd, os.path.join(d, "pytorch_model.bin"))
+        r = tool_isolated("convert_hubert.py", d, "--out", self.path("hf_bad_out"))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("tensor encoder.layer_norm.bias: shape [5] in the checkpoint", r.stderr)
+        self.assertIn("encoder.layers.1.fc_typo.weight [2]", r.stderr)
+        self.assertFalse(os.path.exists(self.path("hf_bad_out")))
+
+    def test_readme_bring_your_models_runs_as_written(self):
+        with open(os.path.join(HERE, "..", "..", "README.md")) as f:
+            readme = f.read()
+        sec = readme[readme.index("## Bring your models"):]
+        block = re.search(r"```sh\n(.*?)```", sec, re.S).group(1)
+        work = self.path("readme")
+        os.makedirs(work)
+        os.symlink(os.path.abspath(TOOLS), os.path.join(work, "tools"))
+        # The files the commands name, made here as they are downloaded or trained.
+        shutil.copy(self.fairseq_downloaded("post", "readme_hubert.pt"),
+                    os.path.join(work, "hubert_base_ls960.pt"))
+        hf = self.hf_bin_dir("readme_hf", True)
+        shutil.move(hf, os.path.join(work, "hubert-base-ls960"))
+        mb = MiniBatchKMeans(n_clusters=16, n_init=1, batch_size=64, random_state=0).fit(
+            np.load(os.path.join(DATA, "hubert_tiny_post", "features_L2.npy")))
+        mb.cluster_centers_ = np.load(os.path.join(DATA, "kmeans_16.npy")).astype(np.float64)
+        joblib.dump(mb, os.path.join(work, "km500.bin"))
+        sd, args = self.spear_trainer_ckpt(os.path.join(work, "speech2text.pt"))
+        with open(os.path.join(work, "ARGS.json"), "w") as f:
+            json.dump(args, f)
+        env = dict(os.environ, PYTHONPATH=self.isolate)
+        r = subprocess.run(["bash", "-c", "set -e\n" + block], cwd=work, capture_output=True,
+                           text=True, env=env)
+        self.assertEqual(r.returncode, 0, f"{block}\n{r.stderr}")
+        ids = self.path("readme_ids.npy")
+        for hub in ("hubert-base", "hubert-base-ls960"):
+            sl("tokens", "--hubert", os.path.join(work, hub), "--layer", "2", "--kmeans",
+               os.path.join(work, "km500.safetensors"), WAV, "--out", ids)
+            self.assertTrue(np.array_equal(np.load(ids), np.load(os.path.join(DATA,
+                                                                               "ids_L2.npy"))))
+        g = self.path("readme_greedy.npy")
+        sl("decode", "--s2t", os.path.join(work, "speech2text.safetensors"), "--ids", ids,
+           "--greedy", "--max-len", "24", "--out", g)
+        self.assertTrue(np.array_equal(np.load(g), np.load(os.path.join(DATA, "greedy.npy"))))
+        # A run on the converted models records where each came from; stat shows it, and
+        # regenerate records the new model's origin beside the source's.
+        man = self.path("readme_manifest.txt")
+        with open(man, "w") as f:
+            f.write(os.path.abspath(WAV) + "\n")
+        db, db2 = self.path("readme_db"), self.path("readme_db2")
+        s2t = os.path.join(work, "speech2text.safetensors")
+        sl("run", "--manifest", man, "--out", db, "--hubert", os.path.join(work, "hubert-base"),
+           "--layer", "2", "--kmeans", os.path.join(work, "km500.safetensors"), "--s2t", s2t,
+           "--max-len", "24")
+        st = sl("stat", db).stdout
+        for src in ("hubert_base_ls960.pt", "km500.bin", "speech2text.pt"):
+            self.assertRegex(st, r"from %s sha256:[0-9a-f]{64}" % re.escape(src))
+        sl("regenerate", "--from", db, "--out", db2, "--s2t", s2t, "--max-len", "24")
+        self.assertRegex(sl("stat", db2).stdout, r"from speech2text\.pt sha256:[0-9a-f]{64}")
 
 
 if __name__ == "__main__":
