@@ -360,15 +360,17 @@ def fmt(x):
 
 
 def hist_plot(sk, title, xlabel, unit, marks, n_bins, legend="best"):
-    """A histogram of the rows between about p1 and p99 (the tails beyond are counted in
-    the caption: a few outliers would squeeze the bulk into a bar or two), the median and
-    the thresholds marked."""
+    """A histogram of the rows from min to max, or, where a tail reaches further than half
+    the p1..p99 width beyond p1 or p99, from 10 % of that width beyond them (the rows past
+    the edge are counted in the caption: a few outliers would squeeze the bulk into a bar
+    or two); the median and the thresholds marked."""
     fig, ax = plt.subplots(figsize=(FIG_W, FIG_H), layout="constrained")
     lo, hi = sk.min, sk.max
     p_lo, p_hi = sk.percentile(1), sk.percentile(99)
     w = p_hi - p_lo
     if w > 0:
-        lo, hi = max(sk.min, p_lo - 0.1 * w), min(sk.max, p_hi + 0.1 * w)
+        lo = sk.min if p_lo - sk.min <= 0.5 * w else p_lo - 0.1 * w
+        hi = sk.max if sk.max - p_hi <= 0.5 * w else p_hi + 0.1 * w
     note = ""
     if hi - lo <= 1e-12 * max(1.0, abs(lo)):  # one value
         width = max(abs(lo) * 0.02, 1e-3)
@@ -581,7 +583,7 @@ def page(db, s, args, vocab, elapsed):
       f"<title>spearlabel report: {esc(os.path.basename(os.path.abspath(db)))}</title>"
       f"<style>{CSS}</style></head><body>")
     w(f"<h1>spearlabel report: {esc(os.path.basename(os.path.abspath(db)))}</h1>")
-    w(f'<p class="sub">dataset <code>{esc(os.path.abspath(db))}</code> · format '
+    w(f'<p class="sub">dataset <code>{esc(db)}</code> · format '
       f"spearlabel-dataset v{sd.FORMAT_VERSION} · made {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
       f" by tools/report.py (read in {elapsed:.2f} s, one read transaction)</p>")
 
