@@ -393,10 +393,13 @@ def hist_plot(sk, title, xlabel, unit, marks, n_bins, legend="best"):
     ax.axvline(med, color="0.25", linestyle="--", linewidth=1.2, label=f"median {med:.4g}{unit}")
     width = span[1] - span[0]
     left, right = span
+    off = []
     for x, label, color in marks:
         if span[0] - width <= x <= span[1] + width:
             ax.axvline(x, color=color, linestyle=":", linewidth=1.8, label=label)
             left, right = min(left, x), max(right, x)
+        else:  # drawing it would squeeze the rows into a corner
+            off.append(f"{label} is {'left' if x < span[0] else 'right'} of the chart")
     if (left, right) != span:
         pad = 0.04 * (right - left)
         ax.set_xlim(left - pad, right + pad)
@@ -404,8 +407,9 @@ def hist_plot(sk, title, xlabel, unit, marks, n_bins, legend="best"):
     ax.set_xlabel(xlabel)
     ax.set_ylabel("rows")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=7))
     ax.legend(fontsize=8, framealpha=0.85, edgecolor="none", loc=legend)
-    cap = f"{sk.n:,} rows{note}"
+    cap = f"{sk.n:,} rows{note}" + "".join(f"; {o}" for o in off)
     if sk.n_nonfinite:
         cap += f"; {sk.n_nonfinite:,} not a number"
     return png(fig, title), cap
