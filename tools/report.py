@@ -365,6 +365,11 @@ def hist_plot(sk, title, xlabel, unit, marks, n_bins, legend="best"):
     the edge are counted in the caption: a few outliers would squeeze the bulk into a bar
     or two); the median and the thresholds marked."""
     fig, ax = plt.subplots(figsize=(FIG_W, FIG_H), layout="constrained")
+    if sk.n == 0:  # every value was NaN or infinite
+        ax.text(0.5, 0.5, "no finite values", ha="center", va="center", transform=ax.transAxes)
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        return png(fig, title), f"{sk.n_nonfinite:,} rows, none a finite number"
     lo, hi = sk.min, sk.max
     p_lo, p_hi = sk.percentile(1), sk.percentile(99)
     w = p_hi - p_lo
