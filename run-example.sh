@@ -7,7 +7,8 @@
 #     decoded text beside the truth, the character error rate, the error rate of the
 #     rows the default quality filter keeps and drops, and `spearlabel stat`;
 #  2. labels a small crawl-like corpus (WAV 8-48 kHz, FLAC, Ogg, stereo, and a few
-#     broken files) with the same models, to show the error records.
+#     broken files) with the same models, to show the error records;
+#  3. writes the HTML report of the first dataset (tools/report.py), to open in a browser.
 # The demo model is small and heard one synthetic voice only (examples/README.md).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -49,3 +50,4 @@ build/spearlabel export --format tsv --vocab "$M/vocab.json" "$ex/crawl-db" |
   awk -F'\t' '{ printf "%-24s %5.2f s  %s\n", $1, $4, $7 }'
 echo "== errors (spearlabel export --errors)"
 build/spearlabel export --errors "$ex/crawl-db"
+/usr/bin/python3 tools/report.py "$ex/demo-db" --vocab "$M/vocab.json" --out "$ex/demo-report.html"

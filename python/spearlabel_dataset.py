@@ -44,11 +44,14 @@ try:
 except ImportError:  # numpy arrays then
     torch = None
 
-__all__ = ["SpearlabelDataset", "QualityFilter", "quality", "decode_row", "pad_collate",
-           "FORMAT_VERSION"]
+__all__ = ["SpearlabelDataset", "QualityFilter", "quality", "decode_row", "decode_header",
+           "decode_error", "open_env", "pad_collate", "FORMAT_VERSION", "STAGE_NAMES",
+           "CODE_NAMES"]
 
 FORMAT_VERSION = 1
 _ROW_HEADER = struct.Struct("<4sHHIIff")  # magic, version, flags, n_semantic, n_text, duration, score
+_ERR_HEADER = struct.Struct("<4sHHiII")   # magic, version, stage, code, attempts, message length
+_I32 = struct.Struct("<i")
 _INDEX_CACHE = {}  # ((realpath, device, inode, last_txnid), filter) -> (keys, offsets, dropped)
 
 # Row flags (storage/row.h) and quality flags (storage/quality.h): bits 1 and 2 are the same.
@@ -58,6 +61,11 @@ Q_ALL = Q_MAXLEN | Q_LOOP | Q_RATE_HIGH | Q_RATE_LOW
 DROP_SCORE = 32  # not a flag: the filter's reason for a low score
 DEFAULT_MIN_RATE, DEFAULT_MAX_RATE = 4.0, 30.0  # text tokens per second (characters)
 DEFAULT_MIN_SCORE_PER_TOKEN = -0.2              # nats per scored text token
+# An error record's stage (common/stage.h, stored numbers) and code (common/err.h), by the
+# names `spearlabel export --errors` and `spearlabel stat` print.
+STAGE_NAMES = ("input", "audio", "features", "tokens", "text", "crash", "inherited")
+CODE_NAMES = {0: "OK", -1: "EINVAL", -2: "ENOMEM", -3: "EIO", -4: "EFORMAT", -5: "ECORRUPT",
+              -6: "ESTORE", -7: "EEXIST", -8: "ENOTFOUND"}
 
 
 def quality(n_semantic, n_text, duration, score, flags, min_rate=DEFAULT_MIN_RATE,
@@ -158,6 +166,24 @@ def _check_format(env, path):
                          f"({FORMAT_VERSION}): use a newer spearlabel_dataset.py")
 
 
+def open_env(path, lock=False):
+    """The dataset's LMDB environment, read-only, its format record checked (max_dbs 8:
+    tables rows, errors, meta). lock=False as the dataset object uses it: read a finished
+    dataset; lock=True takes a reader slot (lock.mdb must be writable), safe beside a writer."""
+    if not lock:
+        env = _open_env(path)
+    elif not os.path.isfile(os.path.join(path, "data.mdb")):
+        raise FileNotFoundError(f"{path}: not a spearlabel dataset (no data.mdb)")
+    else:
+        env = lmdb.open(path, readonly=True, lock=True, max_dbs=8, subdir=True, readahead=False)
+    try:
+        _check_format(env, path)
+    except BaseException:
+        env.close()
+        raise
+    return env
+
+
 def _state(env, path):
     st = os.stat(os.path.join(path, "data.mdb"))
     return (os.path.realpath(path), st.st_dev, st.st_ino, env.info()["last_txnid"])
@@ -191,8 +217,9 @@ def _build_index(env, filt):
             dropped)
 
 
-def decode_row(value, key=b"?"):
-    """Row bytes -> (semantic int32 array, text int32 array, duration, score, flags)."""
+def decode_header(value, key=b"?"):
+    """Row bytes -> (n_semantic, n_text, duration, score, flags), with every check of
+    decode_row but no arrays: for a pass over many rows that needs the header only."""
     if len(value) < _ROW_HEADER.size:
         raise ValueError(f"row {key!r}: {len(value)} bytes, shorter than the header")
     magic, version, flags, ns, nt, dur, score = _ROW_HEADER.unpack_from(value, 0)
@@ -202,10 +229,35 @@ def decode_row(value, key=b"?"):
         raise ValueError(f"row {key!r}: record version {version} is newer than this reader")
     if len(value) != _ROW_HEADER.size + 4 * (ns + 1 + nt):
         raise ValueError(f"row {key!r}: {len(value)} bytes for {ns} + 1 + {nt} ids")
-    ids = np.frombuffer(value, "<i4", offset=_ROW_HEADER.size)
-    if ids[ns] != -1:
+    if _I32.unpack_from(value, _ROW_HEADER.size + 4 * ns)[0] != -1:
         raise ValueError(f"row {key!r}: no -1 delimiter after the {ns} semantic ids")
+    return ns, nt, dur, score, flags
+
+
+def decode_row(value, key=b"?"):
+    """Row bytes -> (semantic int32 array, text int32 array, duration, score, flags)."""
+    ns, nt, dur, score, flags = decode_header(value, key)
+    ids = np.frombuffer(value, "<i4", offset=_ROW_HEADER.size)
     return ids[:ns], ids[ns + 1:], dur, score, flags
+
+
+def decode_error(value, key=b"?"):
+    """Error record bytes -> (stage name, code name, attempts, message str), with the checks
+    of rec_error_decode (storage/row.c); a damaged record raises ValueError."""
+    if len(value) < _ERR_HEADER.size:
+        raise ValueError(f"error {key!r}: {len(value)} bytes, shorter than the header")
+    magic, version, stage, code, attempts, n = _ERR_HEADER.unpack_from(value, 0)
+    if magic != b"SPLE":
+        raise ValueError(f"error {key!r}: bad magic {magic!r}")
+    if version == 0 or version > 1:
+        raise ValueError(f"error {key!r}: record version {version} is not supported")
+    if stage >= len(STAGE_NAMES):
+        raise ValueError(f"error {key!r}: unknown stage {stage}")
+    if n != len(value) - _ERR_HEADER.size:
+        raise ValueError(f"error {key!r}: message length {n} but "
+                         f"{len(value) - _ERR_HEADER.size} bytes follow")
+    msg = bytes(value[_ERR_HEADER.size:]).decode("utf-8", "replace")
+    return STAGE_NAMES[stage], CODE_NAMES.get(code, "EUNKNOWN"), attempts, msg
 
 
 class SpearlabelDataset:

@@ -18,6 +18,7 @@ pkgs=(
   python3 python3-numpy python3-lmdb          # third-party readers in tests
   python3-torch python3-sklearn python3-joblib  # tools/convert_*, python/ reader tests
   python3-torchaudio                          # MFCC reference in tests/kmfit
+  python3-matplotlib chromium                 # tools/report.py's plots; its headless browser test
   slurmctld slurmd slurm-client munge         # one-node Slurm cluster in tests/slurm
   clang libclang-rt-14-dev                    # libFuzzer targets (tests/fuzz, bench/fuzz.sh)
 )

@@ -27,6 +27,7 @@ BIN = os.environ["SL_BIN"]
 N_ROWS, N_ERR = 2500, 37
 N_QROWS = 3000
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
+import spearlabel_dataset as sd  # noqa: E402
 from spearlabel_dataset import SpearlabelDataset  # noqa: E402
 QUALITY_KEYS = ("score_per_token", "text_per_second", "semantic_per_text", "quality_flags")
 
@@ -141,6 +142,40 @@ class DatasetTest(unittest.TestCase):
         r = sl("export", dmg, check=False)
         self.assertEqual(r.returncode, 1)
         self.assertIn("utt/000010.wav", r.stderr)
+
+    def test_python_error_records_and_headers(self):
+        # spearlabel_dataset's decode_error reads what export --errors prints; decode_header
+        # gives decode_row's header fields and refuses what it refuses, with the same words.
+        env = sd.open_env(self.db)
+        with env.begin() as txn:
+            errs = [(k.decode(), *sd.decode_error(v, k)) for k, v in
+                    txn.cursor(db=env.open_db(b"errors", txn=txn, create=False))]
+            rows = list(txn.cursor(db=env.open_db(b"rows", txn=txn, create=False)))
+        env.close()
+        want = [json.loads(x) for x in sl("export", self.db, "--errors").stdout.splitlines()]
+        self.assertEqual(errs, [(w["id"], w["stage"], w["code"], w["attempts"], w["message"])
+                                for w in want])
+        for k, v in rows[:300]:
+            sem, txt, dur, score, flags = sd.decode_row(v, k)
+            self.assertEqual(sd.decode_header(v, k), (len(sem), len(txt), dur, score, flags))
+        v = rows[0][1]
+        ns = struct.unpack_from("<I", v, 8)[0]
+        at = 24 + 4 * ns
+        for bad in (v[:20], b"JUNK" + v[4:], v[:-4], v[:at] + struct.pack("<i", 7) + v[at + 4:],
+                    v[:4] + struct.pack("<H", 2) + v[6:]):
+            with self.assertRaises(ValueError) as a:
+                sd.decode_row(bad, b"k")
+            with self.assertRaises(ValueError) as b:
+                sd.decode_header(bad, b"k")
+            self.assertEqual(str(a.exception), str(b.exception))
+        e = b"SPLE" + struct.pack("<HHiII", 1, 2, -3, 1, 2) + b"hi"
+        self.assertEqual(sd.decode_error(e), ("features", "EIO", 1, "hi"))
+        for bad in (e[:10], b"SPLR" + e[4:], e[:-1], e[:6] + struct.pack("<H", 7) + e[8:],
+                    e[:4] + struct.pack("<H", 0) + e[6:]):
+            with self.assertRaises(ValueError):
+                sd.decode_error(bad)
+        with self.assertRaises(FileNotFoundError):
+            sd.open_env(os.path.join(self.tmp, "missing"))
 
     def test_refuse_newer_and_foreign(self):
         newer = os.path.join(self.tmp, "newer")
