@@ -287,7 +287,7 @@ class Scan:
                 self.n_crash += 1
                 if len(self.crash) < 20:
                     self.crash.append((key, val))
-            elif key.startswith("fp/") or key.startswith("source/"):
+            elif key.startswith(("fp/", "origin/", "source/")):
                 self.fps.append((key, val))
             else:
                 self.other_meta.append((key, val))
@@ -769,8 +769,9 @@ def page(db, s, args, vocab, elapsed):
               f'<td class="mono">{esc(v[:500])}</td></tr>')
         w("</table>")
         w('<p class="note"><code>fp/*</code>: sha256 of the model files, the manifest and the '
-          "row-changing options, checked on every resume; <code>source/*</code>: the dataset a "
-          "<code>regenerate</code> read and its fingerprints.</p>")
+          "row-changing options, checked on every resume; <code>origin/*</code>: the file each "
+          "model was converted from (its converter's record); <code>source/*</code>: the "
+          "dataset a <code>regenerate</code> read and its fingerprints.</p>")
     else:
         w("<p>No fingerprints recorded.</p>")
     if s.n_crash:
