@@ -208,6 +208,8 @@ class ReportTest(unittest.TestCase):
         # A run record with the throughput fields a newer run writes, and provenance keys.
         env = lmdb.open(cls.db, max_dbs=8)
         meta, errors = env.open_db(b"meta"), env.open_db(b"errors")
+        with env.begin(db=meta) as txn:
+            cls.stat_meta_run2 = txn.get(b"run/000002").decode()
         with env.begin(db=errors, write=True) as txn:  # codes other than sl_mkdata's EFORMAT
             for key, stage, code, msg in ((b"bad/eio.wav", 1, -3, b"audio: open: No such file"),
                                           (b"bad/crash.wav", 5, -1, b"crashed the worker")):
@@ -219,6 +221,11 @@ class ReportTest(unittest.TestCase):
                                         "text": 0.3}, "command": ["run", "--threads", "2"]}
         with env.begin(db=meta, write=True) as txn:
             txn.put(b"run/000003", json.dumps(cls.recorded).encode())
+            # A record as runs wrote them before the throughput fields: estimated from rows.
+            old = {k: v for k, v in cls.recorded.items()
+                   if k not in ("cores", "audio_seconds", "audio_hours_per_core_hour",
+                                "stage_share")}
+            txn.put(b"run/000004", json.dumps(dict(old, rows_added=N_NULL)).encode())
             txn.put(b"source/path", b"/data/old-corpus.lmdb")
             txn.put(b"source/fp/s2t", b"ab" * 32)
             txn.put(b"crash/spk/x007.wav", b"1")
@@ -336,12 +343,15 @@ class ReportTest(unittest.TestCase):
     def test_runs_and_fingerprints(self):
         runs = {r["attrs"]["data-run"]: r["cells"] for r in self.page.tables["runs"]
                 if "data-run" in r["attrs"]}
-        self.assertEqual(sorted(runs), ["run/000001", "run/000002", "run/000003"])
+        self.assertEqual(sorted(runs), ["run/000001", "run/000002", "run/000003", "run/000004"])
         thr = {k: [t for a, t in c if "throughput" in a.get("class", "")][0]
                for k, c in runs.items()}
         self.assertEqual(thr["run/000001"], "—")  # sl_mkdata's record has no seconds
-        self.assertTrue(thr["run/000002"].startswith("≈ "))  # estimated from the rows
+        # spearlabel run records its throughput: shown as recorded, not estimated
+        rec2 = json.loads(self.stat_meta_run2)
+        self.assertEqual(thr["run/000002"], f"{rec2['audio_hours_per_core_hour']:.4g}")
         self.assertEqual(thr["run/000003"], "12")  # recorded: shown as recorded
+        self.assertTrue(thr["run/000004"].startswith("≈ "))  # an older record: estimated
         meta = {r["attrs"]["data-key"]: r["cells"][1][1] for r in self.page.tables["meta"]
                 if "data-key" in r["attrs"]}
         for k, v in self.stat["meta"].items():
