@@ -393,8 +393,12 @@ int audio_stream_open(audio_stream **out, const char *path, audio_stream_params 
     if (s->info.frames < 0)
         s->info.frames = 0;
     s->inter = malloc((size_t)STREAM_FRAMES * (size_t)s->info.channels * sizeof(float));
-    s->obuf_cap = 0;
-    if (!s->inter || grow(&s->obuf, &s->obuf_cap, 4096)) {
+    // Room for one soxr call's output (STREAM_FRAMES in, plus what soxr holds back), so
+    // one call per input block is the rule and the queue grows only in odd cases; soxr's
+    // samples do not depend on how its output is split over calls (the seek and read
+    // size tests at 8 kHz, where a call yields the most, would show it).
+    size_t room = (size_t)(2.0 * STREAM_FRAMES * p.target_hz / s->info.samplerate) + 8192;
+    if (!s->inter || grow(&s->obuf, &s->obuf_cap, room)) {
         rc = sl_fail(err, SL_ENOMEM, "audio: %s: out of memory", path);
         goto fail;
     }

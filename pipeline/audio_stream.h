@@ -36,9 +36,10 @@
 //     soxr_oneshot (audio.c) returns its full length it equals that too, so the
 //     stream and audio_read_file agree bit for bit on every such file and differ
 //     only by the tail audio.c loses. (A fresh soxr started at an arbitrary sample
-//     without warm-up would differ from the continuous stream by up to 0.09 there,
-//     and with a warm-up by float rounding: neither repeats a run exactly, which is
-//     why blocks restart at fixed points.)
+//     without warm-up differs from the continuous stream there: 1.8e-3 inside the
+//     test sentence, up to 0.09 on a loud noisy tone; with a warm-up by float
+//     rounding from there on: neither repeats a run exactly, which is why blocks
+//     restart at fixed points. test_audio_stream pins both.)
 //   * MPEG (MP3): frame counts are estimates and seeking is libsndfile's, so a start
 //     is reached by decoding from the beginning and discarding (exact, slower).
 //
