@@ -486,6 +486,72 @@ static void test_vad_long_chunk(void)
     printf("\n  one %.1f s VAD chunk -> %zu pieces, %d cuts in pauses", (double)(v.end - v.start) / 16000, n, in);
 }
 
+// A real recording when the machine has it (asterisk-core-sounds-en-wav, the prompt the
+// issue names; not installed by tools/install-deps.sh, so skipped without it): 73 s at
+// 8 kHz through audio_stream; segments of at most 30 s tile it, cut at pauses where the
+// 50 ms around each cut are at least 20 dB below the loud (95th percentile) frames.
+static void test_real_prompt(void)
+{
+    const char *path = "/usr/share/asterisk/sounds/en_US_f_Allison/demo-instruct.wav";
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        printf("\n  skipped: %s not installed (apt-get install asterisk-core-sounds-en-wav)", path);
+        return;
+    }
+    fclose(f);
+    audio_stream *st;
+    sl_err e;
+    CU_ASSERT_FATAL(audio_stream_open(&st, path, audio_stream_default_params(), 0, &e) == SL_OK);
+    size_t cap = 16000 * 80, n = 0, k;
+    float *x = malloc(cap * sizeof(float));
+    do {
+        CU_ASSERT_FATAL(audio_stream_read(st, x + n, cap - n < 4096 ? cap - n : 4096, &k, &e) == SL_OK);
+        n += k;
+    } while (k == 4096);
+    audio_stream_close(st);
+    seg_span s[64];
+    size_t m = cut_all(seg_default_params(), x, (int64_t)n, 0, 4096, 0, s, 64);
+    // Loud level of the whole prompt: 95th percentile of its 10 ms frames.
+    size_t nf = n / 160;
+    double *lv = malloc(nf * sizeof(double));
+    for (size_t i = 0; i < nf; i++) {
+        double sq = 0;
+        for (size_t j = 0; j < 160; j++)
+            sq += (double)x[i * 160 + j] * (double)x[i * 160 + j];
+        lv[i] = 10.0 * log10(sq / 160 + 1e-10);
+    }
+    double *srt = malloc(nf * sizeof(double));
+    memcpy(srt, lv, nf * sizeof(double));
+    for (size_t i = 1; i < nf; i++) // insertion sort: a few thousand values
+        for (size_t j = i; j > 0 && srt[j - 1] > srt[j]; j--) {
+            double t = srt[j];
+            srt[j] = srt[j - 1];
+            srt[j - 1] = t;
+        }
+    double loud = srt[(size_t)(0.95 * (double)(nf - 1))];
+    printf("\n  %s: %.2f s -> %zu segments:", strrchr(path, '/') + 1, (double)n / 16000, m);
+    for (size_t i = 0; i < m; i++) {
+        CU_ASSERT(s[i].end - s[i].start <= 30 * 16000);
+        CU_ASSERT_EQUAL(s[i].start, i ? s[i - 1].end : 0);
+        double quietest = -1e9;
+        if (i + 1 < m) {
+            CU_ASSERT_EQUAL(s[i].how, SEG_CUT_PAUSE);
+            size_t c = (size_t)s[i].end / 160;
+            for (size_t j = c - 2; j < c + 3 && j < nf; j++)
+                quietest = lv[j] > quietest ? lv[j] : quietest;
+            CU_ASSERT(quietest < loud - 20.0);
+        }
+        printf(" [%.2f, %.2f) %s", (double)s[i].start / 16000, (double)s[i].end / 16000,
+               how_name(s[i].how));
+        if (i + 1 < m)
+            printf(" (cut %.0f dB below loud)", loud - quietest);
+    }
+    CU_ASSERT_EQUAL(s[m - 1].end, (int64_t)n);
+    free(lv);
+    free(srt);
+    free(x);
+}
+
 static void test_params(void)
 {
     seg_cutter *c;
@@ -534,6 +600,7 @@ int main(void)
         {"digital silence dropped, speech kept", test_silence},
         {"VAD chunks joined up to max", test_vad_join},
         {"a long VAD chunk cut by the detector", test_vad_long_chunk},
+        {"a real 73 s prompt (when installed)", test_real_prompt},
         {"params and edge cases", test_params},
         {NULL, NULL}};
     int rc = sl_test_main("segment", cases);
