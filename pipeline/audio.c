@@ -1,6 +1,8 @@
 // pipeline/audio.c — see audio.h. libsndfile decodes, we mix down, soxr resamples.
 #include "pipeline/audio.h"
 
+#include "pipeline/audio_sf.h"
+
 #include <limits.h>
 #include <math.h>
 #include <sndfile.h>
@@ -9,7 +11,6 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define AUDIO_BLOCK_FRAMES 4096 // frames per sf_readf_float call when mixing down
 
@@ -173,31 +174,12 @@ static int read_mono(audio_reader *r, SNDFILE *sf, const SF_INFO *info, const ch
     return SL_OK;
 }
 
-// libsndfile opens a WAV/AIFF whose data chunk runs past the end of the file and
-// silently shortens it; its log then holds e.g. "data : 93072 (should be 956)".
-// Returns that line (in buf) when the sound data chunk was cut short, else NULL.
-static const char *cut_chunk(SNDFILE *sf, char *buf, size_t cap)
-{
-    buf[0] = 0;
-    sf_command(sf, SFC_GET_LOG_INFO, buf, (int)cap);
-    for (char *line = buf; line && *line;) {
-        char *nl = strchr(line, '\n');
-        if (nl)
-            *nl = 0;
-        if ((!strncmp(line, "data :", 6) || !strncmp(line, "SSND :", 6)) &&
-            strstr(line, "(should be"))
-            return line;
-        line = nl ? nl + 1 : NULL;
-    }
-    return NULL;
-}
-
 static int decode(audio_reader *r, SNDFILE *sf, SF_INFO *info, const char *name,
                   audio_result *res, sl_err *err)
 {
     memset(res, 0, sizeof *res);
     char log[2048];
-    const char *cut = cut_chunk(sf, log, sizeof log);
+    const char *cut = audio_sf_cut_chunk(sf, log, sizeof log);
     if (cut)
         return sl_fail(err, SL_ECORRUPT, "audio: %s: truncated: libsndfile: %s", name, cut);
     if (info->channels < 1 || info->samplerate < 1)
@@ -265,18 +247,8 @@ int audio_read_file(audio_reader *r, const char *path, audio_result *res, sl_err
     SF_INFO info;
     memset(&info, 0, sizeof info);
     SNDFILE *sf = sf_open(path, SFM_READ, &info);
-    if (!sf) { // libsndfile keeps this text in a process-wide buffer: copy it now
-        char why[256];
-        snprintf(why, sizeof why, "%s", sf_strerror(NULL));
-        // "Format not recognised." is all libsndfile says about a directory or an
-        // empty file: name those plainly.
-        struct stat st;
-        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-            return sl_fail(err, SL_EIO, "audio: open %s: is a directory, not a file", path);
-        if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0)
-            return sl_fail(err, SL_EIO, "audio: open %s: empty file (0 bytes)", path);
-        return sl_fail(err, SL_EIO, "audio: open %s: %s", path, why);
-    }
+    if (!sf)
+        return audio_sf_open_fail(path, err);
     int rc = decode(r, sf, &info, path, res, err);
     sf_close(sf);
     if (rc)
