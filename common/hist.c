@@ -48,7 +48,7 @@ void sl_hist_add(sl_hist *h, double x)
 double sl_hist_percentile(const sl_hist *h, double p)
 {
     if (h->n == 0 || !(p > 0.0) || p > 100.0)
-        return NAN;
+        return (double)NAN;
     // ceil(p * n / 100) is exact for integer p: p * n is an exact integer here and a
     // quotient that is not an integer stays at least 0.01 away from one.
     double r = ceil(p * (double)h->n / 100.0);
