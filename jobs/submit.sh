@@ -16,7 +16,8 @@ the next start resumes. Paths are made absolute; the job runs in the current dir
 
 Job flags (defaults in brackets):
   -N, --nodes N            nodes [1]
-  -n, --ntasks N           MPI ranks in total; rank 0 coordinates and writes [8]
+  -n, --ntasks N           task slots = workers; rank 0 (coordinator and writer) runs
+                           as one extra rank beside them [8]
   -c, --cpus-per-task N    OpenBLAS threads per rank; ranks per node x N <= cores [4]
   -t, --time T             time limit, as sbatch takes it [24:00:00]
   -p, --partition P        partition [the cluster's default]
@@ -72,7 +73,6 @@ done
 for v in "$nodes" "$ntasks" "$cpus" "$lead"; do
   [[ "$v" =~ ^[1-9][0-9]*$ ]] || die "not a positive number: $v"
 done
-[ "$ntasks" -ge 2 ] || die "--ntasks must be at least 2 (rank 0 only coordinates)"
 if [ -z "$bin" ]; then
   bin=$(command -v spearlabel || true)
   [ -n "$bin" ] || bin=$(abs "$here/../build/spearlabel")

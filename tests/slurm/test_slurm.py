@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """jobs/ on a real Slurm cluster: a one-node cluster (Debian's slurmctld, slurmd and
 munged, all as root, no systemd) is started in a temporary directory, then
-- sbatch jobs/spearlabel.sbatch on the example completes and the dataset equals the
-  one `mpirun -n 3 spearlabel run` makes directly;
+- sbatch --ntasks=2 jobs/spearlabel.sbatch on the example runs 3 ranks (2 workers, rank 0
+  the extra one), completes, and the dataset equals the one `mpirun -n 3 spearlabel run`
+  makes directly;
 - preemption: `scancel --signal=USR1 --batch` mid-run -> the run exits 3, the script
   requeues the job, the second start (SLURM_RESTART_COUNT=1) resumes, same dataset;
 - hard `scancel` mid-run, then a new job through jobs/submit.sh -> same dataset.
@@ -332,7 +333,7 @@ class SlurmTest(unittest.TestCase):
         return d
 
     def job_args(self, d, *extra):
-        return ["--ntasks=3", "--cpus-per-task=1", "--time=10", f"--output={d}/slurm-%j.out",
+        return ["--ntasks=2", "--cpus-per-task=1", "--time=10", f"--output={d}/slurm-%j.out",
                 SBATCH, "--manifest", self.manifest, "--out", f"{d}/db", *MODELS, *RUN_FLAGS,
                 *extra]
 
@@ -345,13 +346,17 @@ class SlurmTest(unittest.TestCase):
 
     def test_1_run(self):
         d = self.dir("run")
-        log("\n== sbatch --ntasks=3 --cpus-per-task=1 jobs/spearlabel.sbatch <example>")
+        log("\n== sbatch --ntasks=2 --cpus-per-task=1 jobs/spearlabel.sbatch <example>")
         jid = sbatch(*self.job_args(d), env=self.env())
         info = watch(jid, lambda i: i["JobState"] not in ("PENDING", "RUNNING", "COMPLETING"))
         out = read(f"{d}/slurm-{jid}.out")
         self.assertEqual((info["JobState"], info["ExitCode"], info["Restarts"]),
                          ("COMPLETED", "0:0", "0"), out)
         self.assertIn("spearlabel run exited 0", out)
+        # 2 task slots: 2 workers plus rank 0 as the extra, unbound rank.
+        self.assertRegex(out, r"units to do on 3 rank\(s\)")
+        self.assertRegex(out, r"on \d+ core\(s\) \(3 rank\(s\) x 1 thread\(s\)\)")
+        log("  --ntasks=2 ran 3 ranks (rank 0 + 2 workers), 1 thread each")
         self.assertEqual(export(f"{d}/db"), self.ref["4"], "dataset differs from mpirun's")
         log("  dataset == mpirun's (export rows and errors)")
 
@@ -407,13 +412,13 @@ class SlurmTest(unittest.TestCase):
         self.assertEqual(info["JobState"], "CANCELLED")
         wait_unlocked(f"{d}/db")
         self.assertEqual(sh(BIN, "verify", f"{d}/db").returncode, 0)
-        cmd = [SUBMIT, "-n", "3", "-c", "1", "-t", "10", "-o", f"{d}/resubmit-%j.out",
+        cmd = [SUBMIT, "-n", "2", "-c", "1", "-t", "10", "-o", f"{d}/resubmit-%j.out",
                "--bin", BIN, "--manifest", self.manifest, "--out", f"{d}/db", *MODELS,
                "--", *RUN_FLAGS, "--unit", "1"]
         dry = sh(cmd[0], "--dry-run", *cmd[1:]).stdout
-        self.assertIn("#SBATCH --ntasks=3", dry)
+        self.assertIn("#SBATCH --ntasks=2", dry)
         self.assertIn("scontrol requeue", dry)
-        log("  jobs/submit.sh -n 3 -c 1 -t 10 --manifest ... --out <same db> -- --unit 1 ...")
+        log("  jobs/submit.sh -n 2 -c 1 -t 10 --manifest ... --out <same db> -- --unit 1 ...")
         jid2 = int(sh(*cmd, env=self.env()).stdout.split()[-1])
         info = watch(jid2, lambda i: i["JobState"] not in ("PENDING", "RUNNING", "COMPLETING"))
         out = read(f"{d}/resubmit-{jid2}.out")
