@@ -201,8 +201,10 @@ static int load_source(source *src, const char *from, sl_err *err)
     src->meta[src->n_meta++] = strdup(src->path);
     if ((rc = store_iter_open(&it, src->s, STORE_META, err)))
         return rc;
-    store_iter_seek(it, "fp/", 3, err);
-    while (store_iter_next(it, &k, &kn, &v, &vn, err) == 1 && kn > 3 && !memcmp(k, "fp/", 3)) {
+    // A read error is not the end of the list: a partial fp/source would refuse every resume.
+    int more = store_iter_seek(it, "fp/", 3, err);
+    while (more >= 0 && (more = store_iter_next(it, &k, &kn, &v, &vn, err)) == 1 && kn > 3 &&
+           !memcmp(k, "fp/", 3)) {
         if (off < sizeof src->fp_text)
             off += (size_t)snprintf(src->fp_text + off, sizeof src->fp_text - off, "%.*s=%.*s\n",
                                     (int)kn, (const char *)k, (int)vn, (const char *)v);
@@ -214,7 +216,8 @@ static int load_source(source *src, const char *from, sl_err *err)
         }
     }
     store_iter_close(it);
-    return SL_OK;
+    return more < 0 ? sl_err_prefix(err, "regenerate: %s: reading its fingerprints", src->path)
+                    : SL_OK;
 }
 
 static void free_source(source *src)

@@ -32,7 +32,7 @@ static const char HELP[] =
 enum { Q_DURATION, Q_SCORE, Q_RATE, Q_SEM, Q_COUNT };
 
 typedef struct totals {
-    size_t rows, errors, bad;
+    size_t rows, errors, bad, bad_rows; // bad: damaged records of both tables
     unsigned long long n_sem, n_text;
     double seconds;
     size_t flag_maxlen, flag_loop, flag_rate_high, flag_rate_low, flagged;
@@ -56,6 +56,7 @@ static int scan(store *s, totals *t, sl_err *err)
         t->rows++;
         if (rec_row_decode(v, vn, &h, &e)) {
             t->bad++;
+            t->bad_rows++;
             continue;
         }
         t->n_sem += h.n_semantic;
@@ -259,10 +260,10 @@ int cmd_stat(int argc, char **argv)
         printf("flags:         max-length %zu, loop %zu, rate-high %zu (> %g/s), rate-low %zu "
                "(< %g/s); %zu rows flagged\n", t.flag_maxlen, t.flag_loop, t.flag_rate_high,
                t.filter.q.max_rate, t.flag_rate_low, t.filter.q.min_rate, t.flagged);
-        if (t.rows > t.bad) {
+        if (t.rows > t.bad_rows) {
             print_quality(&t);
             printf("default filter: keeps %zu of %zu rows (score per token < %g: %zu, flagged: "
-                   "%zu)\n", t.kept, t.rows - t.bad, t.filter.min_score_per_token, t.drop_score,
+                   "%zu)\n", t.kept, t.rows - t.bad_rows, t.filter.min_score_per_token, t.drop_score,
                    t.flagged);
         }
         if (t.bad)

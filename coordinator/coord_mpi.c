@@ -60,11 +60,10 @@ static int handle(coord_session *s, wstate *w, int src, int tag, const void *msg
                   int *finished, sl_err *err)
 {
     switch (tag) {
-    case PROTO_HELLO:
-        if (proto_hello_parse(msg, n, err) == SL_OK)
-            w->hello = 1;
-        else
-            SL_LOG(WARN, "run", "rank %d: %s: ignored", src, err->msg);
+    case PROTO_HELLO: // a worker is ready whatever the bytes: ignoring it would hang the job
+        if (proto_hello_parse(msg, n, err) != SL_OK)
+            SL_LOG(WARN, "run", "rank %d: %s: taken as a HELLO", src, err->msg);
+        w->hello = 1;
         return SL_OK;
     case PROTO_RESULT:
         w->inflight--;

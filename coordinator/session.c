@@ -35,6 +35,8 @@ struct coord_session {
     double last_commit;
     size_t rows_added, errors_added;
     size_t rows_kept;       // of rows_added, kept by the default quality filter
+    size_t done_rows, done_errors, done_kept; // the same as of the last successful commit
+    double done_audio;      //   (what a "failed" run record reports: the rest was dropped)
     rec_filter quality;     // that filter
     double stats[PROTO_N_STATS];
     progress prog;
@@ -103,6 +105,10 @@ int coord_session_commit(coord_session *c, sl_err *err)
     if (rc == SL_OK) {
         c->pending = 0;
         c->last_commit = sl_now();
+        c->done_rows = c->rows_added;
+        c->done_errors = c->errors_added;
+        c->done_kept = c->rows_kept;
+        c->done_audio = c->prog.audio_s;
     }
     return rc;
 }
@@ -426,8 +432,10 @@ int coord_session_close(coord_session *c, int rc, coord_outcome *out, sl_err *er
     }
     if (rc && c->run_started) { // record the failure if the store still takes writes
         sl_err e2;
-        store_abort(c->s);
-        if (jm_run_end(c->s, &c->run, "failed", c->rows_added, c->errors_added, p->n_ranks,
+        store_abort(c->s); // the open batch is gone: report what was committed
+        fig.audio_s = c->done_audio;
+        fig.rows_kept = c->done_kept;
+        if (jm_run_end(c->s, &c->run, "failed", c->done_rows, c->done_errors, p->n_ranks,
                        p->argc, p->argv, &fig, &e2) == SL_OK)
             store_commit(c->s, &e2);
     }

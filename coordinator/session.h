@@ -11,8 +11,10 @@
 // Guarantees (see coord.h): a unit's records are stored in one transaction; the
 // records that come back are checked against the unit they answer: a RESULT or
 // CRASH naming a work id outside the plan, or a record whose id is not an item of
-// its unit, is logged and ignored, never indexed. Malformed message bytes are an
-// error (SL_EFORMAT, naming the sender): our own workers never send them.
+// its unit, is logged and ignored, never indexed (a CRASH still ends the job: its
+// sender is dying). Malformed RESULT bytes are an error (SL_EFORMAT, naming the
+// sender): our own workers never send them; malformed STATS are logged and left out,
+// a malformed CRASH records no marks, and any HELLO counts as one.
 // Single-threaded.
 #pragma once
 #include <stddef.h>

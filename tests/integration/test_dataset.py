@@ -358,6 +358,23 @@ class QualityTest(unittest.TestCase):
         self.assertIn(f"rate-high {sum(r['text_per_second'] > 50 for r in self.all)} (> 50/s)",
                       out)
 
+    def test_stat_damaged_errors_are_not_rows(self):
+        # Damaged error records must not be taken from the rows the filter judged
+        # (stat counted both tables' damage as damaged rows and hid the quality section).
+        db = os.path.join(self.tmp, "damaged_errors")
+        subprocess.run([MKDATA, db, "5", "0", "quality"], check=True)
+        env = lmdb.open(db, max_dbs=8)
+        errs = env.open_db(b"errors")
+        with env.begin(db=errs, write=True) as txn:
+            for i in range(7):
+                txn.put(b"junk/%d.wav" % i, b"not an error record")
+        env.close()
+        out = sl("stat", db).stdout
+        kept = len(SpearlabelDataset(db, as_numpy=True, default_filter=True))
+        self.assertIn(f"default filter: keeps {kept} of 5 rows", out)
+        self.assertRegex(out, r"quality: +percentile")
+        self.assertIn("damaged:       7 records", out)
+
     def test_usage(self):
         for args in (["--min-rate", "9", "--max-rate", "3"], ["--errors", "--quality"],
                      ["--errors", "--no-flagged"], ["--min-score-per-token", "x"],

@@ -499,6 +499,59 @@ static void test_out_of_range_messages_ignored(void)
     sl_test_rmtree(root);
 }
 
+// A failed run (here: closed with an error, as when a commit fails) drops its open batch;
+// its run record reports what was committed, not what was dropped.
+static void test_failed_run_reports_committed(void)
+{
+    unsigned seed = 9;
+    const char *root = sl_test_tmpdir("failroot");
+    manifest m;
+    random_manifest(&seed, 20, root, &m);
+    const char *dir = sl_test_tmpdir("fail");
+    coord_params p = params(dir, &m, 2, NULL);
+    p.commit_rows = 1000000; // nothing commits before the end
+    p.commit_s = 1e6;
+    coord_session *s;
+    sl_err err;
+    CU_ASSERT_EQUAL_FATAL(coord_session_open(&s, &p, &err), SL_OK);
+    proto_buf work = {0}, result = {0};
+    double stats[PROTO_N_STATS] = {0};
+    uint32_t wid;
+    for (int k = 0; k < 3 && coord_session_next(s, &wid); k++) {
+        CU_ASSERT_EQUAL_FATAL(coord_session_work(s, wid, &work, &err), SL_OK);
+        CU_ASSERT_EQUAL_FATAL(stub_exec(NULL, work.p, work.len, &result, stats, &err), SL_OK);
+        CU_ASSERT_EQUAL_FATAL(coord_session_result(s, 1, result.p, result.len, &err), SL_OK);
+    }
+    coord_outcome o;
+    CU_ASSERT_EQUAL(coord_session_close(s, SL_EIO, &o, &err), SL_EIO);
+    CU_ASSERT(o.rows_added + o.errors_added > m.n_bad_lines); // added, then dropped
+    store *st;
+    CU_ASSERT_EQUAL_FATAL(store_open(&st, dir, STORE_READ, store_default_params(), &err), SL_OK);
+    size_t rows, errs;
+    store_count(st, STORE_ROWS, &rows, &err);
+    store_count(st, STORE_ERRORS, &errs, &err);
+    CU_ASSERT_EQUAL(rows, 0);
+    CU_ASSERT_EQUAL(errs, m.n_bad_lines); // the bad lines were committed at the start
+    char *rec = NULL;
+    CU_ASSERT_EQUAL_FATAL(store_get_meta(st, "run/000001", &rec, &err), SL_OK);
+    json_error_t je;
+    json_t *j = json_loads(rec, 0, &je);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "status")), "failed");
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "rows_added")), 0);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "errors_added")), (json_int_t)errs);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "rows_kept_default_filter")), 0);
+    CU_ASSERT_EQUAL(json_real_value(json_object_get(j, "audio_seconds")), 0.0);
+    json_decref(j);
+    free(rec);
+    store_close(st);
+    proto_buf_free(&work);
+    proto_buf_free(&result);
+    sl_test_rmtree(dir);
+    man_free(&m);
+    sl_test_rmtree(root);
+}
+
 int main(void)
 {
     static const sl_test_case cases[] = {
@@ -506,6 +559,7 @@ int main(void)
         {"session: simulated workers, kills and stops resume exactly", test_simulated_workers_resume_exactly},
         {"coord_run: one rank, stop half-way, resume", test_coord_run_stop_and_resume},
         {"session: out-of-range RESULT and CRASH ignored", test_out_of_range_messages_ignored},
+        {"session: a failed run's record reports what was committed", test_failed_run_reports_committed},
         {NULL, NULL}};
     return sl_test_main("coord", cases);
 }
