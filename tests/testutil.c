@@ -63,3 +63,19 @@ float sl_test_max_abs_diff(const float *a, const float *b, size_t n)
     }
     return m;
 }
+
+const char *sl_test_join(const char *dir, const char *name)
+{
+    static char buf[8][4200];
+    static int slot;
+    char *b = buf[slot++ % 8];
+    snprintf(b, 4200, "%s/%s", dir, name);
+    return b;
+}
+
+int sl_test_sh(const char *fmt, const char *a, const char *b)
+{
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd, fmt, a, b);
+    return system(cmd);
+}

@@ -16,6 +16,10 @@ int sl_test_main(const char *suite, const sl_test_case *cases);
 const char *sl_test_data(const char *name);
 // A fresh empty directory under $TMPDIR (or /tmp); static buffer per call slot (4 slots).
 const char *sl_test_tmpdir(const char *tag);
+// dir/name in a static buffer (8 slots, reused in turn).
+const char *sl_test_join(const char *dir, const char *name);
+// system() of fmt with two string arguments (paths are quoted by fmt itself).
+int sl_test_sh(const char *fmt, const char *a, const char *b);
 // rm -rf of a directory made by sl_test_tmpdir.
 void sl_test_rmtree(const char *dir);
 // max |a-b| over n floats.

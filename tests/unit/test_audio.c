@@ -11,21 +11,7 @@
 
 static const char *tmp;
 
-static const char *tpath(const char *name)
-{
-    static char buf[4][4200];
-    static int slot;
-    char *b = buf[slot++ % 4];
-    snprintf(b, 4200, "%s/%s", tmp, name);
-    return b;
-}
-
-static int sh(const char *fmt, const char *a, const char *b)
-{
-    char cmd[9000];
-    snprintf(cmd, sizeof cmd, fmt, a, b);
-    return system(cmd);
-}
+static const char *tpath(const char *name) { return sl_test_join(tmp, name); }
 
 static audio_reader *reader(float max_s)
 {
@@ -127,7 +113,7 @@ static void test_formats(void)
         }
     }
     // A fresh espeak-ng utterance at its native 22050 Hz.
-    CU_ASSERT_FATAL(sh("espeak-ng -v en-us -w '%s' 'Good morning, everyone.'%s",
+    CU_ASSERT_FATAL(sl_test_sh("espeak-ng -v en-us -w '%s' 'Good morning, everyone.'%s",
                        tpath("espeak.wav"), "") == 0);
     audio_result a;
     CU_ASSERT_FATAL(audio_read_file(r, tpath("espeak.wav"), &a, &e) == SL_OK);
@@ -156,15 +142,15 @@ static void test_errors(void)
     const char *src = sl_test_data("speech_16k.wav");
     char srcc[4200];
     snprintf(srcc, sizeof srcc, "%s", src);
-    CU_ASSERT_FATAL(sh("head -c 1000 '%s' > '%s'", srcc, tpath("cut_data.wav")) == 0);
-    CU_ASSERT_FATAL(sh("head -c 30 '%s' > '%s'", srcc, tpath("cut_header.wav")) == 0);
-    CU_ASSERT_FATAL(sh("sox '%s' '%s'", srcc, tpath("whole.flac")) == 0);
-    CU_ASSERT_FATAL(sh("head -c 20000 '%s' > '%s'", tpath("whole.flac"), tpath("cut.flac")) == 0);
-    CU_ASSERT_FATAL(sh(": > '%s'%s", tpath("empty.wav"), "") == 0);
-    CU_ASSERT_FATAL(sh("echo 'this is not audio at all, just text' > '%s'%s", tpath("text.wav"),
+    CU_ASSERT_FATAL(sl_test_sh("head -c 1000 '%s' > '%s'", srcc, tpath("cut_data.wav")) == 0);
+    CU_ASSERT_FATAL(sl_test_sh("head -c 30 '%s' > '%s'", srcc, tpath("cut_header.wav")) == 0);
+    CU_ASSERT_FATAL(sl_test_sh("sox '%s' '%s'", srcc, tpath("whole.flac")) == 0);
+    CU_ASSERT_FATAL(sl_test_sh("head -c 20000 '%s' > '%s'", tpath("whole.flac"), tpath("cut.flac")) == 0);
+    CU_ASSERT_FATAL(sl_test_sh(": > '%s'%s", tpath("empty.wav"), "") == 0);
+    CU_ASSERT_FATAL(sl_test_sh("echo 'this is not audio at all, just text' > '%s'%s", tpath("text.wav"),
                        "") == 0);
-    CU_ASSERT_FATAL(sh("sox '%s' '%s' trim 0 300s", srcc, tpath("short.wav")) == 0);
-    CU_ASSERT_FATAL(sh("sox -n -r 16000 -c 1 -b 16 '%s' trim 0 0%s", tpath("zero.wav"), "") == 0);
+    CU_ASSERT_FATAL(sl_test_sh("sox '%s' '%s' trim 0 300s", srcc, tpath("short.wav")) == 0);
+    CU_ASSERT_FATAL(sl_test_sh("sox -n -r 16000 -c 1 -b 16 '%s' trim 0 0%s", tpath("zero.wav"), "") == 0);
     audio_reader *r = reader(60.0f);
     expect_error(r, tpath("cut_data.wav"), SL_ECORRUPT, "truncated");
     expect_error(r, tpath("cut_header.wav"), SL_EIO, NULL);
@@ -176,8 +162,8 @@ static void test_errors(void)
     expect_error(r, tpath("zero.wav"), SL_EFORMAT, "too short");
     audio_reader_free(r);
     r = reader(1.0f); // 2.9 s of audio with a 1 s limit, refused from the header
-    CU_ASSERT_FATAL(sh("cp '%s' '%s'", srcc, tpath("long.wav")) == 0);
-    CU_ASSERT_FATAL(sh("sox '%s' -r 8000 '%s'", srcc, tpath("long.ogg")) == 0);
+    CU_ASSERT_FATAL(sl_test_sh("cp '%s' '%s'", srcc, tpath("long.wav")) == 0);
+    CU_ASSERT_FATAL(sl_test_sh("sox '%s' -r 8000 '%s'", srcc, tpath("long.ogg")) == 0);
     expect_error(r, tpath("long.wav"), SL_EFORMAT, "too long");
     expect_error(r, tpath("long.ogg"), SL_EFORMAT, "too long");
     // Memory entry point: garbage and empty buffers are errors, not crashes.

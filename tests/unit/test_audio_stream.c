@@ -18,21 +18,7 @@
 
 static const char *tmp;
 
-static const char *tpath(const char *name)
-{
-    static char buf[8][4200];
-    static int slot;
-    char *b = buf[slot++ % 8];
-    snprintf(b, 4200, "%s/%s", tmp, name);
-    return b;
-}
-
-static int sh(const char *fmt, const char *a, const char *b)
-{
-    char cmd[9000];
-    snprintf(cmd, sizeof cmd, fmt, a, b);
-    return system(cmd);
-}
+static const char *tpath(const char *name) { return sl_test_join(tmp, name); }
 
 static int64_t round_len(int64_t n, int rate) // round(n * 16000 / rate), halves up
 {
@@ -95,9 +81,9 @@ static void test_16k_exact(void)
     char src[4200];
     snprintf(src, sizeof src, "%s", sl_test_data("speech_16k.wav"));
     const char *files[] = {src, tpath("st.wav"), tpath("s24.wav"), tpath("f.flac")};
-    CU_ASSERT_FATAL(sh("sox -D '%s' -c 2 '%s'", src, files[1]) == 0);
-    CU_ASSERT_FATAL(sh("sox -D '%s' -b 24 '%s'", src, files[2]) == 0);
-    CU_ASSERT_FATAL(sh("sox -D '%s' '%s'", src, files[3]) == 0);
+    CU_ASSERT_FATAL(sl_test_sh("sox -D '%s' -c 2 '%s'", src, files[1]) == 0);
+    CU_ASSERT_FATAL(sl_test_sh("sox -D '%s' -b 24 '%s'", src, files[2]) == 0);
+    CU_ASSERT_FATAL(sl_test_sh("sox -D '%s' '%s'", src, files[3]) == 0);
     audio_reader *r;
     sl_err e;
     CU_ASSERT_FATAL(audio_reader_new(&r, audio_default_params(), &e) == SL_OK);
@@ -306,9 +292,9 @@ static void test_seek_resampled(void)
     char cmd[20000];
     snprintf(cmd, sizeof cmd, "sox '%s' '%s' '%s' '%s' '%s'", src, src, src, src, f22);
     CU_ASSERT_FATAL(system(cmd) == 0);
-    CU_ASSERT_FATAL(sh("sox -D '%s' -r 44100 -c 2 '%s'", f22, f44) == 0);
-    CU_ASSERT_FATAL(sh("sox '%s' -C 6 '%s'", f22, fogg) == 0);
-    CU_ASSERT_FATAL(sh("sox -D '%s' -r 8000 '%s'", f22, f8) == 0);
+    CU_ASSERT_FATAL(sl_test_sh("sox -D '%s' -r 44100 -c 2 '%s'", f22, f44) == 0);
+    CU_ASSERT_FATAL(sl_test_sh("sox '%s' -C 6 '%s'", f22, fogg) == 0);
+    CU_ASSERT_FATAL(sl_test_sh("sox -D '%s' -r 8000 '%s'", f22, f8) == 0);
     const char *f_mp3 = tpath("s22.mp3"), *f_mp3_16 = tpath("s16.mp3");
     write_mp3(f22, f_mp3, 22050);
     write_mp3(f22, f_mp3_16, 16000);
@@ -470,14 +456,14 @@ static void test_errors(void)
 {
     char src[4200];
     snprintf(src, sizeof src, "%s", sl_test_data("speech_16k.wav"));
-    CU_ASSERT_FATAL(sh("head -c 1000 '%s' > '%s'", src, tpath("cut_data.wav")) == 0);
-    CU_ASSERT_FATAL(sh("sox '%s' '%s'", src, tpath("whole.flac")) == 0);
-    CU_ASSERT_FATAL(sh("head -c 20000 '%s' > '%s'", tpath("whole.flac"), tpath("cut.flac")) == 0);
-    CU_ASSERT_FATAL(sh(": > '%s'%s", tpath("empty.wav"), "") == 0);
-    CU_ASSERT_FATAL(sh("echo 'this is not audio at all, just text' > '%s'%s", tpath("text.wav"),
+    CU_ASSERT_FATAL(sl_test_sh("head -c 1000 '%s' > '%s'", src, tpath("cut_data.wav")) == 0);
+    CU_ASSERT_FATAL(sl_test_sh("sox '%s' '%s'", src, tpath("whole.flac")) == 0);
+    CU_ASSERT_FATAL(sl_test_sh("head -c 20000 '%s' > '%s'", tpath("whole.flac"), tpath("cut.flac")) == 0);
+    CU_ASSERT_FATAL(sl_test_sh(": > '%s'%s", tpath("empty.wav"), "") == 0);
+    CU_ASSERT_FATAL(sl_test_sh("echo 'this is not audio at all, just text' > '%s'%s", tpath("text.wav"),
                        "") == 0);
-    CU_ASSERT_FATAL(sh("sox '%s' -r 22050 '%s'", tpath("whole.flac"), tpath("w22.flac")) == 0);
-    CU_ASSERT_FATAL(sh("head -c 30000 '%s' > '%s'", tpath("w22.flac"), tpath("cut22.flac")) == 0);
+    CU_ASSERT_FATAL(sl_test_sh("sox '%s' -r 22050 '%s'", tpath("whole.flac"), tpath("w22.flac")) == 0);
+    CU_ASSERT_FATAL(sl_test_sh("head -c 30000 '%s' > '%s'", tpath("w22.flac"), tpath("cut22.flac")) == 0);
     expect_open_error(tpath("missing.wav"), SL_EIO, "No such file");
     expect_open_error(tmp, SL_EIO, "is a directory");
     expect_open_error(tpath("empty.wav"), SL_EIO, "empty file");
