@@ -84,7 +84,16 @@ def rank_of(pid):
         return -1
 
 
-def sample(stop, peaks):
+def parent_of(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return -1
+
+
+def sample(stop, peaks, launcher):
+    """Peaks of the ranks mpirun `launcher` started (other spearlabel processes are not ours)."""
     while not stop.is_set():
         for p in os.listdir("/proc"):
             if not p.isdigit():
@@ -94,6 +103,8 @@ def sample(stop, peaks):
                     if f.read().strip() != "spearlabel":
                         continue
             except OSError:
+                continue
+            if parent_of(p) != launcher:
                 continue
             r = rollup(p)
             if r is None:
@@ -167,17 +178,18 @@ def main():
         db = os.path.join(work, f"db{dim}")
         subprocess.run(["rm", "-rf", db], check=True)
         peaks, stop = {}, threading.Event()
-        th = threading.Thread(target=sample, args=(stop, peaks))
+        r = subprocess.Popen(["mpirun", "-n", "3", "--oversubscribe", "--bind-to", "none", bin_, "run",
+                              "--manifest", man, "--out", db, "--hubert", hub, "--layer", "9", "--kmeans", km,
+                              "--s2t", path, "--beam", "4", "--min-len", str(a.tokens), "--max-len",
+                              str(a.tokens), "--unit", str(a.unit), "--threads", "1"],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        th = threading.Thread(target=sample, args=(stop, peaks, r.pid))
         th.start()
-        r = subprocess.run(["mpirun", "-n", "3", "--oversubscribe", "--bind-to", "none", bin_, "run",
-                            "--manifest", man, "--out", db, "--hubert", hub, "--layer", "9", "--kmeans", km,
-                            "--s2t", path, "--beam", "4", "--min-len", str(a.tokens), "--max-len",
-                            str(a.tokens), "--unit", str(a.unit), "--threads", "1"],
-                           env=env, capture_output=True, text=True)
+        _, log = r.communicate()
         stop.set()
         th.join()
         if r.returncode:
-            sys.exit(r.stderr)
+            sys.exit(log)
         mb = os.path.getsize(path) / 2**20
         for k in sorted(k for k in peaks if k >= 0):
             rss, filep, anon = peaks[k]

@@ -3,7 +3,9 @@
 
 #include <mpi.h>
 #include <stdio.h>
+#include <stdlib.h>
 
+#include "cli/job_flags.h"
 #include "common/exitcode.h"
 #include "common/log.h"
 #include "common/stop.h"
@@ -59,6 +61,7 @@ int cli_job_coordinate(const char *cmd, const coord_params *params)
     sl_err_clear(&err);
     coord_params p = *params;
     p.threads = ops_get_threads(); // every rank runs what cli_job_init set
+    p.alloc_cores = job_alloc_cores(getenv("SLURM_NTASKS"), getenv("SLURM_CPUS_PER_TASK"));
     const coord_params *cp = &p;
     coord_outcome out;
     if (coord_run(cp, &out, &err) != SL_OK) {

@@ -2,6 +2,8 @@
 #include "cli/job_flags.h"
 
 #include <assert.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -217,4 +219,21 @@ void job_options_canonical(const coord_params *cp, const pl_params *pp, char *bu
     }
     assert(n >= 0 && (size_t)n < cap); // JOB_OPTIONS_CAP holds every combination
     (void)n;
+}
+
+static int positive_int(const char *s)
+{
+    if (!s || !*s)
+        return 0;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    return (*end || errno || v <= 0 || v > INT_MAX / 4096) ? 0 : (int)v;
+}
+
+int job_alloc_cores(const char *slurm_ntasks, const char *slurm_cpus_per_task)
+{
+    int n = positive_int(slurm_ntasks);
+    int c = slurm_cpus_per_task && *slurm_cpus_per_task ? positive_int(slurm_cpus_per_task) : 1;
+    return n > 0 && c > 0 ? n * c : 0;
 }

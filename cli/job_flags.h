@@ -66,6 +66,13 @@ void job_flags_help(FILE *out, int regenerate);
     "  -h, --help          this text\n\n"                                                     \
     "Exit status: 0 finished, 1 error, 2 usage error, 3 interrupted (run again to resume).\n"
 
+// The cores a Slurm allocation holds from the launcher's SLURM_NTASKS and
+// SLURM_CPUS_PER_TASK (unset or empty: 1 CPU per task), for the audio hours per
+// core-hour figure: jobs/spearlabel.sbatch runs rank 0 as one rank more than the task
+// slots, so ranks x threads would count a core the job does not hold. 0 when
+// SLURM_NTASKS is unset or either value is not a positive integer.
+int job_alloc_cores(const char *slurm_ntasks, const char *slurm_cpus_per_task);
+
 // The "options" fingerprint text: every field of cp and pp that changes what a row holds
 // or which rows share a unit, and none that does not (grace, progress, commit cadence,
 // map size, threads, paths: the models and inputs have fingerprints of their own). Of

@@ -52,6 +52,8 @@ typedef struct coord_params {
     const manifest *m;
     int n_ranks;                // ranks of the job (1: execute in process, no MPI at all)
     int threads;                // threads per rank (for the audio hours per core-hour figure)
+    int alloc_cores;            // cores the job holds when the launcher says (Slurm), else 0:
+                                //   the audio hours per core-hour count n_ranks x threads
     size_t unit_items;          // utterances per unit (default 4)
     double unit_seconds;        // audio seconds per unit where known (default 120)
     int retry_errors;           // recompute ids that are stored as errors

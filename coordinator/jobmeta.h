@@ -43,7 +43,7 @@ typedef struct jm_run {
 typedef struct jm_run_figures {
     double audio_s;        // audio seconds of the rows this run stored
     double wall_s;         // seconds from the first dispatch to the end
-    int cores;             // cores the job held: ranks x threads per rank
+    int cores;             // cores the job held: coord_params.alloc_cores, else ranks x threads
     double stage_s[4];     // worker seconds in audio, features, tokens, text
     size_t rows_kept;      // rows this run stored that the default quality filter keeps
 } jm_run_figures;

@@ -370,7 +370,8 @@ static void figures(const coord_session *c, jm_run_figures *f)
     memset(f, 0, sizeof *f);
     f->audio_s = c->prog.audio_s;
     f->wall_s = sl_now() - c->prog.t_start;
-    f->cores = c->p->n_ranks * (c->p->threads > 0 ? c->p->threads : 1);
+    f->cores = c->p->alloc_cores > 0 ? c->p->alloc_cores
+                                     : c->p->n_ranks * (c->p->threads > 0 ? c->p->threads : 1);
     const proto_stat k[4] = {PROTO_T_AUDIO, PROTO_T_FEATURES, PROTO_T_TOKENS, PROTO_T_TEXT};
     for (int j = 0; j < 4; j++)
         f->stage_s[j] = c->stats[k[j]];
@@ -383,9 +384,11 @@ static void print_summary(const coord_session *c, const jm_run_figures *f)
 {
     const double *s = c->stats;
     double core_h = f->wall_s * f->cores / 3600.0;
-    SL_LOG(INFO, "run", "%.4f audio h stored in %.2f s on %d core(s) (%d rank(s) x %d thread(s)): "
+    int threads = c->p->threads > 0 ? c->p->threads : 1;
+    SL_LOG(INFO, "run", "%.4f audio h stored in %.2f s on %d core(s) (%s%d rank(s) x %d thread(s)): "
            "%.1f audio hours per core-hour", f->audio_s / 3600.0, f->wall_s, f->cores,
-           c->p->n_ranks, f->cores / c->p->n_ranks, core_h > 0 ? f->audio_s / 3600.0 / core_h : 0);
+           c->p->alloc_cores > 0 ? "the allocation's; " : "", c->p->n_ranks, threads,
+           core_h > 0 ? f->audio_s / 3600.0 / core_h : 0);
     double busy = f->stage_s[0] + f->stage_s[1] + f->stage_s[2] + f->stage_s[3];
     if (s[PROTO_N_UTTS] > 0 && busy > 0)
         SL_LOG(INFO, "run", "worker time: audio %.2f s (%.0f %%), features %.2f s (%.0f %%), "

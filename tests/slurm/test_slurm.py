@@ -355,8 +355,9 @@ class SlurmTest(unittest.TestCase):
         self.assertIn("spearlabel run exited 0", out)
         # 2 task slots: 2 workers plus rank 0 as the extra, unbound rank.
         self.assertRegex(out, r"units to do on 3 rank\(s\)")
-        self.assertRegex(out, r"on \d+ core\(s\) \(3 rank\(s\) x 1 thread\(s\)\)")
-        log("  --ntasks=2 ran 3 ranks (rank 0 + 2 workers), 1 thread each")
+        # The audio hours per core-hour count the 2 cores allocated, not 3 ranks x 1 thread.
+        self.assertRegex(out, r"on 2 core\(s\) \(the allocation's; 3 rank\(s\) x 1 thread\(s\)\)")
+        log("  --ntasks=2 ran 3 ranks (rank 0 + 2 workers), 1 thread each, on the 2 cores allocated")
         self.assertEqual(export(f"{d}/db"), self.ref["4"], "dataset differs from mpirun's")
         log("  dataset == mpirun's (export rows and errors)")
 

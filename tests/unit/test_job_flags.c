@@ -200,6 +200,7 @@ SET(out, cp->out = "elsewhere")
 SET(m, cp->m = (const manifest *)&dummy)
 SET(n_ranks, cp->n_ranks = 9)
 SET(threads, cp->threads = 5)
+SET(alloc_cores, cp->alloc_cores = 7)
 SET(retry_errors, cp->retry_errors = 1)
 SET(grace_s, cp->grace_s = 5)
 SET(progress_s, cp->progress_s = 2)
@@ -258,6 +259,7 @@ static const struct field_case {
     {"m", set_m, 0},                          // the manifest: fp/manifest, fp/source
     {"n_ranks", set_n_ranks, 0},              // units never depend on the rank count
     {"threads", set_threads, 0},              // products are thread-count invariant
+    {"alloc_cores", set_alloc_cores, 0},      // a figure of the run record only
     {"retry_errors", set_retry_errors, 0},    // which ids are recomputed, not how
     {"grace_s", set_grace_s, 0},
     {"progress_s", set_progress_s, 0},
@@ -308,7 +310,7 @@ static const struct field_case {
 // sizeof on LP64 when FIELDS was last completed: a field added to the structs (or their
 // parts) changes a size and fails here until FIELDS has its row.
 static const struct { const char *name; size_t now, recorded; } STRUCT_SIZES[] = {
-    {"coord_params", sizeof(coord_params), 168}, // n_ranks and threads share 8 bytes
+    {"coord_params", sizeof(coord_params), 176}, // n_ranks, threads, alloc_cores + 4 padding
     {"pl_params", sizeof(pl_params), 136},
     {"audio_params", sizeof(audio_params), 16},
     {"beam_params", sizeof(beam_params), 56},
@@ -431,6 +433,20 @@ static void test_parse_and_defaults(void)
 }
 
 // --help prints the defaults the job runs with.
+static void test_alloc_cores(void)
+{
+    CU_ASSERT_EQUAL(job_alloc_cores("8", "4"), 32);
+    CU_ASSERT_EQUAL(job_alloc_cores("2", NULL), 2); // no --cpus-per-task: 1 CPU per task
+    CU_ASSERT_EQUAL(job_alloc_cores("2", ""), 2);
+    CU_ASSERT_EQUAL(job_alloc_cores(NULL, "4"), 0); // not under Slurm: ranks x threads
+    CU_ASSERT_EQUAL(job_alloc_cores("", "4"), 0);
+    CU_ASSERT_EQUAL(job_alloc_cores("0", "4"), 0);
+    CU_ASSERT_EQUAL(job_alloc_cores("-2", "4"), 0);
+    CU_ASSERT_EQUAL(job_alloc_cores("2x", "4"), 0);
+    CU_ASSERT_EQUAL(job_alloc_cores("2", "four"), 0);
+    CU_ASSERT_EQUAL(job_alloc_cores("99999999999", "1"), 0);
+}
+
 static void test_help_prints_the_defaults(void)
 {
     coord_params d = coord_default_params();
@@ -462,6 +478,7 @@ int main(void)
         {"flags that change no row", test_flags_that_change_no_row},
         {"parse and defaults", test_parse_and_defaults},
         {"help prints the defaults", test_help_prints_the_defaults},
+        {"the cores a Slurm allocation holds", test_alloc_cores},
         {NULL, NULL}};
     return sl_test_main("job_flags", cases);
 }
