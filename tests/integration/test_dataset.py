@@ -440,6 +440,11 @@ class OldFormatTest(unittest.TestCase):
         for args in ([], ["--format", "tsv"], ["--quality"], ["--format", "tsv", "--quality"]):
             self.assertEqual(sl("export", self.v1, *args).stdout,
                              sl("export", self.v2, *args).stdout, args)
+        # diff reads each row's ids where its version puts them: nothing changed.
+        d = sl("diff", self.v1, self.v2).stdout
+        for line in ("rows compared:      400 ", "text changed:       0 ", "semantic changed:   0\n",
+                     "only in new:        0\n"):
+            self.assertIn(line, d)
         r = export_exact(self.v1)[7]
         self.assertEqual((r["source"], r["start"], r["end"]),
                          (r["id"], "0.0000000", "2.0000000"))
@@ -525,6 +530,14 @@ class SegmentTest(unittest.TestCase):
             self.assertEqual((r["start"], r["end"]), (seconds(start), seconds(end)))
             self.assertEqual(round(float(r["start"]) * 16000), start)
             self.assertEqual(round(float(r["end"]) * 16000), end)
+
+    def test_diff(self):
+        other = os.path.join(self.tmp, "fewer")
+        subprocess.run([MKDATA, other, "300", "0", "segments"], check=True)
+        d = sl("diff", other, self.db).stdout
+        for line in ("rows compared:      300 ", "only in new:        300\n",
+                     "text changed:       0 ", "semantic changed:   0\n"):
+            self.assertIn(line, d)
 
     def test_export_tsv(self):
         for args, n_cols in (([], 9), (["--quality"], 13)):

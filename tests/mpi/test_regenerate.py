@@ -123,6 +123,27 @@ class RegenerateTest(unittest.TestCase):
         d = sl("diff", self.src, out).stdout
         self.assertIn("text changed:       0 (0.0%)", d)
 
+    def test_run_rows_know_their_audio(self):
+        # Whole files: source = id, start 0, end = the samples the pipeline read at 16 kHz:
+        # the file's own frame count at 16 kHz, and the resampled length otherwise.
+        root = os.path.dirname(self.manifest)
+        rows = [json.loads(x) for x in sl("export", self.src).stdout.splitlines()]
+        n_16k = 0
+        for r in rows:
+            path = os.path.join(root, r["id"])
+            frames, rate = (int(subprocess.run(["soxi", flag, path], check=True,
+                                               capture_output=True, text=True).stdout)
+                            for flag in ("-s", "-r"))
+            self.assertEqual((r["source"], r["start"]), (r["id"], 0), r["id"])
+            end = round(r["end"] * 16000)
+            if rate == 16000:
+                self.assertEqual(end, frames, r["id"])
+                n_16k += 1
+            else:
+                self.assertLessEqual(abs(end - frames * 16000 / rate), 1.0, r["id"])
+        self.assertGreater(n_16k, 0)
+        self.assertLess(n_16k, len(rows))
+
     def test_rows_of_format_1_regenerate(self):
         # A dataset written before segments: the same rows in row format 1 (no bounds, no
         # source; tests/row_v1.h's layout), rewritten in place in a copy of the source.
