@@ -63,7 +63,7 @@ int cmd_verify(int argc, char **argv)
             bad++;
             bad_rows++;
         } else {
-            segments += seg_key_split(k, kn, NULL);
+            segments += seg_key_split(k, kn, NULL) ? 1u : 0u;
             v1 += h.version == 1;
         }
         rc = SL_OK;
