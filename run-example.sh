@@ -45,7 +45,7 @@ echo "== 2. a crawl-like corpus: several formats and rates, and broken files (ex
 /usr/bin/python3 examples/corpus.py "$ex/crawl"
 mpirun -n 3 --oversubscribe build/spearlabel run --manifest "$ex/crawl/manifest.tsv" \
   --out "$ex/crawl-db" "${MODELS[@]}" --beam 4
-echo "== rows (spearlabel export --format tsv --vocab ...: id, semantic ids, text ids, duration, score, flags, text)"
+echo "== rows (spearlabel export --format tsv --vocab ...: id, semantic ids, text ids, duration, score, flags, text, source, start, end)"
 build/spearlabel export --format tsv --vocab "$M/vocab.json" "$ex/crawl-db" |
   awk -F'\t' '{ printf "%-24s %5.2f s  %s\n", $1, $4, $7 }'
 echo "== errors (spearlabel export --errors)"

@@ -86,8 +86,9 @@ int cmd_diff(int argc, char **argv)
         add(&sn, &hn);
         add(&so, &ho);
         // Body = semantic ids, -1, text ids: compare the two parts separately.
-        const unsigned char *bn = (const unsigned char *)v + REC_HEADER_BYTES;
-        const unsigned char *bo = (const unsigned char *)ov + REC_HEADER_BYTES;
+        // Either row may be of format version 1 or 2: each body starts where its version says.
+        const unsigned char *bn = (const unsigned char *)v + rec_row_ids_offset(&hn);
+        const unsigned char *bo = (const unsigned char *)ov + rec_row_ids_offset(&ho);
         size_t sem_n = 4 * (size_t)hn.n_semantic, sem_o = 4 * (size_t)ho.n_semantic;
         sem_changed += sem_n != sem_o || memcmp(bn, bo, sem_n) != 0;
         text_changed += hn.n_text != ho.n_text ||

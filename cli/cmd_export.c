@@ -23,9 +23,16 @@ static const char HELP[] =
     "         [--no-flagged]\n\n"
     "Streams the rows of the dataset DB in key order, one line each:\n"
     "  jsonl: {\"id\": ..., \"semantic\": [...], \"text\": [...], \"duration\": s,\n"
-    "          \"score\": x, \"flags\": n}\n"
+    "          \"score\": x, \"flags\": n, \"source\": ..., \"start\": s, \"end\": s}\n"
     "  tsv:   id <TAB> semantic ids <TAB> text ids <TAB> duration <TAB> score <TAB> flags\n"
+    "         [<TAB> --vocab text] [<TAB> --quality columns]\n"
+    "         <TAB> source <TAB> start <TAB> end\n"
     "         (ids space-separated; ids holding a tab or newline are escaped as \\t, \\n)\n"
+    "source is the id of the audio file the row came from (the row's own id for a\n"
+    "whole file; a segment's id is source@SSSSS.sss-EEEEE.eee), start and end the\n"
+    "row's audio in it in seconds, exact to the 16 kHz sample (7 decimals). Rows of\n"
+    "format version 1 (written before segments) are whole files: start 0, end their\n"
+    "duration rounded to the sample.\n"
     "With --errors, streams the error records instead:\n"
     "  jsonl: {\"id\": ..., \"stage\": ..., \"code\": ..., \"attempts\": n, \"message\": ...}\n"
     "  tsv:   id <TAB> stage <TAB> code <TAB> attempts <TAB> message\n\n"
@@ -34,19 +41,20 @@ static const char HELP[] =
     "  --errors     export the errors table instead of the rows\n"
     "  --out FILE   write to FILE instead of standard output\n"
     "  --vocab FILE also render the text ids as text: jsonl gets \"text_str\", tsv a\n"
-    "               last column. FILE: one token per line (id = line number from 0;\n"
-    "               a trailing \\r is dropped), or, if its name ends in .json, a JSON\n"
-    "               array (element i = text of id i) or {\"token\": id} object. Ids the\n"
-    "               vocabulary lacks (an EOS in --seed-layout rows) print as <id>\n"
-    "               and are counted on stderr.\n"
+    "               column after flags. FILE: one token per line (id = line number\n"
+    "               from 0; a trailing \\r is dropped), or, if its name ends in\n"
+    "               .json, a JSON array (element i = text of id i) or {\"token\": id}\n"
+    "               object. Ids the vocabulary lacks (an EOS in --seed-layout rows)\n"
+    "               print as <id> and are counted on stderr.\n"
     "  --vocab-sep SEP  put SEP between tokens (default: none, for character or\n"
     "               subword pieces; \" \" for a word vocabulary)\n"
     "  -h, --help   this text\n\n"
     "Quality (docs/QUALITY.md; computed from each row's header, so old datasets too):\n"
     "  --quality    add the signals: jsonl gets \"score_per_token\", \"text_per_second\",\n"
-    "               \"semantic_per_text\", \"quality_flags\"; tsv four last columns in\n"
-    "               that order. quality_flags: 1 max length, 2 loop, 8 text rate above\n"
-    "               --max-rate, 16 below --min-rate (bounds 4 and 30 unless given)\n"
+    "               \"semantic_per_text\", \"quality_flags\"; tsv four columns in that\n"
+    "               order before source, start, end. quality_flags: 1 max length,\n"
+    "               2 loop, 8 text rate above --max-rate, 16 below --min-rate\n"
+    "               (bounds 4 and 30 unless given)\n"
     "  --min-score-per-token X  drop rows whose score / scored tokens is below X\n"
     "               (nats; the text EOS counts as a token when it was reached)\n"
     "  --min-rate R, --max-rate R  drop rows with fewer / more text tokens per\n"
@@ -296,6 +304,15 @@ static void put_double(FILE *f, double x, int tsv)
         fputs(tsv ? "nan" : "null", f);
 }
 
+// A 16 kHz sample offset as seconds, exactly: every multiple of 1/16000 s
+// (0.0000625) has at most 7 decimals. Integer arithmetic, so no rounding at any length.
+_Static_assert(10000000 % REC_HZ == 0, "7 decimals hold every sample");
+static void put_seconds(FILE *f, uint64_t samples)
+{
+    fprintf(f, "%llu.%07llu", (unsigned long long)(samples / REC_HZ),
+            (unsigned long long)(samples % REC_HZ * (10000000u / REC_HZ)));
+}
+
 // What export_rows keeps, and why it dropped the rest.
 typedef struct row_filter {
     rec_filter f;
@@ -330,6 +347,9 @@ static int export_rows(store *s, FILE *f, int tsv, vocab *voc, row_filter *rf, s
                 rf->why[b] += (why >> b) & 1u;
             continue;
         }
+        const char *src;
+        size_t src_n;
+        rec_row_source(&h, k, kn, &src, &src_n);
         if (tsv) {
             put_tsv_str(f, k, kn);
             fputc('\t', f);
@@ -350,6 +370,12 @@ static int export_rows(store *s, FILE *f, int tsv, vocab *voc, row_filter *rf, s
                 put_double(f, q.semantic_per_text, 1);
                 fprintf(f, "\t%u", q.flags);
             }
+            fputc('\t', f);
+            put_tsv_str(f, src, src_n);
+            fputc('\t', f);
+            put_seconds(f, h.start);
+            fputc('\t', f);
+            put_seconds(f, h.end);
             fputc('\n', f);
         } else {
             fputs("{\"id\": ", f);
@@ -366,6 +392,12 @@ static int export_rows(store *s, FILE *f, int tsv, vocab *voc, row_filter *rf, s
             }
             fprintf(f, ", \"duration\": %.9g, \"score\": %.9g, \"flags\": %u",
                     (double)h.duration_s, (double)h.score, h.flags);
+            fputs(", \"source\": ", f);
+            put_json_str(f, src, src_n);
+            fputs(", \"start\": ", f);
+            put_seconds(f, h.start);
+            fputs(", \"end\": ", f);
+            put_seconds(f, h.end);
             if (rf->quality) {
                 fputs(", \"score_per_token\": ", f);
                 put_double(f, q.score_per_token, 0);

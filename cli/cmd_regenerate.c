@@ -28,7 +28,8 @@
     "usage: spearlabel regenerate --from OLD_DB --out NEW_DB --s2t NEW.safetensors\n"          \
     "         [decoding flags] [--unit N] [--threads N] [--grace S] [--seed-layout]\n\n"       \
     "Back-translates the stored semantic ids of every row of OLD_DB with a new\n"              \
-    "speech->text model and writes NEW_DB: the same keys, semantic ids and durations,\n"       \
+    "speech->text model and writes NEW_DB: the same keys, semantic ids, durations,\n"          \
+    "sources and bounds (a row of format 1 becomes format 2 with its derived bounds),\n"       \
     "new text ids, scores and flags. Audio, HuBERT and k-means are not recomputed.\n"          \
     "Error records of OLD_DB are copied (stage \"inherited\"). OLD_DB is opened\n"             \
     "read-only and never modified (not even its lock file). Runs as one process or\n"          \

@@ -11,11 +11,13 @@
 #include "common/hist.h"
 #include "storage/quality.h"
 #include "storage/row.h"
+#include "storage/segkey.h"
 #include "storage/store.h"
 
 static const char HELP[] =
     "usage: spearlabel stat DB [--min-rate R] [--max-rate R]\n\n"
-    "Prints what the dataset DB holds: rows, errors by stage, total semantic and\n"
+    "Prints what the dataset DB holds: rows, errors by stage, how many rows are\n"
+    "whole files and how many segments (of how many files), total semantic and\n"
     "text ids, audio hours, quality flags, model fingerprints (with the file each\n"
     "model was converted from, when the run recorded it), and the history of runs\n"
     "that wrote it. Reads committed data only; safe while a job writes.\n\n"
@@ -33,6 +35,9 @@ enum { Q_DURATION, Q_SCORE, Q_RATE, Q_SEM, Q_COUNT };
 
 typedef struct totals {
     size_t rows, errors, bad, bad_rows; // bad: damaged records of both tables
+    size_t segments, seg_sources, v1;   // segment rows, files they come from, format-1 rows
+    char *prev_src;                     // the last segment's source (keys are sorted)
+    size_t prev_src_n, prev_src_cap;
     unsigned long long n_sem, n_text;
     double seconds;
     size_t flag_maxlen, flag_loop, flag_rate_high, flag_rate_low, flagged;
@@ -58,6 +63,25 @@ static int scan(store *s, totals *t, sl_err *err)
             t->bad++;
             t->bad_rows++;
             continue;
+        }
+        t->v1 += h.version == 1;
+        size_t src_n;
+        if (seg_key_split(k, kn, &src_n)) { // a file's segments are consecutive keys
+            t->segments++;
+            if (src_n != t->prev_src_n || memcmp(k, t->prev_src, src_n) != 0) {
+                t->seg_sources++;
+                if (src_n > t->prev_src_cap) {
+                    char *p = realloc(t->prev_src, src_n);
+                    if (!p) {
+                        store_iter_close(it);
+                        return sl_fail(err, SL_ENOMEM, "stat: out of memory");
+                    }
+                    t->prev_src = p;
+                    t->prev_src_cap = src_n;
+                }
+                memcpy(t->prev_src, k, src_n);
+                t->prev_src_n = src_n;
+            }
         }
         t->n_sem += h.n_semantic;
         t->n_text += h.n_text;
@@ -254,6 +278,11 @@ int cmd_stat(int argc, char **argv)
                 sep = ", ";
             }
         printf("%s\n", sep[0] == ',' ? ")" : "");
+        printf("sources:       %zu whole files, %zu segments of %zu files", t.rows - t.bad_rows -
+               t.segments, t.segments, t.seg_sources);
+        if (t.v1)
+            printf(" (%zu rows of row format 1: bounds derived from the duration)", t.v1);
+        printf("\n");
         printf("semantic ids:  %llu\n", t.n_sem);
         printf("text ids:      %llu\n", t.n_text);
         printf("audio hours:   %.4f\n", t.seconds / 3600.0);
@@ -272,6 +301,7 @@ int cmd_stat(int argc, char **argv)
     }
     store_close(s);
     free(t.hist);
+    free(t.prev_src);
     if (rc) {
         fprintf(stderr, "spearlabel stat: %s\n", err.msg);
         return SL_EXIT_FAIL;

@@ -5,14 +5,20 @@
 
 #include "cli/commands.h"
 #include "storage/row.h"
+#include "storage/segkey.h"
 #include "storage/store.h"
 
 static const char HELP[] =
     "usage: spearlabel verify DB\n\n"
     "Reads every row and error record of the dataset DB and checks each against\n"
-    "its header (magic, version, flags, id counts against the value length, the\n"
-    "-1 delimiter, no negative id) and that no id is both a row and an error.\n"
-    "Prints one line per damaged record and a summary.\n\n"
+    "its header (magic, version, flags, id counts and source length against the\n"
+    "value length, the -1 delimiter, no negative id, start <= end, no NUL in the\n"
+    "source id), each row against its id (a segment id source@SSSSS.sss-EEEEE.eee\n"
+    "needs a row of format 2 whose source is that prefix and whose samples fall in\n"
+    "those milliseconds, end > start; a whole-file id a row with no source of its\n"
+    "own, starting at 0), and that no id is both a row and an error.\n"
+    "Prints one line per damaged record, a summary, and how many rows are whole\n"
+    "files, segments, and of row format 1 (bounds derived from the duration).\n\n"
     "Exit status: 0 when every record is sound, 1 on damage or when DB cannot be read.\n\n"
     "Options:\n"
     "  -h, --help   this text\n";
@@ -43,7 +49,7 @@ int cmd_verify(int argc, char **argv)
         fprintf(stderr, "spearlabel verify: %s\n", err.msg);
         return SL_EXIT_FAIL;
     }
-    size_t rows = 0, errors = 0, bad = 0;
+    size_t rows = 0, errors = 0, bad = 0, segments = 0, v1 = 0, bad_rows = 0;
     store_iter *it = NULL;
     int rc = store_iter_open(&it, s, STORE_ROWS, &err);
     const void *k, *v;
@@ -52,9 +58,13 @@ int cmd_verify(int argc, char **argv)
         rows++;
         rec_header h;
         sl_err e;
-        if (rec_row_decode(v, vn, &h, &e)) {
+        if (rec_row_decode(v, vn, &h, &e) || rec_row_check_key(&h, k, kn, &e)) {
             report("row", k, kn, e.msg);
             bad++;
+            bad_rows++;
+        } else {
+            segments += seg_key_split(k, kn, NULL) ? 1u : 0u;
+            v1 += h.version == 1;
         }
         rc = SL_OK;
     }
@@ -84,5 +94,7 @@ int cmd_verify(int argc, char **argv)
         return SL_EXIT_FAIL;
     }
     printf("%s: %zu rows, %zu errors, %zu damaged\n", dir, rows, errors, bad);
+    printf("sound rows: %zu whole files, %zu segments; %zu of row format 1\n",
+           rows - bad_rows - segments, segments, v1);
     return bad ? SL_EXIT_FAIL : SL_EXIT_OK;
 }

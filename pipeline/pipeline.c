@@ -157,7 +157,7 @@ static void run_null(pl *x, const char *const *names, size_t n, pl_result *res)
         for (size_t k = 0; k < nt; k++)
             t[k] = (int32_t)((h >> (k % 40)) % 256);
         res[i] = (pl_result){.ok = 1, .semantic = s, .n_semantic = ns, .text = t, .n_text = nt,
-                             .duration_s = 1.0f, .score = -1.0f};
+                             .duration_s = 1.0f, .score = -1.0f, .end = 16000};
     }
 }
 
@@ -243,6 +243,8 @@ int pl_run(pl *x, const char *const *paths, const char *const *names, size_t n, 
         t->features += tf;
         t->tokens += tt;
         res[i].duration_s = dur;
+        res[i].start = 0; // a whole file; samples at target_hz, counted at 16 kHz
+        res[i].end = (uint64_t)tok_last_samples(x->ts) * 16000u / (uint64_t)x->p.audio.target_hz;
         t->utts++;
         if (rc) {
             res[i].stage = tok_failed_stage(x->ts);

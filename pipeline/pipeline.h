@@ -57,6 +57,7 @@ typedef struct pl_result {
     size_t n_text;
     float duration_s;
     float score;
+    uint64_t start, end; // the row's audio in its source file: 16 kHz sample offsets [start, end)
     unsigned flags;          // PL_FLAG_*
     sl_stage stage;          // !ok: where it failed (SL_STAGE_AUDIO .. SL_STAGE_TEXT)
     sl_err err;              // !ok: why
@@ -79,10 +80,13 @@ typedef struct pl pl;
 int pl_open(pl **out, const pl_params *p, sl_err *err);
 void pl_close(pl *x); // NULL is fine
 // paths[i] is opened; names[i] only appears in messages and seeds the null pipeline.
+// A whole file's result has start 0 and end = the samples the token stage read at the
+// pipeline's rate (16 kHz; the null pipeline: 16000, its 1 s).
 int pl_run(pl *x, const char *const *paths, const char *const *names, size_t n, pl_result *res,
            pl_timers *t, sl_err *err);
 // The back half alone (regenerate): sem[i] holds n_sem[i] stored semantic ids (no
-// speech EOS) of utterance i, dur[i] its duration; results as pl_run.
+// speech EOS) of utterance i, dur[i] its duration; results as pl_run, with start and
+// end 0: the caller knows the stored row's bounds.
 int pl_run_ids(pl *x, const int32_t *const *sem, const size_t *n_sem, const float *dur,
                const char *const *names, size_t n, pl_result *res, pl_timers *t, sl_err *err);
 // 1 when ids[0..n) ends in a loop as PL_FLAG_LOOP describes.

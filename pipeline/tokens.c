@@ -27,6 +27,7 @@ struct tok_state {
     size_t ids_cap;
     sl_stage failed;
     double t_audio, t_features, t_tokens; // seconds of the last run, per stage
+    size_t n_samples;                     // samples the last run decoded
 };
 
 const char *tok_features_name(tok_features f)
@@ -165,6 +166,8 @@ int tok_state_new(tok_state **out, const tok_pipeline *p, sl_err *err)
 
 sl_stage tok_failed_stage(const tok_state *s) { return s->failed; }
 
+size_t tok_last_samples(const tok_state *s) { return s->n_samples; }
+
 void tok_last_timings(const tok_state *s, double *audio_s, double *features_s, double *tokens_s)
 {
     if (audio_s)
@@ -247,12 +250,15 @@ static int read_audio(tok_state *s, const char *path, const void *bytes, size_t 
 {
     s->failed = SL_STAGE_NONE;
     s->t_audio = s->t_features = s->t_tokens = 0.0;
+    s->n_samples = 0;
     double t0 = sl_now();
     int rc = path ? audio_read_file(s->audio, path, a, err)
                   : audio_read_memory(s->audio, bytes, n_bytes, name, a, err);
     s->t_audio = sl_now() - t0;
     if (rc)
         s->failed = SL_STAGE_AUDIO;
+    else
+        s->n_samples = a->n_samples;
     return rc;
 }
 

@@ -81,3 +81,6 @@ sl_stage tok_failed_stage(const tok_state *s);
 // (including the ids buffer). A stage the run did not reach (it failed earlier)
 // reports 0; all are 0 before the first run. Any pointer may be NULL.
 void tok_last_timings(const tok_state *s, double *audio_s, double *features_s, double *tokens_s);
+// Samples at the audio's target rate the last run on s decoded (0 when it failed in
+// the audio stage or before the first run).
+size_t tok_last_samples(const tok_state *s);

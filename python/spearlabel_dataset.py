@@ -5,6 +5,9 @@
     semantic_ids, text_ids = ds[0]          # like spear-tts-pytorch's GeneratedAudioTextDataset
     loader = torch.utils.data.DataLoader(ds, batch_size=16, num_workers=4, collate_fn=pad_collate)
 
+`ds.source(i)` is (source file id, start s, end s) of row i: where its audio is in the file it
+came from (export's "source", "start", "end"; a whole file: its own id, 0, its length).
+
 Item i is the i-th row in key order (utterance ids sorted bytewise, the order `spearlabel
 export` prints), returned as (semantic_ids, text_ids): the row's ids before and after its
 -1 delimiter, dtype int64. They are torch tensors when torch can be imported (as
@@ -33,6 +36,7 @@ means no reader slot: read a finished dataset (or a copy), not one a running
 `spearlabel run` is writing to. Needs the standard library, numpy and lmdb
 (python3-numpy, python3-lmdb); torch is optional.
 """
+import math
 import os
 import struct
 
@@ -45,11 +49,16 @@ except ImportError:  # numpy arrays then
     torch = None
 
 __all__ = ["SpearlabelDataset", "QualityFilter", "quality", "decode_row", "decode_header",
-           "decode_error", "open_env", "pad_collate", "FORMAT_VERSION", "STAGE_NAMES",
+           "decode_source", "decode_error", "split_segment_key", "ROW_HZ", "open_env", "pad_collate", "FORMAT_VERSION", "STAGE_NAMES",
            "CODE_NAMES"]
 
 FORMAT_VERSION = 1
+ROW_VERSION = 2  # row format versions 1 and 2 are read (storage/row.h)
+ROW_HZ = 16000   # start / end are sample offsets at this rate
 _ROW_HEADER = struct.Struct("<4sHHIIff")  # magic, version, flags, n_semantic, n_text, duration, score
+_ROW_V2 = struct.Struct("<QQI")           # at offset 24 in version 2: start, end, source length
+_IDS_AT = {1: 24, 2: 44}                  # where the id body starts, per row version
+_SEG_SUFFIX = 20                          # "@SSSSS.sss-EEEEE.eee" (storage/segkey.h)
 _ERR_HEADER = struct.Struct("<4sHHiII")   # magic, version, stage, code, attempts, message length
 _I32 = struct.Struct("<i")
 _INDEX_CACHE = {}  # ((realpath, device, inode, last_txnid), filter) -> (keys, offsets, dropped)
@@ -203,8 +212,7 @@ def _build_index(env, filt):
         else:
             for k, v in cur.iternext(keys=True, values=True):
                 key = bytes(k)
-                _, _, _, _, flags = decode_row(v, key)  # refuses a damaged row, as export does
-                _, _, _, ns, nt, dur, score = _ROW_HEADER.unpack_from(v, 0)
+                ns, nt, dur, score, flags = decode_header(v, key)  # refuses damage, as export
                 why = filt.check(filt.quality(ns, nt, dur, score, flags))
                 if why:
                     dropped["rows"] += 1
@@ -217,28 +225,88 @@ def _build_index(env, filt):
             dropped)
 
 
-def decode_header(value, key=b"?"):
-    """Row bytes -> (n_semantic, n_text, duration, score, flags), with every check of
-    decode_row but no arrays: for a pass over many rows that needs the header only."""
+def _header(value, key):
+    """Every check of rec_row_decode (storage/row.c) -> (version, flags, ns, nt, dur, score,
+    start, end, source_len, ids_at)."""
     if len(value) < _ROW_HEADER.size:
         raise ValueError(f"row {key!r}: {len(value)} bytes, shorter than the header")
     magic, version, flags, ns, nt, dur, score = _ROW_HEADER.unpack_from(value, 0)
     if magic != b"SPLR":
         raise ValueError(f"row {key!r}: bad magic {magic!r}")
-    if version > 1:
+    if version == 0 or version > ROW_VERSION:
         raise ValueError(f"row {key!r}: record version {version} is newer than this reader")
-    if len(value) != _ROW_HEADER.size + 4 * (ns + 1 + nt):
-        raise ValueError(f"row {key!r}: {len(value)} bytes for {ns} + 1 + {nt} ids")
-    if _I32.unpack_from(value, _ROW_HEADER.size + 4 * ns)[0] != -1:
+    at = _IDS_AT[version]
+    if version == 1:
+        start, n_src = 0, 0
+        end = _v1_end(dur)
+    else:
+        if len(value) < at:
+            raise ValueError(f"row {key!r}: {len(value)} bytes, shorter than the version-2 "
+                             "header")
+        start, end, n_src = _ROW_V2.unpack_from(value, _ROW_HEADER.size)
+        if end < start:
+            raise ValueError(f"row {key!r}: end {end} is before start {start}")
+    if len(value) != at + 4 * (ns + 1 + nt) + n_src:
+        raise ValueError(f"row {key!r}: {len(value)} bytes for {ns} + 1 + {nt} ids and a "
+                         f"{n_src}-byte source")
+    if _I32.unpack_from(value, at + 4 * ns)[0] != -1:
         raise ValueError(f"row {key!r}: no -1 delimiter after the {ns} semantic ids")
+    if n_src and b"\0" in bytes(value[len(value) - n_src:]):
+        raise ValueError(f"row {key!r}: the {n_src}-byte source id holds a NUL byte")
+    return version, flags, ns, nt, dur, score, start, end, n_src, at
+
+
+def _v1_end(dur):
+    """A version-1 row's end: round(duration * 16000) half away from zero, as llround in C;
+    0 unless that is a finite number in [0, 2^53] (dur is the f32 widened exactly)."""
+    x = dur * ROW_HZ
+    if not x >= 0.0 or x > 9007199254740992.0:
+        return 0
+    n = math.floor(x)
+    return n + (1 if x - n >= 0.5 else 0)
+
+
+def decode_header(value, key=b"?"):
+    """Row bytes -> (n_semantic, n_text, duration, score, flags), with every check of
+    decode_row but no arrays: for a pass over many rows that needs the header only.
+    Reads row format versions 1 and 2."""
+    _, flags, ns, nt, dur, score, _, _, _, _ = _header(value, key)
     return ns, nt, dur, score, flags
 
 
 def decode_row(value, key=b"?"):
     """Row bytes -> (semantic int32 array, text int32 array, duration, score, flags)."""
-    ns, nt, dur, score, flags = decode_header(value, key)
-    ids = np.frombuffer(value, "<i4", offset=_ROW_HEADER.size)
+    _, flags, ns, nt, dur, score, _, _, _, at = _header(value, key)
+    ids = np.frombuffer(value, "<i4", count=ns + 1 + nt, offset=at)
     return ids[:ns], ids[ns + 1:], dur, score, flags
+
+
+def decode_source(value, key):
+    """Row bytes and its key (bytes) -> (source bytes, start, end): the id of the file the
+    row's audio came from and the audio's 16 kHz sample offsets [start, end) in it, as
+    `spearlabel export` prints them (seconds = samples / ROW_HZ). A row storing no source
+    (every whole file) has its key as source; a version-1 row is a whole file with start 0
+    and end derived from its f32 duration (round(duration * 16000))."""
+    _, _, _, _, _, _, start, end, n_src, _ = _header(value, key)
+    src = bytes(value[len(value) - n_src:]) if n_src else bytes(key)
+    return src, start, end
+
+
+def split_segment_key(key):
+    """A segment key b"<source>@SSSSS.sss-EEEEE.eee" -> (source, start_ms, end_ms); None for a
+    whole-file key. Only that exact suffix at the end counts (storage/segkey.h)."""
+    key = bytes(key)
+    if len(key) <= _SEG_SUFFIX:
+        return None
+    t = key[-_SEG_SUFFIX:]
+    digits = t[1:6] + t[7:10] + t[11:16] + t[17:20]
+    if t[:1] != b"@" or t[6:7] != b"." or t[10:11] != b"-" or t[16:17] != b"." or \
+            not all(48 <= c <= 57 for c in digits):
+        return None
+    s, e = int(digits[:8]), int(digits[8:])
+    if e < s:
+        return None
+    return key[:-_SEG_SUFFIX], s, e
 
 
 def decode_error(value, key=b"?"):
@@ -320,19 +388,30 @@ class SpearlabelDataset:
         return key, v
 
     def row(self, i):
-        """Row i with its record fields: dict(id, semantic, text, duration, score, flags);
-        ids as int64 numpy arrays."""
+        """Row i with its record fields: dict(id, semantic, text, duration, score, flags,
+        source, start, end, start_sample, end_sample); ids as int64 numpy arrays. source is
+        the id of the file the row's audio came from (its own id for a whole file), start /
+        end that audio in seconds (samples / 16000: floats, as export's parsed) and in 16 kHz
+        samples (exact ints). See decode_source for rows of format version 1."""
         key, v = self._value(i)
         sem, txt, dur, score, flags = decode_row(v, key)
+        src, start, end = decode_source(v, key)
         return {"id": key.decode("utf-8"), "semantic": sem.astype(np.int64),
-                "text": txt.astype(np.int64), "duration": dur, "score": score, "flags": flags}
+                "text": txt.astype(np.int64), "duration": dur, "score": score, "flags": flags,
+                "source": src.decode("utf-8"), "start": start / ROW_HZ, "end": end / ROW_HZ,
+                "start_sample": start, "end_sample": end}
+
+    def source(self, i):
+        """(source id str, start seconds, end seconds) of row i, as `spearlabel export`."""
+        key, v = self._value(i)
+        src, start, end = decode_source(v, key)
+        return src.decode("utf-8"), start / ROW_HZ, end / ROW_HZ
 
     def quality(self, i):
         """The quality signals of row i (the names `spearlabel export --quality` prints), the
         rate flags under this dataset's filter bounds (4 and 30 unless given)."""
         key, v = self._value(i)
-        decode_row(v, key)
-        _, _, flags, ns, nt, dur, score = _ROW_HEADER.unpack_from(v, 0)
+        ns, nt, dur, score, flags = decode_header(v, key)
         return self.filter.quality(ns, nt, dur, score, flags)
 
     def __getitem__(self, i):

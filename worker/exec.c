@@ -9,6 +9,7 @@
 #include "common/arena.h"
 #include "common/clock.h"
 #include "storage/row.h"
+#include "storage/segkey.h"
 
 // A result's quality flags are stored as they come: the pipeline's flag values are
 // the row's (pipeline/ and storage/ cannot see each other; this file sees both).
@@ -152,8 +153,21 @@ int exec_unit(void *ctx, const void *work, size_t work_len, proto_buf *result, d
         if (r->ok) {
             rec_header h = {.flags = (uint16_t)r->flags, .n_semantic = (uint32_t)r->n_semantic,
                             .n_text = (uint32_t)r->n_text, .duration_s = r->duration_s,
-                            .score = r->score};
-            size_t need = rec_row_bytes(r->n_semantic, r->n_text);
+                            .score = r->score, .start = r->start, .end = r->end};
+            size_t src_len;
+            if (flags & PROTO_WORK_PAYLOAD) { // regenerate: the stored row's source and bounds
+                rec_header old;               // (a version-1 row: its derived bounds)
+                if ((rc = rec_row_decode(x->items[i].path, x->items[i].path_len, &old, err)))
+                    return sl_err_prefix(err, "worker: stored row \"%s\"", x->items[i].id);
+                h.start = old.start;
+                h.end = old.end;
+                h.source = old.source;
+                h.source_len = old.source_len;
+            } else if (seg_key_split(x->items[i].id, x->items[i].id_len, &src_len)) {
+                h.source = x->items[i].id; // a segment: the file's id before the suffix
+                h.source_len = (uint32_t)src_len;
+            } // else a whole file: source_len 0, the source is the key
+            size_t need = rec_row_bytes(r->n_semantic, r->n_text, h.source_len);
             if ((rc = rec_reserve(x, need, err)))
                 return rc;
             len = rec_row_encode(&h, r->semantic, r->text, x->rec, x->rec_cap, err);

@@ -241,11 +241,11 @@ class ReaderTest(unittest.TestCase):
                 tsv = sl("export", self.db, "--format", "tsv", *extra).stdout.splitlines()
                 self.assertEqual(len(tsv), len(self.rows))
                 for line, r in zip(tsv, self.rows):
-                    col = line.split("\t")[-1]
+                    col = line.split("\t")[6]  # after flags; source, start, end follow
                     want = sep.join(vocab[i] for i in r["text"])
                     want = want.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
                     self.assertEqual(col, want)
-                    self.assertEqual(len(line.split("\t")), 7)
+                    self.assertEqual(len(line.split("\t")), 10)
         got = export_rows(self.db, "--vocab", obj)
         for g, r in zip(got, self.rows):
             self.assertEqual(g["text_str"], "".join(vocab[i] or "<empty>" for i in r["text"]))

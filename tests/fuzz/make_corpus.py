@@ -139,6 +139,13 @@ def main():
     ids = struct.pack("<5i", 1, 2, 3, -1, 7)
     put("row", "row", b"SPLR" + struct.pack("<HHIIff", 1, 0, 3, 1, 1.5, -2.0) + ids)
     put("row", "row_flags_empty", b"SPLR" + struct.pack("<HHIIff", 1, 7, 0, 0, 0.0, 0.0) + struct.pack("<i", -1))
+    # Row format 2: u64 start, u64 end, u32 source length, ids, source bytes.
+    put("row", "row_v2", b"SPLR" + struct.pack("<HHIIffQQI", 2, 0, 3, 1, 1.5, -2.0, 0, 24000, 0)
+        + ids)
+    put("row", "row_v2_segment", b"SPLR" + struct.pack("<HHIIffQQI", 2, 1, 3, 1, 28.68, -2.0,
+                                                       197443, 656321, 14) + ids + b"book/ch01.flac")
+    put("row", "segment_key", b"book/ch01.flac@00012.340-00041.020")
+    put("row", "segment_key_at", b"me@host/x.wav@00000.000-99999.999")
     msg = b"audio: x.wav: too short"
     put("row", "error", b"SPLE" + struct.pack("<HHiII", 1, 1, -5, 2, len(msg)) + msg)
     protocol(b"SPLR" + struct.pack("<HHIIff", 1, 0, 3, 1, 1.5, -2.0) + ids,

@@ -8,6 +8,7 @@ quality signals (storage/quality.h): C (`export --quality`) and the Python reade
 
 usage: test_dataset.py PATH/TO/sl_mkdata      (SL_BIN = the spearlabel binary)
 """
+import decimal
 import json
 import math
 import os
@@ -66,11 +67,14 @@ class DatasetTest(unittest.TestCase):
                 sem, txt, dur, score, flags = expected_row(i)
                 magic, version, fl, ns, nt, d, sc = struct.unpack_from("<4sHHIIff", val, 0)
                 self.assertEqual(magic, b"SPLR")
-                self.assertEqual(version, 1)
+                self.assertEqual(version, 2)
                 self.assertEqual((fl, ns, nt), (flags, len(sem), len(txt)))
                 self.assertEqual(np.float32(d), dur)
                 self.assertEqual(np.float32(sc), score)
-                body = np.frombuffer(val, "<i4", offset=24)
+                # Version 2 (storage/row.h): start, end, source length, then the ids at 44.
+                start, end, n_src = struct.unpack_from("<QQI", val, 24)
+                self.assertEqual((start, end, n_src), (0, 4000 * (1 + i % 40), 0))
+                body = np.frombuffer(val, "<i4", offset=44)
                 cut = int(np.argmax(body == -1))
                 self.assertEqual(body[:cut].tolist(), sem)
                 self.assertEqual(body[cut + 1:].tolist(), txt)
@@ -93,13 +97,16 @@ class DatasetTest(unittest.TestCase):
             self.assertEqual(np.float32(r["duration"]), dur)
             self.assertEqual(np.float32(r["score"]), score)
             self.assertEqual(r["flags"], flags)
+            # A whole file: its own id, from 0 to its duration.
+            self.assertEqual((r["source"], r["start"], r["end"]), (r["id"], 0, float(dur)))
         out = os.path.join(self.tmp, "rows.tsv")
         sl("export", self.db, "--format", "tsv", "--out", out)
         with open(out) as f:
             tsv = f.read().splitlines()
         self.assertEqual(len(tsv), N_ROWS)
-        key, s, t, d, sc, fl = tsv[5].split("\t")
-        sem, txt, _, _, _ = expected_row(int(key[4:10]))
+        key, s, t, d, sc, fl, src, start, end = tsv[5].split("\t")
+        sem, txt, dur, _, _ = expected_row(int(key[4:10]))
+        self.assertEqual((src, start, end), (key, "0.0000000", f"{float(dur):.7f}"))
         self.assertEqual([int(x) for x in s.split()], sem)
         self.assertEqual([int(x) for x in t.split()], txt)
         errs = [json.loads(x) for x in sl("export", self.db, "--errors").stdout.splitlines()]
@@ -160,9 +167,13 @@ class DatasetTest(unittest.TestCase):
             self.assertEqual(sd.decode_header(v, k), (len(sem), len(txt), dur, score, flags))
         v = rows[0][1]
         ns = struct.unpack_from("<I", v, 8)[0]
-        at = 24 + 4 * ns
-        for bad in (v[:20], b"JUNK" + v[4:], v[:-4], v[:at] + struct.pack("<i", 7) + v[at + 4:],
-                    v[:4] + struct.pack("<H", 2) + v[6:]):
+        at = 44 + 4 * ns
+        for bad in (v[:20], v[:40], b"JUNK" + v[4:], v[:-4], v + b"x",
+                    v[:at] + struct.pack("<i", 7) + v[at + 4:],
+                    v[:4] + struct.pack("<H", 3) + v[6:], v[:4] + struct.pack("<H", 1) + v[6:],
+                    v[:24] + struct.pack("<QQ", 1, 0) + v[40:],  # end before start
+                    v[:40] + struct.pack("<I", 1) + v[44:],      # a source past the value
+                    v[:40] + struct.pack("<I", 2) + v[44:] + b"a\0"):  # a NUL in the source
             with self.assertRaises(ValueError) as a:
                 sd.decode_row(bad, b"k")
             with self.assertRaises(ValueError) as b:
@@ -385,6 +396,205 @@ class QualityTest(unittest.TestCase):
         self.assertEqual(sl("stat", self.db, "--min-rate", "a", check=False).returncode, 2)
         with self.assertRaises(ValueError):
             SpearlabelDataset(self.db, min_rate=9, max_rate=3)
+
+
+def seconds(samples):
+    """What export prints for a 16 kHz sample offset: exact, 7 decimals."""
+    return f"{samples // 16000}.{samples % 16000 * 625:07d}"
+
+
+def export_exact(db, *args):
+    """Rows of `export ARGS`, numbers with a point kept as the text printed."""
+    return [json.loads(x, parse_float=str) for x in sl("export", db, *args).stdout.splitlines()]
+
+
+class OldFormatTest(unittest.TestCase):
+    """Rows of format version 1 (written before segments: no bounds, no source), as
+    sl_mkdata ... v1 writes them with tests/row_v1.h, read by every reader."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="sl_v1_")
+        cls.v1, cls.v2 = os.path.join(cls.tmp, "v1"), os.path.join(cls.tmp, "v2")
+        subprocess.run([MKDATA, cls.v1, "400", "5", "v1"], check=True)
+        subprocess.run([MKDATA, cls.v2, "400", "5"], check=True)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp)
+
+    def test_bytes_are_version_1(self):
+        env = sd.open_env(self.v1)
+        with env.begin() as txn:
+            rows = list(txn.cursor(db=env.open_db(b"rows", txn=txn, create=False)))
+        env.close()
+        for k, v in rows:
+            sem, txt, dur, score, flags = expected_row(int(k[4:10]))
+            self.assertEqual(v, b"SPLR" + struct.pack("<HHIIff", 1, flags, len(sem), len(txt),
+                                                      dur, score)
+                             + struct.pack(f"<{len(sem) + 1 + len(txt)}i", *sem, -1, *txt))
+
+    def test_export_equals_the_version_2_dataset(self):
+        # Derived bounds (start 0, end = round(duration * 16000)) are what sl_mkdata wrote
+        # into the v2 rows: both datasets export the same bytes, jsonl and tsv.
+        for args in ([], ["--format", "tsv"], ["--quality"], ["--format", "tsv", "--quality"]):
+            self.assertEqual(sl("export", self.v1, *args).stdout,
+                             sl("export", self.v2, *args).stdout, args)
+        # diff reads each row's ids where its version puts them: nothing changed.
+        d = sl("diff", self.v1, self.v2).stdout
+        for line in ("rows compared:      400 ", "text changed:       0 ", "semantic changed:   0\n",
+                     "only in new:        0\n"):
+            self.assertIn(line, d)
+        r = export_exact(self.v1)[7]
+        self.assertEqual((r["source"], r["start"], r["end"]),
+                         (r["id"], "0.0000000", "2.0000000"))
+
+    def test_verify_and_stat(self):
+        r = sl("verify", self.v1)
+        self.assertIn("400 rows, 5 errors, 0 damaged", r.stdout)
+        self.assertIn("sound rows: 400 whole files, 0 segments; 400 of row format 1", r.stdout)
+        out = sl("stat", self.v1).stdout
+        self.assertIn("sources:       400 whole files, 0 segments of 0 files (400 rows of row "
+                      "format 1: bounds derived from the duration)\n", out)
+        self.assertIn("sources:       400 whole files, 0 segments of 0 files\n",
+                      sl("stat", self.v2).stdout)
+        # A version-1 row under a segment key has no bounds to agree with it.
+        dmg = os.path.join(self.tmp, "v1_segkey")
+        shutil.copytree(self.v1, dmg)
+        env = lmdb.open(dmg, max_dbs=8)
+        rows = env.open_db(b"rows")
+        with env.begin(db=rows, write=True) as txn:
+            txn.put(b"x.flac@00000.000-00001.000", txn.get(b"utt/000003.wav"))
+        env.close()
+        r = sl("verify", dmg, check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn('damaged row "x.flac@00000.000-00001.000": row: a segment key on a '
+                      'version-1 row', r.stdout)
+
+    def test_python_reader(self):
+        a, b = SpearlabelDataset(self.v1, as_numpy=True), SpearlabelDataset(self.v2, as_numpy=True)
+        self.assertEqual(len(a), 400)
+        want = export_exact(self.v1)
+        for i in range(len(a)):
+            ra, rb = a.row(i), b.row(i)
+            for k in ("id", "duration", "score", "flags", "source", "start", "end",
+                      "start_sample", "end_sample"):
+                self.assertEqual(ra[k], rb[k], k)
+            self.assertEqual(ra["semantic"].tolist(), rb["semantic"].tolist())
+            self.assertEqual(ra["text"].tolist(), want[i]["text"])
+            self.assertEqual(a.source(i), (want[i]["source"], float(want[i]["start"]),
+                                           float(want[i]["end"])))
+            self.assertEqual(a.quality(i), b.quality(i))
+        # The derived end is C's llround: half away from zero, 0 for no length.
+        for dur, end in ((0.25, 4000), (np.float32(2.909), 46544), (1 / 32000, 1),
+                         (float("nan"), 0), (-1.0, 0), (float("inf"), 0)):
+            v = b"SPLR" + struct.pack("<HHIIff", 1, 0, 0, 0, dur, 0.0) + struct.pack("<i", -1)
+            self.assertEqual(sd.decode_source(v, b"k"), (b"k", 0, end), dur)
+
+
+class SegmentTest(unittest.TestCase):
+    """Segment rows (sl_mkdata ... segments: keys source@SSSSS.sss-EEEEE.eee of three long
+    files, bounds up to 27.7 hours, odd sample offsets) through export, verify, stat and
+    the Python reader, exactly to the sample."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="sl_seg_")
+        cls.db = os.path.join(cls.tmp, "db")
+        subprocess.run([MKDATA, cls.db, "600", "0", "segments"], check=True)
+        cls.want = {}
+        for i in range(600):
+            start = 16 * ((i * 1000003) % 99900000) + i % 16
+            end = start + 1 + (i * 7919) % 480000
+            src = f"long/rec{i % 3}.flac"
+            key = f"{src}@{start // 16 // 1000:05d}.{start // 16 % 1000:03d}-" \
+                  f"{end // 16 // 1000:05d}.{end // 16 % 1000:03d}"
+            cls.want[key] = (i, src, start, end)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp)
+
+    def test_export_jsonl_exact(self):
+        rows = export_exact(self.db)
+        self.assertEqual([r["id"] for r in rows], sorted(self.want))  # key order = time order
+        self.assertGreater(max(self.want.values(), key=lambda w: w[3])[3], 1.5e9)  # > 26 h
+        for r in rows:
+            i, src, start, end = self.want[r["id"]]
+            sem, txt, _, _, _ = expected_row(i)
+            self.assertEqual((r["semantic"], r["text"]), (sem, txt))
+            self.assertEqual(r["source"], src)
+            # Exact decimals of samples / 16000, and back to the same sample as a float.
+            self.assertEqual(decimal.Decimal(r["start"]), decimal.Decimal(start) / 16000)
+            self.assertEqual(decimal.Decimal(r["end"]), decimal.Decimal(end) / 16000)
+            self.assertEqual((r["start"], r["end"]), (seconds(start), seconds(end)))
+            self.assertEqual(round(float(r["start"]) * 16000), start)
+            self.assertEqual(round(float(r["end"]) * 16000), end)
+
+    def test_diff(self):
+        other = os.path.join(self.tmp, "fewer")
+        subprocess.run([MKDATA, other, "300", "0", "segments"], check=True)
+        d = sl("diff", other, self.db).stdout
+        for line in ("rows compared:      300 ", "only in new:        300\n",
+                     "text changed:       0 ", "semantic changed:   0\n"):
+            self.assertIn(line, d)
+
+    def test_export_tsv(self):
+        for args, n_cols in (([], 9), (["--quality"], 13)):
+            for line in sl("export", self.db, "--format", "tsv", *args).stdout.splitlines():
+                c = line.split("\t")
+                self.assertEqual(len(c), n_cols)
+                _, src, start, end = self.want[c[0]]
+                self.assertEqual(c[-3:], [src, seconds(start), seconds(end)])
+
+    def test_python_reader(self):
+        ds = SpearlabelDataset(self.db, as_numpy=True)
+        rows = export_exact(self.db)
+        self.assertEqual(len(ds), len(rows))
+        for i, r in enumerate(rows):
+            _, src, start, end = self.want[r["id"]]
+            row = ds.row(i)
+            self.assertEqual((row["source"], row["start_sample"], row["end_sample"]),
+                             (src, start, end))
+            self.assertEqual((row["start"], row["end"]), (float(r["start"]), float(r["end"])))
+            self.assertEqual(ds.source(i), (src, start / 16000, end / 16000))
+            self.assertEqual(sd.split_segment_key(r["id"].encode())[0], src.encode())
+        self.assertIsNone(sd.split_segment_key(b"me@host/a.wav"))
+        self.assertEqual(sd.split_segment_key(b"a@b@00001.000-00002.500"), (b"a@b", 1000, 2500))
+
+    def test_verify_stat_and_damage(self):
+        r = sl("verify", self.db)
+        self.assertIn("600 rows, 0 errors, 0 damaged", r.stdout)
+        self.assertIn("sound rows: 0 whole files, 600 segments; 0 of row format 1", r.stdout)
+        self.assertIn("sources:       0 whole files, 600 segments of 3 files\n",
+                      sl("stat", self.db).stdout)
+        dmg = os.path.join(self.tmp, "damaged")
+        shutil.copytree(self.db, dmg)
+        env = lmdb.open(dmg, max_dbs=8)
+        rows = env.open_db(b"rows")
+        key = min(k for k in self.want if k.startswith("long/rec1.flac@"))
+        with env.begin(db=rows, write=True) as txn:
+            v = txn.get(key.encode())
+            ns, nt = struct.unpack_from("<II", v, 8)
+            body = v[44:44 + 4 * (ns + 1 + nt)]
+            # A segment's row under another segment's key: milliseconds disagree.
+            txn.put(b"long/rec1.flac@00000.000-00000.001", v)
+            # Its source cut off: no source of its own under a segment key.
+            txn.put(b"long/rec1.flac@00000.002-00000.003", v[:40] + struct.pack("<I", 0) + body)
+            # A segment row under a whole-file key.
+            txn.put(b"plain.wav", v)
+            # A whole-file row (no source) starting past 0.
+            txn.put(b"plain2.wav", v[:24] + struct.pack("<QQI", 5, 10, 0) + body)
+        env.close()
+        r = sl("verify", dmg, check=False)
+        self.assertEqual(r.returncode, 1)
+        for k, why in (("long/rec1.flac@00000.000-00000.001", "disagree with the key"),
+                       ("long/rec1.flac@00000.002-00000.003", "not the segment key's prefix"),
+                       ("plain.wav", "a whole-file key with a source id"),
+                       ("plain2.wav", "a whole-file key starting at sample 5")):
+            self.assertIn(f'damaged row "{k}": row: ', r.stdout)
+            self.assertRegex(r.stdout, f'damaged row "{re.escape(k)}": row: [^\n]*{why}')
+        self.assertIn("604 rows, 0 errors, 4 damaged", r.stdout)
 
 
 if __name__ == "__main__":

@@ -123,6 +123,68 @@ class RegenerateTest(unittest.TestCase):
         d = sl("diff", self.src, out).stdout
         self.assertIn("text changed:       0 (0.0%)", d)
 
+    def test_run_rows_know_their_audio(self):
+        # Whole files: source = id, start 0, end = the samples the pipeline read at 16 kHz:
+        # the file's own frame count at 16 kHz, and the resampled length otherwise.
+        root = os.path.dirname(self.manifest)
+        rows = [json.loads(x) for x in sl("export", self.src).stdout.splitlines()]
+        n_16k = 0
+        for r in rows:
+            path = os.path.join(root, r["id"])
+            frames, rate = (int(subprocess.run(["soxi", flag, path], check=True,
+                                               capture_output=True, text=True).stdout)
+                            for flag in ("-s", "-r"))
+            self.assertEqual((r["source"], r["start"]), (r["id"], 0), r["id"])
+            end = round(r["end"] * 16000)
+            if rate == 16000:
+                self.assertEqual(end, frames, r["id"])
+                n_16k += 1
+            else:
+                self.assertLessEqual(abs(end - frames * 16000 / rate), 1.0, r["id"])
+        self.assertGreater(n_16k, 0)
+        self.assertLess(n_16k, len(rows))
+
+    def test_rows_of_format_1_regenerate(self):
+        # A dataset written before segments: the same rows in row format 1 (no bounds, no
+        # source; tests/row_v1.h's layout), rewritten in place in a copy of the source.
+        import lmdb
+        old = self.out("v1")
+        shutil.copytree(self.src, old)
+        env = lmdb.open(old, max_dbs=8)
+        rows = env.open_db(b"rows")
+        with env.begin(db=rows, write=True) as txn:
+            for k, v in list(txn.cursor()):
+                ns, nt = struct.unpack_from("<II", v, 8)
+                version, n_src = struct.unpack_from("<H", v, 4)[0], struct.unpack_from("<I", v, 40)[0]
+                self.assertEqual((version, n_src), (2, 0))  # whole files: no source of their own
+                txn.put(k, v[:4] + struct.pack("<H", 1) + v[6:24] + v[44:44 + 4 * (ns + 1 + nt)])
+        env.close()
+        new_rows = {json.loads(x)["id"]: json.loads(x)
+                    for x in sl("export", self.src).stdout.splitlines()}
+        n = len(new_rows)
+        self.assertIn(f"{n} whole files, 0 segments; {n} of row format 1", sl("verify", old).stdout)
+        v1_rows = [json.loads(x) for x in sl("export", old).stdout.splitlines()]
+        self.assertEqual(len(v1_rows), n)
+        for r in v1_rows:
+            w = new_rows[r["id"]]
+            for k in ("semantic", "text", "duration", "score", "flags", "source", "start"):
+                self.assertEqual(r[k], w[k], k)
+            # run's end is the samples the token stage read; format 1's is derived from the
+            # f32 duration: within a sample or two of it (resampling rounds the length).
+            self.assertEqual(round(float(np.float32(r["duration"])) * 16000),
+                             round(r["end"] * 16000))
+            self.assertLessEqual(abs(r["end"] - w["end"]) * 16000, 2.5, r["id"])
+        out = self.out("from_v1")
+        args, env = regen(1, old, out)
+        r = subprocess.run(args, env=env, capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # Same model: the same rows, now of format 2 with the derived bounds kept.
+        self.assertEqual(sl("export", out).stdout, sl("export", old).stdout)
+        self.assertIn(f"{n} whole files, 0 segments; 0 of row format 1",
+                      sl("verify", out).stdout)
+        self.assertIn("text changed:       0 (0.0%)", sl("diff", old, out).stdout)
+        self.assertIn("semantic changed:   0\n", sl("diff", old, out).stdout)
+
     def test_other_model_equals_decode_of_stored_ids(self):
         out = self.out("other")
         args, env = regen(3, self.src, out, self.other, "--unit", "3")

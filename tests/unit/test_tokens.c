@@ -53,6 +53,11 @@ static void test_22050(void)
         diff += ids[t] != g[t];
     CU_ASSERT_EQUAL(diff, 0);
     CU_ASSERT(dur > 2.90f && dur < 2.92f);
+    // The samples the run read at 16 kHz (what a row's end is): soxr's length, not the
+    // duration's round(2.909 * 16000) = 46544; 0 after a file that cannot be read.
+    CU_ASSERT_EQUAL(tok_last_samples(s), 46536);
+    CU_ASSERT_NOT_EQUAL(tok_run(p, s, "/nonexistent/x.wav", &ids, &n, &dur, &e), SL_OK);
+    CU_ASSERT_EQUAL(tok_last_samples(s), 0);
     free(g);
 
     // Features: ours from 22050 Hz vs golden features_L2 (from sox's 16 kHz file).

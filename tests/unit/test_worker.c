@@ -6,12 +6,16 @@
 //   * regenerate's payload WORK on the tiny speech->text model (tests/data): a stored
 //     seed-layout row (speech EOS after its ids) decodes exactly as the same ids
 //     without it; an empty row becomes a text-stage error record; a crash retry
-//     (PROTO_WORK_ALONE) records its error with attempts 2.
+//     (PROTO_WORK_ALONE) records its error with attempts 2;
+//   * where each row says its audio came from: a whole file's row stores no source and the
+//     pipeline's [start, end); a segment id's row stores the id's prefix; a regenerated
+//     row keeps the stored row's source and bounds (a version-1 row: its derived ones).
 #include <stdlib.h>
 #include <string.h>
 
 #include "coordinator/protocol.h"
 #include "storage/row.h"
+#include "tests/row_v1.h"
 #include "tests/testutil.h"
 #include "worker/exec.h"
 
@@ -157,11 +161,96 @@ static void test_payload_unit(void)
     exec_close(x);
 }
 
+// The null pipeline's results are whole 1 s files: [0, 16000) at 16 kHz.
+static void test_row_source_and_bounds(void)
+{
+    pl_params p = pl_default_params();
+    p.null_pipeline = 1;
+    p.max_batch = 3;
+    job_exec *x;
+    sl_err err;
+    CU_ASSERT_EQUAL_FATAL(exec_open(&x, &p, &err), SL_OK);
+    const char *ids[] = {"me@host/a.wav", "rec.flac@00000.000-00001.000",
+                         "x@00001.000-00002.000@00000.000-00001.000"};
+    proto_buf work = {0}, result = {0};
+    proto_work_begin(&work, 5, 0, &err);
+    for (int i = 0; i < 3; i++)
+        proto_work_add(&work, ids[i], "/nonexistent/never-opened", &err);
+    double stats[PROTO_N_STATS] = {0};
+    CU_ASSERT_EQUAL_FATAL(exec_unit(x, work.p, work.len, &result, stats, &err), SL_OK);
+    got g;
+    read_result(&result, 5, &g);
+    CU_ASSERT_EQUAL_FATAL(g.n, 3);
+    rec_header h[3];
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL_FATAL(rec_row_decode(g.val[i], g.val_len[i], &h[i], &err), SL_OK);
+        CU_ASSERT_EQUAL(h[i].version, REC_VERSION);
+        CU_ASSERT_EQUAL(h[i].start, 0);
+        CU_ASSERT_EQUAL(h[i].end, 16000);
+        CU_ASSERT_EQUAL(rec_row_check_key(&h[i], ids[i], strlen(ids[i]), &err), SL_OK);
+    }
+    CU_ASSERT_EQUAL(h[0].source_len, 0); // an '@' without the suffix: a whole file
+    CU_ASSERT_EQUAL_FATAL(h[1].source_len, 8);
+    CU_ASSERT_EQUAL(memcmp(h[1].source, "rec.flac", 8), 0);
+    CU_ASSERT_EQUAL_FATAL(h[2].source_len, 21); // only the last suffix is the segment
+    CU_ASSERT_EQUAL(memcmp(h[2].source, "x@00001.000-00002.000", 21), 0);
+    proto_buf_free(&work);
+    proto_buf_free(&result);
+    exec_close(x);
+
+    // Regenerate: the new row keeps the stored row's source and bounds.
+    p = pl_default_params();
+    p.s2t = sl_test_data("s2t_tiny.safetensors");
+    p.text_only = 1;
+    p.max_src_ids = 64;
+    p.max_batch = 3;
+    CU_ASSERT_EQUAL_FATAL(exec_open(&x, &p, &err), SL_OK);
+    const int32_t sem[] = {1, 5, 2, 7, 7, 3, 0, 4}, txt[] = {3};
+    unsigned char seg[512], v1[512], whole[512];
+    rec_header hs = {.n_semantic = 8, .n_text = 1, .duration_s = 1.0f, .score = -1.0f,
+                     .start = 1599983990, .end = 1599999999, .source = "long.flac",
+                     .source_len = 9};
+    long n_seg = rec_row_encode(&hs, sem, txt, seg, sizeof seg, &err);
+    CU_ASSERT_FATAL(n_seg > 0);
+    rec_header hw = {.n_semantic = 8, .n_text = 1, .duration_s = 3.0f, .score = -1.0f,
+                     .start = 0, .end = 48001};
+    long n_whole = rec_row_encode(&hw, sem, txt, whole, sizeof whole, &err);
+    CU_ASSERT_FATAL(n_whole > 0);
+    size_t n_v1 = sl_test_row_v1(0, sem, 8, txt, 1, 2.5f, -1.0f, v1);
+    proto_work_begin(&work, 6, PROTO_WORK_PAYLOAD, &err);
+    proto_work_add_bytes(&work, "long.flac@99998.999-99999.999", seg, (size_t)n_seg, &err);
+    proto_work_add_bytes(&work, "old.wav", v1, n_v1, &err);
+    proto_work_add_bytes(&work, "w.wav", whole, (size_t)n_whole, &err);
+    CU_ASSERT_EQUAL_FATAL(exec_unit(x, work.p, work.len, &result, stats, &err), SL_OK);
+    read_result(&result, 6, &g);
+    CU_ASSERT_EQUAL_FATAL(g.n, 3);
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL_FATAL(g.kind[i], PROTO_REC_ROW);
+        CU_ASSERT_EQUAL_FATAL(rec_row_decode(g.val[i], g.val_len[i], &h[i], &err), SL_OK);
+        CU_ASSERT_EQUAL(h[i].version, REC_VERSION);
+        CU_ASSERT_EQUAL(rec_row_check_key(&h[i], g.key[i], strlen(g.key[i]), &err), SL_OK);
+    }
+    CU_ASSERT_EQUAL(h[0].start, 1599983990);
+    CU_ASSERT_EQUAL(h[0].end, 1599999999);
+    CU_ASSERT_EQUAL_FATAL(h[0].source_len, 9);
+    CU_ASSERT_EQUAL(memcmp(h[0].source, "long.flac", 9), 0);
+    CU_ASSERT_EQUAL(h[1].start, 0); // version 1: derived, round(2.5 * 16000)
+    CU_ASSERT_EQUAL(h[1].end, 40000);
+    CU_ASSERT_EQUAL(h[1].source_len, 0);
+    CU_ASSERT_EQUAL(h[1].duration_s, 2.5f);
+    CU_ASSERT_EQUAL(h[2].end, 48001); // the stored bounds, not the duration's 48000
+    CU_ASSERT_EQUAL(h[2].source_len, 0);
+    proto_buf_free(&work);
+    proto_buf_free(&result);
+    exec_close(x);
+}
+
 int main(void)
 {
     static const sl_test_case cases[] = {
         {"exec: null pipeline unit, refusals", test_null_pipeline_unit},
         {"exec: payload unit (regenerate), seed EOS, errors, alone retries", test_payload_unit},
+        {"exec: row source and bounds, segments, regenerate keeps them", test_row_source_and_bounds},
         {NULL, NULL}};
     return sl_test_main("worker", cases);
 }
