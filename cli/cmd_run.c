@@ -158,7 +158,17 @@ static int fingerprints(const run_args *a, const coord_params *cp, const pl_para
     char opt[JOB_OPTIONS_CAP];
     job_options_canonical(cp, pp, opt, sizeof opt);
     fps[k] = (jm_fp){.name = "options", .strict = 1, .what = "the row-changing options"};
-    jm_fp_text(&fps[k++], opt);
+    jm_fp_text(&fps[k], opt);
+    char before[JOB_OPTIONS_CAP];
+    if (job_options_before_resample(opt, before, sizeof before)) {
+        jm_fp old;
+        jm_fp_text(&old, before);
+        memcpy(fps[k].old_hex, old.hex, sizeof old.hex);
+        fps[k].old_why = "audio was read through the stream reader (resample=2): that "
+                         "older spearlabel cut the last samples off many non-16 kHz files "
+                         "(soxr_oneshot), this one keeps them, so those rows would change";
+    }
+    k++;
     if (!pp->null_pipeline && pp->features == TOK_FEAT_HUBERT) {
         char cfg[4200], mdl[4200];
         snprintf(cfg, sizeof cfg, "%s/config.json", pp->hubert_dir);

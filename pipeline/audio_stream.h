@@ -83,7 +83,8 @@ typedef struct audio_stream_info {
     int file_hz;         // the file's own rate
     int file_channels;   // the file's channel count
     int file_format;     // libsndfile's SF_FORMAT_* value
-    int64_t file_frames; // frames the header announces (an estimate for MPEG)
+    int64_t file_frames; // frames the header announces (for MPEG an estimate until the
+                         // end is read, then the frames decoded)
     int64_t n_samples;   // samples the whole stream yields at target_hz (from
                          // file_frames: exact except for MPEG)
     double duration_s;   // file_frames / file_hz
@@ -95,6 +96,13 @@ typedef struct audio_stream_info {
 // n_samples is SL_EINVAL (for MPEG, found by the first read instead).
 int audio_stream_open(audio_stream **out, const char *path, audio_stream_params p,
                       int64_t start, sl_err *err);
+
+// The same over an in-memory file image bytes[0..n_bytes) (libsndfile virtual I/O; the
+// bytes are not copied and must outlive the stream); name is used in messages. An empty
+// or unreadable image is SL_EFORMAT (as audio_read_memory).
+int audio_stream_open_memory(audio_stream **out, const void *bytes, size_t n_bytes,
+                             const char *name, audio_stream_params p, int64_t start,
+                             sl_err *err);
 
 // Writes the next samples to caller-owned out[0..cap); *n = samples written. *n < cap
 // only at the end of the stream, so *n == 0 (with cap > 0) means the end. The result

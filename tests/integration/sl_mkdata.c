@@ -14,6 +14,8 @@
 // without MAXLEN; n_semantic = 20 + i % 30, plus 1 (the speech EOS) for a seed-layout row;
 // duration = i % 17 == 0 ? 0 : 0.1f * (1 + (i * 13) % 61);
 // score = -0.01f * ((i * 31) % 97) * (1 + i % 9); ids as above.
+//   sl_mkdata DIR meta KEY VALUE
+// writes one meta key into an existing dataset (a resume test sets an older fingerprint).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,17 @@
 
 int main(int argc, char **argv)
 {
+    if (argc == 5 && !strcmp(argv[2], "meta")) {
+        store *s;
+        sl_err e;
+        if (store_open(&s, argv[1], STORE_WRITE, store_default_params(), &e) ||
+            store_put_meta(s, argv[3], argv[4], &e) || store_commit(s, &e)) {
+            fprintf(stderr, "%s\n", e.msg);
+            return 1;
+        }
+        store_close(s);
+        return 0;
+    }
     if (argc != 4 && !(argc == 5 && !strcmp(argv[4], "quality"))) {
         fprintf(stderr, "usage: sl_mkdata DIR N_ROWS N_ERRORS [quality]\n");
         return 2;
