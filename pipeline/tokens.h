@@ -62,6 +62,11 @@ void tok_state_free(tok_state *s); // NULL is fine
 // sl_code, *ids NULL, *n 0, err filled, tok_failed_stage(s) tells the stage.
 int tok_run(const tok_pipeline *p, tok_state *s, const char *path, const int32_t **ids,
             size_t *n, float *duration_s, sl_err *err);
+// The same for the piece [start, end) of the file in target_hz samples (audio.h
+// audio_read_range: the limits apply to the piece, *duration_s is the piece's);
+// end == 0 = the whole file (tok_run).
+int tok_run_range(const tok_pipeline *p, tok_state *s, const char *path, int64_t start,
+                  int64_t end, const int32_t **ids, size_t *n, float *duration_s, sl_err *err);
 // Same for an in-memory file image (name for messages).
 // With dedup set, *ids holds runs collapsed to one id (n counts the collapsed ids).
 int tok_run_memory(const tok_pipeline *p, tok_state *s, const void *bytes, size_t n_bytes,
