@@ -354,7 +354,7 @@ static int extract(const kf_args *a, const manifest *m, const size_t *sample, si
         size_t T, D;
         float dur = 0;
         sl_err e;
-        if (tok_features_run(p, s, it->path, &f, &T, &D, &dur, &e)) {
+        if (tok_features_run_range(p, s, it->path, it->start, it->end, &f, &T, &D, &dur, &e)) {
             SL_LOG(WARN, "km-fit", "skip %s (%s): %s", it->id,
                    sl_stage_name(tok_failed_stage(s)), e.msg);
             sh->utts_failed++;

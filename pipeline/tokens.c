@@ -262,10 +262,17 @@ static int read_audio(tok_state *s, const char *path, const void *bytes, size_t 
 int tok_features_run(const tok_pipeline *p, tok_state *s, const char *path, const float **feat,
                      size_t *n_frames, size_t *dim, float *duration_s, sl_err *err)
 {
+    return tok_features_run_range(p, s, path, 0, 0, feat, n_frames, dim, duration_s, err);
+}
+
+int tok_features_run_range(const tok_pipeline *p, tok_state *s, const char *path, int64_t start,
+                           int64_t end, const float **feat, size_t *n_frames, size_t *dim,
+                           float *duration_s, sl_err *err)
+{
     *feat = NULL;
     *n_frames = *dim = 0;
     audio_result a;
-    int rc = read_audio(s, path, NULL, 0, NULL, 0, 0, &a, err);
+    int rc = read_audio(s, path, NULL, 0, NULL, start, end, &a, err);
     if (rc)
         return rc;
     if ((rc = features(p, s, &a, feat, n_frames, dim, err))) {
