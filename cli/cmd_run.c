@@ -33,7 +33,9 @@
     "the result equals an uninterrupted run. Changed models or row-changing flags\n"          \
     "are refused. SIGUSR1 / SIGTERM / SIGINT stop it gracefully (exit 3).\n\n"                \
     "Input:\n"                                                                                \
-    "  --manifest M        fairseq tsv (root line, then path<TAB>samples) or a list of paths\n" \
+    "  --manifest M        fairseq tsv (root line, then path<TAB>samples[<TAB>start<TAB>end]),\n" \
+    "                      NeMo JSON lines, or a list of paths; a piece (start/end seconds,\n"   \
+    "                      NeMo offset/duration) is one row, key path@SSSSS.sss-EEEEE.eee\n"   \
     "  --audio-dir DIR     every audio file below DIR (ids relative to DIR)\n"                \
     "  --ext LIST          extensions for --audio-dir (default " MAN_DEFAULT_EXTS ")\n"        \
     "  --min-seconds S     shorter audio is an error (default: one HuBERT frame)\n"           \

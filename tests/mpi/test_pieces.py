@@ -220,6 +220,18 @@ class PiecesTest(unittest.TestCase):
                          978000, 1032000)
         self.assertIn("line 4: bad piece columns", errs["long16.wav@line 4"]["message"])
 
+    def test_kmfit_reads_the_pieces(self):
+        # The 8 good pieces are read as pieces, not as their (too long) files; the three
+        # items the job stores as audio errors are skipped for the same reasons.
+        out = os.path.join(self.tmp, "km.npy")
+        r = sl("km-fit", "--manifest", self.nemo, "--hubert", MODELS[1], "--layer", "2", "-k", "4",
+               "--out", out)
+        self.assertIn("features: 8 utterances (3 failed)", r.stderr)
+        self.assertIn("skip long16.wav (audio)", r.stderr)
+        self.assertIn("ends past the end of the file", r.stderr)
+        self.assertIn("skip rec/long44.wav@00002.000-00063.000 (audio)", r.stderr)
+        self.assertTrue(os.path.getsize(out) > 0)
+
     def test_dataset_before_resample_2_is_refused(self):
         db = os.path.join(self.tmp, "old")
         shutil.copytree(self.ref, db)
