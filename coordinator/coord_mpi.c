@@ -55,6 +55,17 @@ static int dispatch(coord_session *s, wstate *w, int rank, sl_err *err)
     return SL_OK;
 }
 
+// The worker states of a run that ended with sends pending (see coord_mpi_serve's end).
+static wstate *coord_mpi_abandoned;
+
+static int any_inflight(const wstate *ws, int size)
+{
+    for (int r = 1; r < size; r++)
+        if (ws[r].inflight > 0)
+            return 1;
+    return 0;
+}
+
 // Hands one received message to the session.
 static int handle(coord_session *s, wstate *w, int src, int tag, const void *msg, size_t n,
                   int *finished, sl_err *err)
@@ -102,7 +113,8 @@ int coord_mpi_serve(coord_session *s, int size, sl_err *err)
             if (rc)
                 break;
         }
-        if (coord_session_grace_over(s)) {
+        // Grace is for work in flight: once none is, the workers only owe their STATS.
+        if (coord_session_grace_over(s) && any_inflight(ws, size)) {
             SL_LOG(ERROR, "run", "grace period over with work in flight: aborting the job");
             coord_session_set_abort(s, COORD_ABORTED);
             break;
@@ -112,6 +124,13 @@ int coord_mpi_serve(coord_session *s, int size, sl_err *err)
         MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
         if (!flag) {
             if ((rc = coord_session_commit_due(s, err)))
+                break;
+            // A WORK send that MPI_Test had not yet seen complete when its worker's RESULT
+            // came back left that worker short of a unit (dispatch only runs on a message
+            // from it): top every worker up while idle, so none can wait forever.
+            for (int r = 1; r < size && rc == SL_OK; r++)
+                rc = dispatch(s, &ws[r], r, err);
+            if (rc)
                 break;
             sl_idle_wait(&idle, 1000000L);
             continue;
@@ -128,14 +147,30 @@ int coord_mpi_serve(coord_session *s, int size, sl_err *err)
         if (rc || coord_session_abort(s) != COORD_FINISHED)
             break;
     }
-    for (int r = 1; r < size; r++) {
-        for (int k = 0; k <= PROTO_PREFETCH; k++)
-            if (ws[r].req[k] != MPI_REQUEST_NULL && finished == n_workers)
+    // Every worker answered: its sends are complete or about to be. Otherwise the job is
+    // ending (the caller aborts it) and MPI may still read a pending send's buffer: those
+    // buffers are kept, reachable from coord_mpi_abandoned, rather than freed under it.
+    int pending = 0;
+    for (int r = 1; r < size; r++)
+        for (int k = 0; k <= PROTO_PREFETCH; k++) {
+            if (ws[r].req[k] == MPI_REQUEST_NULL)
+                continue;
+            if (finished == n_workers) {
                 MPI_Wait(&ws[r].req[k], MPI_STATUS_IGNORE);
-        for (int k = 0; k < PROTO_PREFETCH; k++)
-            proto_buf_free(&ws[r].buf[k]);
+            } else {
+                int done = 0;
+                MPI_Test(&ws[r].req[k], &done, MPI_STATUS_IGNORE);
+                pending |= !done;
+            }
+        }
+    if (pending) {
+        coord_mpi_abandoned = ws;
+    } else {
+        for (int r = 1; r < size; r++)
+            for (int k = 0; k < PROTO_PREFETCH; k++)
+                proto_buf_free(&ws[r].buf[k]);
+        free(ws);
     }
-    free(ws);
     proto_buf_free(&rbuf);
     return rc;
 }

@@ -45,8 +45,8 @@ typedef struct conv_block {
 } conv_block;
 
 typedef struct enc_layer {
-    float *qkv_w;        // owned, (3H, H): q_proj, k_proj, v_proj rows stacked
-    float *qkv_b;        // owned, (3H)
+    const float *q_w, *k_w, *v_w;       // (H, H) each, mapped (not copied: see attention())
+    const float *q_b, *k_b, *v_b;       // (H) each
     const float *o_w, *o_b;             // (H, H), (H)
     const float *ln1_g, *ln1_b;         // layer_norm (H)
     const float *ln2_g, *ln2_b;         // final_layer_norm (H)
@@ -348,14 +348,13 @@ static int load_layers(hubert_model *m, loader *L, sl_err *err)
         return sl_fail(err, SL_ENOMEM, "hubert: out of memory");
     for (int i = 0; i < c->n_layers; i++) {
         enc_layer *l = &m->layers[i];
-        const float *qw, *kw, *vw, *qb, *kb, *vb;
         int rc;
-        if ((rc = get2(L, "encoder.layers.%d.attention.q_proj.weight", i, H, H, &qw, err)) ||
-            (rc = get2(L, "encoder.layers.%d.attention.k_proj.weight", i, H, H, &kw, err)) ||
-            (rc = get2(L, "encoder.layers.%d.attention.v_proj.weight", i, H, H, &vw, err)) ||
-            (rc = get1(L, "encoder.layers.%d.attention.q_proj.bias", i, H, &qb, err)) ||
-            (rc = get1(L, "encoder.layers.%d.attention.k_proj.bias", i, H, &kb, err)) ||
-            (rc = get1(L, "encoder.layers.%d.attention.v_proj.bias", i, H, &vb, err)) ||
+        if ((rc = get2(L, "encoder.layers.%d.attention.q_proj.weight", i, H, H, &l->q_w, err)) ||
+            (rc = get2(L, "encoder.layers.%d.attention.k_proj.weight", i, H, H, &l->k_w, err)) ||
+            (rc = get2(L, "encoder.layers.%d.attention.v_proj.weight", i, H, H, &l->v_w, err)) ||
+            (rc = get1(L, "encoder.layers.%d.attention.q_proj.bias", i, H, &l->q_b, err)) ||
+            (rc = get1(L, "encoder.layers.%d.attention.k_proj.bias", i, H, &l->k_b, err)) ||
+            (rc = get1(L, "encoder.layers.%d.attention.v_proj.bias", i, H, &l->v_b, err)) ||
             (rc = get2(L, "encoder.layers.%d.attention.out_proj.weight", i, H, H, &l->o_w, err)) ||
             (rc = get1(L, "encoder.layers.%d.attention.out_proj.bias", i, H, &l->o_b, err)) ||
             (rc = get1(L, "encoder.layers.%d.layer_norm.weight", i, H, &l->ln1_g, err)) ||
@@ -371,16 +370,6 @@ static int load_layers(hubert_model *m, loader *L, sl_err *err)
             (rc = get1(L, "encoder.layers.%d.feed_forward.output_dense.bias", i, H, &l->ff2_b,
                        err)))
             return rc;
-        l->qkv_w = malloc(3 * H * H * sizeof(float));
-        l->qkv_b = malloc(3 * H * sizeof(float));
-        if (!l->qkv_w || !l->qkv_b)
-            return sl_fail(err, SL_ENOMEM, "hubert: out of memory");
-        memcpy(l->qkv_w, qw, H * H * sizeof(float));
-        memcpy(l->qkv_w + H * H, kw, H * H * sizeof(float));
-        memcpy(l->qkv_w + 2 * H * H, vw, H * H * sizeof(float));
-        memcpy(l->qkv_b, qb, H * sizeof(float));
-        memcpy(l->qkv_b + H, kb, H * sizeof(float));
-        memcpy(l->qkv_b + 2 * H, vb, H * sizeof(float));
     }
     return SL_OK;
 }
@@ -391,11 +380,6 @@ void hubert_close(hubert_model *m)
         return;
     for (int i = 0; i < HUBERT_MAX_CONV; i++)
         free(m->conv[i].w);
-    if (m->layers)
-        for (int i = 0; i < m->cfg.n_layers; i++) {
-            free(m->layers[i].qkv_w);
-            free(m->layers[i].qkv_b);
-        }
     free(m->layers);
     free(m->pos_w);
     wts_close(m->w);
@@ -717,7 +701,16 @@ static void attention(hubert_state *s, const enc_layer *l, const float *h, size_
     const hubert_config *c = &s->m->cfg;
     size_t H = (size_t)c->hidden, nh = (size_t)c->n_heads, dh = H / nh;
     float scale = 1.0f / sqrtf((float)dh);
-    ops_linear(h, T, H, l->qkv_w, l->qkv_b, 3 * H, s->qkv); // (T, 3H): q | k | v
+    // (T, 3H): q | k | v, as three products on the mapped weights into one buffer (ldc 3H):
+    // a fused (3H, H) copy would cost 3 H^2 floats per layer per rank (85 MB for HuBERT-base)
+    // and gives the same bits (each element is the same K-ordered dot plus its bias).
+    const float *w3[3] = {l->q_w, l->k_w, l->v_w}, *b3[3] = {l->q_b, l->k_b, l->v_b};
+    for (size_t t = 0; t < T; t++)
+        for (int j = 0; j < 3; j++)
+            memcpy(s->qkv + t * 3 * H + (size_t)j * H, b3[j], H * sizeof(float));
+    for (int j = 0; j < 3; j++)
+        ops_matmul(OPS_N, OPS_T, T, H, H, 1.0f, h, H, w3[j], H, 1.0f, s->qkv + (size_t)j * H,
+                   3 * H);
     for (size_t hd = 0; hd < nh; hd++) {
         const float *q = s->qkv + hd * dh, *k = s->qkv + H + hd * dh, *v = s->qkv + 2 * H + hd * dh;
         ops_matmul(OPS_N, OPS_T, T, T, dh, scale, q, 3 * H, k, 3 * H, 0.0f, s->sc, T);
