@@ -38,7 +38,8 @@ static const char HELP[] =
     "the farthest frames. Same seed, ranks and threads: same centroids.\n"
     "  mpirun -n N spearlabel km-fit ...   (every rank extracts and fits)\n\n"
     "Options:\n"
-    "  --manifest M        fairseq tsv (root line, then path<TAB>samples) or a list of paths\n"
+    "  --manifest M        fairseq tsv (root line, then path<TAB>samples[<TAB>start<TAB>end]),\n"
+    "                      NeMo JSON lines, or a list of paths (a piece is one utterance)\n"
     "  --audio-dir DIR     every audio file below DIR\n"
     "  --ext LIST          extensions for --audio-dir (default " MAN_DEFAULT_EXTS ")\n"
     "  --hubert DIR        Hugging Face style HuBERT directory\n"
@@ -354,7 +355,7 @@ static int extract(const kf_args *a, const manifest *m, const size_t *sample, si
         size_t T, D;
         float dur = 0;
         sl_err e;
-        if (tok_features_run(p, s, it->path, &f, &T, &D, &dur, &e)) {
+        if (tok_features_run_range(p, s, it->path, it->start, it->end, &f, &T, &D, &dur, &e)) {
             SL_LOG(WARN, "km-fit", "skip %s (%s): %s", it->id,
                    sl_stage_name(tok_failed_stage(s)), e.msg);
             sh->utts_failed++;

@@ -33,7 +33,9 @@
     "the result equals an uninterrupted run. Changed models or row-changing flags\n"          \
     "are refused. SIGUSR1 / SIGTERM / SIGINT stop it gracefully (exit 3).\n\n"                \
     "Input:\n"                                                                                \
-    "  --manifest M        fairseq tsv (root line, then path<TAB>samples) or a list of paths\n" \
+    "  --manifest M        fairseq tsv (root line, then path<TAB>samples[<TAB>start<TAB>end]),\n" \
+    "                      NeMo JSON lines, or a list of paths; a piece (start/end seconds,\n"   \
+    "                      NeMo offset/duration) is one row, key path@SSSSS.sss-EEEEE.eee\n"   \
     "  --audio-dir DIR     every audio file below DIR (ids relative to DIR)\n"                \
     "  --ext LIST          extensions for --audio-dir (default " MAN_DEFAULT_EXTS ")\n"        \
     "  --min-seconds S     shorter audio is an error (default: one HuBERT frame)\n"           \
@@ -158,7 +160,17 @@ static int fingerprints(const run_args *a, const coord_params *cp, const pl_para
     char opt[JOB_OPTIONS_CAP];
     job_options_canonical(cp, pp, opt, sizeof opt);
     fps[k] = (jm_fp){.name = "options", .strict = 1, .what = "the row-changing options"};
-    jm_fp_text(&fps[k++], opt);
+    jm_fp_text(&fps[k], opt);
+    char before[JOB_OPTIONS_CAP];
+    if (job_options_before_resample(opt, before, sizeof before)) {
+        jm_fp old;
+        jm_fp_text(&old, before);
+        memcpy(fps[k].old_hex, old.hex, sizeof old.hex);
+        fps[k].old_why = "audio was read through the stream reader (resample=2): that "
+                         "older spearlabel cut the last samples off many non-16 kHz files "
+                         "(soxr_oneshot), this one keeps them, so those rows would change";
+    }
+    k++;
     if (!pp->null_pipeline && pp->features == TOK_FEAT_HUBERT) {
         char cfg[4200], mdl[4200];
         snprintf(cfg, sizeof cfg, "%s/config.json", pp->hubert_dir);

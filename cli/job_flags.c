@@ -164,6 +164,11 @@ void job_flags_help(FILE *out, int regenerate)
 // existing dataset was written with (constants here, not the current defaults, so that a
 // changed default changes the text): run: target_hz (16000); regenerate: unit_seconds
 // (120), null (0); both: keep_eos (0, inside <decoding>).
+// One change of the code itself is in the text: `run` ends in JOB_OPTIONS_RESAMPLE
+// (";resample=2") since audio is read through pipeline/audio_stream.h, which keeps the
+// tail that soxr_oneshot cut off non-16 kHz files (pipeline/audio.h). A dataset written
+// before has the text without it, so its resume is refused (cmd_run.c names why, via
+// job_options_before_resample); rows of such files would otherwise mix two lengths.
 enum { FP_TARGET_HZ_0 = 16000, FP_MIN_SAMPLES_0 = 400, FP_UNIT_SECONDS_0 = 120 };
 
 // %.9g of the shortest decimal that reads back as f: what the user typed, not the float's
@@ -216,9 +221,21 @@ void job_options_canonical(const coord_params *cp, const pl_params *pp, char *bu
                      pp->layer, pp->final_norm, cp->unit_items, cp->unit_seconds, min_s, max_s,
                      pp->seed_layout, pp->null_pipeline, dec, features_tag(pp->features),
                      pp->dedup ? ";dedup=1" : "", extra);
+        if (n >= 0 && (size_t)n < cap)
+            n += snprintf(buf + n, cap - (size_t)n, "%s", JOB_OPTIONS_RESAMPLE);
     }
     assert(n >= 0 && (size_t)n < cap); // JOB_OPTIONS_CAP holds every combination
     (void)n;
+}
+
+int job_options_before_resample(const char *canonical, char *buf, size_t cap)
+{
+    size_t n = strlen(canonical), t = strlen(JOB_OPTIONS_RESAMPLE);
+    if (n < t || strcmp(canonical + n - t, JOB_OPTIONS_RESAMPLE) != 0 || n - t >= cap)
+        return 0;
+    memcpy(buf, canonical, n - t);
+    buf[n - t] = '\0';
+    return 1;
 }
 
 static int positive_int(const char *s)

@@ -79,3 +79,10 @@ int job_alloc_cores(const char *slurm_ntasks, const char *slurm_cpus_per_task);
 // `regenerate` (pp->text_only) when set, else of `run`. buf holds JOB_OPTIONS_CAP bytes.
 // Format and compatibility: see job_flags.c.
 void job_options_canonical(const coord_params *cp, const pl_params *pp, char *buf, size_t cap);
+
+// The tail of every `run` text since the job reads audio through audio_stream.h (full
+// resampled length, see pipeline/audio.h); regenerate (no audio) has none.
+#define JOB_OPTIONS_RESAMPLE ";resample=2"
+// The text a dataset written before that change recorded for the same flags: canonical
+// without JOB_OPTIONS_RESAMPLE, into buf[cap]. 1 when canonical ends in it, else 0.
+int job_options_before_resample(const char *canonical, char *buf, size_t cap);

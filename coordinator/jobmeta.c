@@ -53,6 +53,14 @@ int jm_check_and_record(store *s, const jm_fp *fps, size_t n, int *was_new, sl_e
                                  "refusing the run", key, fps[i].what);
         *was_new = 0;
         if (strcmp(old, fps[i].hex) != 0) {
+            if (fps[i].old_hex[0] && strcmp(old, fps[i].old_hex) == 0) {
+                sl_fail(err, SL_EINVAL, "%s: %s is the fingerprint %s had before %s: refusing "
+                        "to mix rows of the two; use a new --out (%s: stored %.12s..., now "
+                        "%.12s...)", store_dir(s), key, fps[i].what, fps[i].old_why, key, old,
+                        fps[i].hex);
+                free(old);
+                return SL_EINVAL;
+            }
             if (fps[i].strict) {
                 sl_fail(err, SL_EINVAL, "%s: %s changed since this dataset was written "
                         "(%s: stored %.12s..., now %.12s...): refusing to mix rows of two "

@@ -20,6 +20,8 @@ typedef struct jm_fp {
     char hex[65];
     int strict;         // 1: a mismatch refuses the run; 0: warn only
     const char *what;   // for messages: "the HuBERT model", "the decoding options", ...
+    char old_hex[65];   // "" or what the same setup stored before a change of the code;
+    const char *old_why;//   a stored old_hex is refused with old_why (strict or not)
 } jm_fp;
 
 // Fingerprint of a file, or of several files in order (their digests hashed together).
@@ -27,7 +29,9 @@ int jm_fp_files(jm_fp *fp, const char *const *paths, size_t n, sl_err *err);
 // Fingerprint of a string (canonical options text).
 void jm_fp_text(jm_fp *fp, const char *text);
 
-// Checks fps against the dataset (refusing strict mismatches), then records
+// Checks fps against the dataset (refusing strict mismatches; a stored value equal
+// to a non-empty old_hex is refused with old_why: "<dir>: <key> is the fingerprint
+// <what> had before <old_why>: ..."), then records
 // any that are absent. *was_new = 1 when the dataset had no fingerprints yet.
 // A fingerprint that cannot be read (an LMDB error, not an absent key) refuses
 // the run with the store's error, prefixed with the key: were it taken for

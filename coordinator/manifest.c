@@ -2,7 +2,10 @@
 #define _XOPEN_SOURCE 700 // nftw
 #include "coordinator/manifest.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <jansson.h>
+#include <math.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,11 +16,36 @@
 
 #include "common/fileio.h"
 #include "common/log.h"
+#include "common/json.h"
+#include "storage/segkey.h"
 
 typedef struct builder {
     man_item *items;
     size_t n, cap;
 } builder;
+
+static int add_item(builder *b, const char *id, size_t id_len, const char *path,
+                    int64_t n_samples, const char *bad, size_t line, sl_err *err);
+
+// A piece [start, end) of the file at path whose whole-file id is src[0..src_len): its id
+// is the segment key (storage/segkey.h), n_samples its length.
+static int add_piece(builder *b, const char *src, size_t src_len, const char *path,
+                     int64_t start, int64_t end, size_t line, sl_err *err)
+{
+    char *key = malloc(src_len + SEG_KEY_SUFFIX_LEN + 1);
+    if (!key)
+        return sl_fail(err, SL_ENOMEM, "manifest: out of memory");
+    size_t kl = seg_key_format(src, src_len, (uint64_t)start, (uint64_t)end, key,
+                               src_len + SEG_KEY_SUFFIX_LEN + 1);
+    assert(kl > 0); // the caller checked the bounds
+    int rc = add_item(b, key, kl, path, end - start, NULL, line, err);
+    free(key);
+    if (rc == SL_OK) {
+        b->items[b->n - 1].start = start;
+        b->items[b->n - 1].end = end;
+    }
+    return rc;
+}
 
 static int add_item(builder *b, const char *id, size_t id_len, const char *path,
                     int64_t n_samples, const char *bad, size_t line, sl_err *err)
@@ -104,6 +132,117 @@ static int is_dir(const char *p)
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+
+// Seconds (offset, offset + duration) to 16 kHz samples, rounded to the nearest; NULL
+// when the piece is usable, else why not (into why[cap]).
+static const char *piece_bounds(double offset, double duration, int64_t *start, int64_t *end,
+                                char *why, size_t cap)
+{
+    if (!isfinite(offset) || offset < 0) {
+        snprintf(why, cap, "offset %g is negative", offset);
+        return why;
+    }
+    if (!isfinite(duration) || duration <= 0) {
+        snprintf(why, cap, "duration %g is not positive", duration);
+        return why;
+    }
+    double s = floor(offset * MAN_PIECE_HZ + 0.5), e = floor((offset + duration) * MAN_PIECE_HZ + 0.5);
+    char probe[SEG_KEY_SUFFIX_BYTES + 2];
+    if (e <= s || e > 9e15 ||
+        !seg_key_format("x", 1, (uint64_t)s, (uint64_t)e, probe, sizeof probe)) {
+        snprintf(why, cap, "piece %g-%g s is empty or past 99999.999 s", offset,
+                 offset + duration);
+        return why;
+    }
+    *start = (int64_t)s;
+    *end = (int64_t)e;
+    return NULL;
+}
+
+// A number with nothing after it ("1.5", "12"): 1 and *out; anything else 0.
+static int parse_seconds(const char *t, double *out)
+{
+    char *e;
+    errno = 0;
+    double v = strtod(t, &e);
+    if (e == t || errno || *e != '\0')
+        return 0;
+    *out = v;
+    return 1;
+}
+
+// An error item for a manifest line that cannot be used; msg names the manifest and the
+// line. Its id: the whole-file id when the line names one (src), else "<manifest file
+// name>:<line>" (a line with no usable path).
+static int add_bad_line(builder *b, manifest *out, const char *path, size_t line_no,
+                        const char *src, const char *msg, sl_err *err)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    char id[600];
+    if (src)
+        snprintf(id, sizeof id, "%.500s@line %zu", src, line_no);
+    else
+        snprintf(id, sizeof id, "%.500s:%zu", base, line_no);
+    SL_LOG(WARN, "manifest", "%s", msg);
+    out->n_bad_lines++;
+    return add_item(b, id, strlen(id), "", -1, msg, line_no, err);
+}
+
+// One NeMo JSON line: {"audio_filepath": ..., "offset": s, "duration": s, ...}.
+static int nemo_line(builder *b, manifest *out, const char *root, const char *path,
+                     const char *line, size_t len, size_t line_no, sl_err *err)
+{
+    json_error_t je;
+    json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
+    char why[512], msg[1024], full[8192], lead[64];
+    snprintf(lead, sizeof lead, "line %zu: ", line_no);
+    sl_json_src src = {"manifest", path, lead};
+    const char *ap = NULL;
+    double offset = 0, duration = 0;
+    int has_duration = 0, bad = 1;
+    sl_err je2;
+    json_t *a = o && json_is_object(o) ? json_object_get(o, "audio_filepath") : NULL;
+    if (!o || !json_is_object(o)) {
+        snprintf(msg, sizeof msg, "manifest %s line %zu: not a JSON object: %s", path, line_no,
+                 o ? "another JSON value" : je.text);
+    } else if (!a || !json_is_string(a) || json_string_length(a) == 0 ||
+               strlen(json_string_value(a)) != json_string_length(a)) {
+        snprintf(msg, sizeof msg, "manifest %s line %zu: \"audio_filepath\" is %s", path,
+                 line_no, !a ? "missing" : json_is_string(a) ? "empty or holds a NUL"
+                                                             : "not a string");
+    } else if (sl_json_number(&src, o, "offset", 0.0, &offset, &je2) ||
+               sl_json_number(&src, o, "duration", 0.0, &duration, &je2)) {
+        ap = json_string_value(a);
+        snprintf(msg, sizeof msg, "%s", je2.msg);
+    } else {
+        ap = json_string_value(a);
+        json_t *d = json_object_get(o, "duration");
+        has_duration = d && !json_is_null(d);
+        int64_t start = 0, end = 0;
+        if (!has_duration && offset != 0)
+            snprintf(msg, sizeof msg, "manifest %s line %zu: \"offset\" %g without a "
+                     "\"duration\"", path, line_no, offset);
+        else if (has_duration && piece_bounds(offset, duration, &start, &end, why, sizeof why))
+            snprintf(msg, sizeof msg, "manifest %s line %zu: %s", path, line_no, why);
+        else
+            bad = 0;
+        if (!bad) {
+            if (ap[0] != '/')
+                snprintf(full, sizeof full, "%s/%s", root, ap);
+            else
+                snprintf(full, sizeof full, "%s", ap);
+            int rc = has_duration ? add_piece(b, ap, strlen(ap), full, start, end, line_no, err)
+                                  : add_item(b, ap, strlen(ap), full, -1, NULL, line_no, err);
+            json_decref(o);
+            return rc;
+        }
+    }
+    int rc = add_bad_line(b, out, path, line_no, ap, msg, err);
+    json_decref(o);
+    return rc;
+}
+
 int man_load(const char *path, manifest *out, sl_err *err)
 {
     memset(out, 0, sizeof *out);
@@ -131,7 +270,7 @@ int man_parse(const char *src, size_t n, const char *path, manifest *out, sl_err
     int rc;
     builder b = {0};
     char *root = NULL;
-    int tsv = 0;
+    int tsv = 0, json = -1;
     size_t line_no = 0;
     char *p = text, *end = text + n;
     char full[8192];
@@ -160,11 +299,50 @@ int man_parse(const char *src, size_t n, const char *path, manifest *out, sl_err
             out->n_bad_lines++;
             continue;
         }
+        if (!tsv && json < 0) { // the first non-blank line decides: '{' = NeMo JSON lines
+            size_t k = strspn(line, " \t");
+            json = k < len && line[k] == '{';
+        }
+        if (json > 0) {
+            if (strspn(line, " \t") == len)
+                continue;
+            if ((rc = nemo_line(&b, out, root, path, line, len, line_no, err)))
+                goto fail;
+            continue;
+        }
         char *tab = strchr(line, '\t');
         int64_t count = -1;
         const char *bad = NULL;
         char badbuf[256];
         size_t id_len = tab ? (size_t)(tab - line) : len;
+        int64_t p_start = 0, p_end = 0; // a piece: tsv `start end` columns (seconds)
+        char *cols = tab ? strchr(tab + 1, '\t') : NULL;
+        if (cols && tsv) {
+            *cols++ = '\0';
+            char *t2 = strchr(cols, '\t');
+            double a, d;
+            char why[200];
+            if (t2)
+                *t2++ = '\0';
+            if (!t2 || strchr(t2, '\t') || !parse_seconds(cols, &a) || !parse_seconds(t2, &d)) {
+                snprintf(badbuf, sizeof badbuf, "manifest %s line %zu: bad piece columns (want "
+                         "`start end` in seconds after the sample count)", path, line_no);
+                bad = badbuf;
+            } else if (d <= a) {
+                snprintf(badbuf, sizeof badbuf, "manifest %s line %zu: piece ends at %g s, not "
+                         "after its start %g s", path, line_no, d, a);
+                bad = badbuf;
+            } else if (piece_bounds(a, d - a, &p_start, &p_end, why, sizeof why)) {
+                snprintf(badbuf, sizeof badbuf, "manifest %s line %zu: %s", path, line_no, why);
+                bad = badbuf;
+            }
+            if (bad) {
+                line[id_len] = '\0';
+                if ((rc = add_bad_line(&b, out, path, line_no, id_len ? line : NULL, bad, err)))
+                    goto fail;
+                continue;
+            }
+        }
         if (tab) {
             char *cnt = tab + 1;
             char *e2;
@@ -194,7 +372,11 @@ int man_parse(const char *src, size_t n, const char *path, manifest *out, sl_err
             snprintf(full, sizeof full, "%s/%s", root, line);
         else
             snprintf(full, sizeof full, "%s", line);
-        if ((rc = add_item(&b, line, id_len, full, count, bad, line_no, err)))
+        if (p_end > 0 && !bad)
+            rc = add_piece(&b, line, id_len, full, p_start, p_end, line_no, err);
+        else
+            rc = add_item(&b, line, id_len, full, count, bad, line_no, err);
+        if (rc)
             goto fail;
     }
     free(text);

@@ -4,9 +4,28 @@
 // with its utterance id (the key of its dataset row), the path to open, and
 // the sample count when the source gives one.
 //   * fairseq tsv: first line = root directory, then `relative/path<TAB>n_samples`
-//     (the count may be missing). id = the relative path.
+//     (the count may be missing). id = the relative path. A line may name a piece of
+//     the file with two more columns: `relative/path<TAB>n_samples<TAB>start<TAB>end`,
+//     start and end in seconds (n_samples, the file's count, may be empty).
+//   * NeMo JSON lines (the first non-blank line starts with '{'): one object per line,
+//     {"audio_filepath": path, "offset": s, "duration": s, ...}. audio_filepath is
+//     required (relative: against the manifest's directory; id = as written); offset
+//     defaults to 0; duration given = a piece [offset, offset + duration), absent or
+//     null = the whole file (then offset must be 0). Other fields (text, lang, ...)
+//     are ignored.
 //   * plain list: one path per line. Relative paths are resolved against the
 //     manifest's directory; id = the path as written.
+// A piece is one item (one row): start = round(offset * 16000), end = round((offset +
+// duration) * 16000) in 16 kHz samples (MAN_PIECE_HZ), id = seg_key_format(the whole
+// file's id, start, end) (storage/segkey.h: "a.wav@00001.500-00003.000"), n_samples =
+// end - start. The worker reads only that range (pipeline/audio.h audio_read_range); a
+// piece longer than --max-seconds is an error record, as a too-long file is (pieces are
+// not cut further yet). Two identical pieces are duplicate ids.
+// A bad piece (negative offset, duration <= 0, a bound that is not a number, a piece
+// past 99999.999 s, a missing or non-string audio_filepath, a line that is not a JSON
+// object, tsv piece columns that are not two numbers with end > start) is an error item
+// whose message names the manifest and the line; its id is "<path>@line N" when the
+// line names a path, else "<manifest file name>:N".
 //   * --audio-dir DIR: every entry below DIR whose name has an extension in the
 //     list (case-insensitive). id = path relative to DIR. Regular files and
 //     symbolic links to regular files are decoded; any other entry so named is
@@ -35,7 +54,12 @@ typedef struct man_item {
     char *bad;         // NULL, or why this line cannot be processed
     sl_stage bad_stage; // the stage of that error (SL_STAGE_INPUT = 0 here)
     size_t line;       // 1-based manifest line (0 for --audio-dir)
+    int64_t start, end; // a piece: samples [start, end) at MAN_PIECE_HZ; end == 0 (and
+                        //   start 0): the whole file (see man_item_is_piece)
 } man_item;
+
+#define MAN_PIECE_HZ 16000 // the rate piece bounds are counted at (the encoder's)
+static inline int man_item_is_piece(const man_item *it) { return it->end > 0; }
 
 typedef struct manifest {
     man_item *items;   // sorted by id (bytewise), ids unique

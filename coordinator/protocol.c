@@ -48,6 +48,15 @@ static void put32(proto_buf *b, uint32_t v)
     b->len += 4;
 }
 
+static void put64(proto_buf *b, uint64_t v)
+{
+    set32(b->p + b->len, (uint32_t)v);
+    set32(b->p + b->len + 4, (uint32_t)(v >> 32));
+    b->len += 8;
+}
+
+static uint64_t get64(const unsigned char *p) { return get32(p) | (uint64_t)get32(p + 4) << 32; }
+
 static void putn(proto_buf *b, const void *d, size_t n)
 {
     if (n)
@@ -75,17 +84,15 @@ int proto_work_begin(proto_buf *b, uint32_t wid, uint32_t flags, sl_err *err)
     return SL_OK;
 }
 
-int proto_work_add(proto_buf *b, const char *id, const char *path, sl_err *err)
-{
-    return proto_work_add_bytes(b, id, path, strlen(path), err);
-}
-
-int proto_work_add_bytes(proto_buf *b, const char *id, const void *bytes, size_t n, sl_err *err)
+// One item; with PROTO_WORK_RANGES in the header, followed by its range.
+static int work_item(proto_buf *b, const char *id, const void *bytes, size_t n, int64_t start,
+                     int64_t end, sl_err *err)
 {
     size_t il = strlen(id);
     if (il > UINT32_MAX || n > UINT32_MAX)
         return sl_fail(err, SL_EINVAL, "protocol: WORK item \"%.64s\" too large", id);
-    int rc = proto_buf_reserve(b, 8 + il + n + 2, err);
+    int ranges = b->len >= 12 && (get32(b->p + 4) & PROTO_WORK_RANGES);
+    int rc = proto_buf_reserve(b, 8 + il + n + 2 + (ranges ? 16 : 0), err);
     if (rc)
         return rc;
     put32(b, (uint32_t)il);
@@ -93,8 +100,34 @@ int proto_work_add_bytes(proto_buf *b, const char *id, const void *bytes, size_t
     putn(b, id, il + 1);
     putn(b, bytes, n);
     b->p[b->len++] = 0;
+    if (ranges) {
+        put64(b, (uint64_t)start);
+        put64(b, (uint64_t)end);
+    }
     set32(b->p + 8, get32(b->p + 8) + 1);
     return SL_OK;
+}
+
+int proto_work_add(proto_buf *b, const char *id, const char *path, sl_err *err)
+{
+    return work_item(b, id, path, strlen(path), 0, 0, err);
+}
+
+int proto_work_add_bytes(proto_buf *b, const char *id, const void *bytes, size_t n, sl_err *err)
+{
+    return work_item(b, id, bytes, n, 0, 0, err);
+}
+
+int proto_work_add_range(proto_buf *b, const char *id, const char *path, int64_t start,
+                         int64_t end, sl_err *err)
+{
+    if (b->len < 12 || !(get32(b->p + 4) & PROTO_WORK_RANGES))
+        return sl_fail(err, SL_EINVAL, "protocol: WORK item \"%.64s\" with a range in a "
+                       "message without PROTO_WORK_RANGES", id);
+    if (!(start == 0 && end == 0) && !(start >= 0 && end > start))
+        return sl_fail(err, SL_EINVAL, "protocol: WORK item \"%.64s\": bad range [%lld, %lld)",
+                       id, (long long)start, (long long)end);
+    return work_item(b, id, path, strlen(path), start, end, err);
 }
 
 int proto_work_header(const void *buf, size_t n, uint32_t *wid, uint32_t *flags,
@@ -108,6 +141,8 @@ int proto_work_header(const void *buf, size_t n, uint32_t *wid, uint32_t *flags,
     *n_items = get32(p + 8);
     if (*flags & ~PROTO_WORK_FLAGS)
         return sl_fail(err, SL_EFORMAT, "protocol: WORK with unknown flags 0x%x", *flags);
+    if ((*flags & PROTO_WORK_PAYLOAD) && (*flags & PROTO_WORK_RANGES))
+        return sl_fail(err, SL_EFORMAT, "protocol: WORK with both payloads and ranges");
     if (*n_items > (n - 12) / 10) // an item takes at least 10 bytes
         return sl_fail(err, SL_EFORMAT, "protocol: WORK of %u items in %zu bytes", *n_items, n);
     return SL_OK;
@@ -137,7 +172,19 @@ int proto_work_parse(const void *buf, size_t n, uint32_t *wid, uint32_t *flags,
         items[i].id_len = il;
         items[i].path = (const char *)p + il + 1;
         items[i].path_len = pl;
+        items[i].start = items[i].end = 0;
         p += (size_t)il + pl + 2;
+        if (*flags & PROTO_WORK_RANGES) {
+            if (end - p < 16)
+                return sl_fail(err, SL_EFORMAT, "protocol: WORK item %u: range truncated", i);
+            uint64_t a = get64(p), z = get64(p + 8);
+            if (!(a == 0 && z == 0) && !(z > a && z <= (uint64_t)INT64_MAX))
+                return sl_fail(err, SL_EFORMAT, "protocol: WORK item %u: bad range [%llu, %llu)",
+                               i, (unsigned long long)a, (unsigned long long)z);
+            items[i].start = (int64_t)a;
+            items[i].end = (int64_t)z;
+            p += 16;
+        }
     }
     if (p != end)
         return sl_fail(err, SL_EFORMAT, "protocol: WORK has %zu bytes after its last item",

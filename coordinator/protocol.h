@@ -7,7 +7,9 @@
 //   worker -> 0  HELLO   empty                         ready; rank 0 then keeps up to
 //                                                      PROTO_PREFETCH units in flight per worker
 //   0 -> worker  WORK    u32 wid, u32 flags, u32 n, n x (u32 id_len, u32 path_len,
-//                        id bytes, NUL, path bytes, NUL)
+//                        id bytes, NUL, path bytes, NUL [, u64 start, u64 end])
+//                        start/end only with PROTO_WORK_RANGES: the piece [start, end)
+//                        of the file in 16 kHz samples, (0, 0) = the whole file
 //   worker -> 0  RESULT  u32 wid, u32 n, n x (u8 kind, u32 key_len, u32 val_len, key, value)
 //                        kind 0 = row, 1 = error; values are storage/row.h records,
 //                        so wire and disk share one codec and one version number
@@ -42,7 +44,10 @@ enum proto_tag {
 #define PROTO_PREFETCH 2        // units a worker holds: one computing, one queued
 #define PROTO_WORK_ALONE 1u     // flags: a crash retry of a single item
 #define PROTO_WORK_PAYLOAD 2u   // flags: items carry payload bytes (regenerate: stored rows)
-#define PROTO_WORK_FLAGS (PROTO_WORK_ALONE | PROTO_WORK_PAYLOAD) // every flag a parser accepts
+#define PROTO_WORK_RANGES 4u    // flags: items carry u64 start, u64 end (manifest pieces);
+                                //   never with PROTO_WORK_PAYLOAD
+#define PROTO_WORK_FLAGS (PROTO_WORK_ALONE | PROTO_WORK_PAYLOAD | PROTO_WORK_RANGES) // every
+                                                                  // flag a parser accepts
 
 enum { PROTO_REC_ROW = 0, PROTO_REC_ERROR = 1 };
 
@@ -60,24 +65,34 @@ int proto_hello_parse(const void *buf, size_t n, sl_err *err);
 
 // --- WORK ---
 // begin resets b and writes the header; each add appends one item (ids and paths
-// must not contain NUL; the payload variant takes any n bytes in place of the path).
+// must not contain NUL; the payload variant takes any n bytes in place of the path;
+// in a PROTO_WORK_RANGES message these two give the item the range (0, 0)).
 int proto_work_begin(proto_buf *b, uint32_t wid, uint32_t flags, sl_err *err);
 int proto_work_add(proto_buf *b, const char *id, const char *path, sl_err *err);
 int proto_work_add_bytes(proto_buf *b, const char *id, const void *bytes, size_t n, sl_err *err);
+// With PROTO_WORK_RANGES (begin's flags; every item of the message then needs one):
+// the item and its range, (0, 0) = the whole file, else 0 <= start < end. SL_EINVAL
+// otherwise or without the flag.
+int proto_work_add_range(proto_buf *b, const char *id, const char *path, int64_t start,
+                         int64_t end, sl_err *err);
 
 typedef struct proto_item {
     const char *id;   // NUL-terminated, inside the message buffer
     uint32_t id_len;
     const char *path; // NUL-terminated, inside the message buffer; with PROTO_WORK_PAYLOAD
     uint32_t path_len;//   it holds the item's payload bytes instead (a stored row)
+    int64_t start, end; // PROTO_WORK_RANGES: the piece [start, end) in 16 kHz samples;
+                        //   0, 0 = the whole file (always without the flag)
 } proto_item;
 
-// The header alone (wid, flags, item count), checked for length and known flags.
+// The header alone (wid, flags, item count), checked for length and known flags (and
+// not PAYLOAD with RANGES).
 int proto_work_header(const void *buf, size_t n, uint32_t *wid, uint32_t *flags,
                       uint32_t *n_items, sl_err *err);
 // The whole message. items: caller array of capacity cap; *n_items gets the count
 // (SL_EFORMAT if > cap, if an item overruns the message or lacks its NULs, if an id
-// or, without PROTO_WORK_PAYLOAD, a path holds a NUL, or if bytes follow the last item).
+// or, without PROTO_WORK_PAYLOAD, a path holds a NUL, if a range is cut short or is
+// neither (0, 0) nor start < end <= INT64_MAX, or if bytes follow the last item).
 int proto_work_parse(const void *buf, size_t n, uint32_t *wid, uint32_t *flags,
                      proto_item *items, size_t cap, size_t *n_items, sl_err *err);
 

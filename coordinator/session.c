@@ -486,6 +486,10 @@ int coord_session_work(coord_session *c, uint32_t wid, proto_buf *b, sl_err *err
     size_t one, n = wid_items(c, wid, &one, &items);
     uint32_t flags = (wid >= c->plan.n_units ? PROTO_WORK_ALONE : 0) |
                      (c->p->payload ? PROTO_WORK_PAYLOAD : 0);
+    // Manifest pieces (a range of a file): the unit's items carry their ranges.
+    for (size_t k = 0; !c->p->payload && k < n; k++)
+        if (man_item_is_piece(&c->m->items[items[k]]))
+            flags |= PROTO_WORK_RANGES;
     int rc = proto_work_begin(b, wid, flags, err);
     for (size_t k = 0; rc == SL_OK && k < n; k++) {
         const man_item *it = &c->m->items[items[k]];
@@ -495,6 +499,8 @@ int coord_session_work(coord_session *c, uint32_t wid, proto_buf *b, sl_err *err
             rc = c->p->payload(c->p->payload_ctx, items[k], &bytes, &len, err);
             if (rc == SL_OK)
                 rc = proto_work_add_bytes(b, it->id, bytes, len, err);
+        } else if (flags & PROTO_WORK_RANGES) {
+            rc = proto_work_add_range(b, it->id, it->path, it->start, it->end, err);
         } else {
             rc = proto_work_add(b, it->id, it->path, err);
         }

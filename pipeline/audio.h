@@ -9,7 +9,14 @@
 //   * Mixdown: mean of the channels per frame (as fairseq does); a mono file is
 //     passed through untouched, so 16-bit 16 kHz mono input is bit-identical to
 //     samples / 32768.
-//   * Resampling: soxr, SOXR_HQ, only when the file's rate differs from target_hz.
+//   * Resampling: soxr, SOXR_HQ, only when the file's rate differs from target_hz,
+//     through audio_stream.h (the one reader of the job: run, tokens, features and
+//     km-fit): a file of N frames gives exactly round(N * target_hz / file_hz) samples,
+//     its tail included. (Before options fingerprint "resample=2" (cli/job_flags.c)
+//     this used soxr_oneshot with round(N * ratio) output slots, which stops short for
+//     many lengths, e.g. 120,361 frames at 48 kHz gave 39,636 samples, not 40,120.)
+//     A file of at most 60 s is one soxr run; longer ones (max_seconds > 60) are
+//     resampled in audio_stream's fixed 60 s blocks.
 //   * Limits: max_seconds is checked from the header before anything is
 //     allocated ("too long"); fewer than min_samples output samples is "too
 //     short" (default 400 = the receptive field of HuBERT's conv stack, i.e.
@@ -28,6 +35,7 @@
 // threads failing to open at the same instant may see each other's text.
 #pragma once
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/err.h"
 
@@ -58,6 +66,19 @@ typedef struct audio_result {
 
 // Decodes the file at path.
 int audio_read_file(audio_reader *r, const char *path, audio_result *res, sl_err *err);
+
+// A piece of the file at path: output samples [start, end) at target_hz, read with
+// audio_stream's seek (bit for bit the samples audio_read_file would give there, memory
+// bounded by the piece). The limits apply to the piece: longer than max_seconds is
+// "too long" (checked before anything is read), shorter than min_samples "too short".
+// A piece may end up to AUDIO_PIECE_SLACK samples past the file's last sample (seconds
+// rounded to samples); it then holds the samples up to the end. Ending further out is
+// SL_EFORMAT "piece S-E s (samples a-b at 16000 Hz) ends past the end of the file
+// (N samples, T s)". start < 0 or end <= start is SL_EINVAL. duration_s = the piece's
+// samples / target_hz.
+#define AUDIO_PIECE_SLACK 1
+int audio_read_range(audio_reader *r, const char *path, int64_t start, int64_t end,
+                     audio_result *res, sl_err *err);
 
 // Decodes an in-memory file image (libsndfile virtual I/O; bytes are not
 // copied and need only live for the call). name is used in messages.

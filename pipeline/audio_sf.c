@@ -32,3 +32,46 @@ const char *audio_sf_cut_chunk(SNDFILE *sf, char *buf, size_t cap)
     }
     return NULL;
 }
+
+static sf_count_t mem_len(void *ud) { return ((audio_sf_mem *)ud)->n; }
+
+static sf_count_t mem_seek(sf_count_t off, int whence, void *ud)
+{
+    audio_sf_mem *m = ud;
+    sf_count_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? m->pos : m->n;
+    sf_count_t p = base + off;
+    if (p < 0)
+        return -1;
+    m->pos = p; // past the end is allowed (like lseek); reads then return 0
+    return p;
+}
+
+static sf_count_t mem_read(void *ptr, sf_count_t count, void *ud)
+{
+    audio_sf_mem *m = ud;
+    if (count <= 0 || m->pos >= m->n)
+        return 0;
+    sf_count_t k = m->n - m->pos < count ? m->n - m->pos : count;
+    memcpy(ptr, m->bytes + m->pos, (size_t)k);
+    m->pos += k;
+    return k;
+}
+
+static sf_count_t mem_write(const void *ptr, sf_count_t count, void *ud)
+{
+    (void)ptr, (void)count, (void)ud;
+    return 0;
+}
+
+static sf_count_t mem_tell(void *ud) { return ((audio_sf_mem *)ud)->pos; }
+
+SNDFILE *audio_sf_open_memory(audio_sf_mem *m, const void *bytes, size_t n_bytes, SF_INFO *info)
+{
+    SF_VIRTUAL_IO vio = {mem_len, mem_seek, mem_read, mem_write, mem_tell};
+    // libsndfile copies vio; m is kept and read through.
+    m->bytes = bytes;
+    m->n = (sf_count_t)n_bytes;
+    m->pos = 0;
+    memset(info, 0, sizeof *info);
+    return sf_open_virtual(&vio, SFM_READ, info, m);
+}

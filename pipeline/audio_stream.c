@@ -18,6 +18,7 @@ struct audio_stream {
     char *name;    // the path, for messages
     SNDFILE *sf;
     SF_INFO info;
+    audio_sf_mem mem; // audio_stream_open_memory: the image libsndfile reads
     int mpeg;      // frame counts are estimates: total known only at the end
     int resample;  // file rate != target_hz
     int failed;    // a read failed: repeat `fail`
@@ -346,8 +347,9 @@ static int step_plain(audio_stream *s, sl_err *err)
     return decode_more(s, err);
 }
 
-int audio_stream_open(audio_stream **out, const char *path, audio_stream_params p,
-                      int64_t start, sl_err *err)
+// Opens path, or (bytes != NULL) the image bytes[0..n_bytes) named path in messages.
+static int stream_open(audio_stream **out, const char *path, const void *bytes, size_t n_bytes,
+                       audio_stream_params p, int64_t start, sl_err *err)
 {
     *out = NULL;
     if (p.target_hz <= 0 || p.block_seconds < 1 || start < 0)
@@ -365,10 +367,23 @@ int audio_stream_open(audio_stream **out, const char *path, audio_stream_params 
         goto fail;
     }
     strcpy(s->name, path);
-    s->sf = sf_open(path, SFM_READ, &s->info);
-    if (!s->sf) {
-        rc = audio_sf_open_fail(path, err);
-        goto fail;
+    if (bytes || n_bytes) {
+        if (!bytes || n_bytes == 0) {
+            rc = sl_fail(err, SL_EFORMAT, "audio: open %s: %s", path,
+                         n_bytes ? "NULL buffer" : "empty file (0 bytes)");
+            goto fail;
+        }
+        s->sf = audio_sf_open_memory(&s->mem, bytes, n_bytes, &s->info);
+        if (!s->sf) {
+            rc = sl_fail(err, SL_EFORMAT, "audio: open %s: %s", path, sf_strerror(NULL));
+            goto fail;
+        }
+    } else {
+        s->sf = sf_open(path, SFM_READ, &s->info);
+        if (!s->sf) {
+            rc = audio_sf_open_fail(path, err);
+            goto fail;
+        }
     }
     char log[2048];
     const char *cut = audio_sf_cut_chunk(s->sf, log, sizeof log);
@@ -437,6 +452,22 @@ fail:
     return rc;
 }
 
+int audio_stream_open(audio_stream **out, const char *path, audio_stream_params p,
+                      int64_t start, sl_err *err)
+{
+    return stream_open(out, path, NULL, 0, p, start, err);
+}
+
+int audio_stream_open_memory(audio_stream **out, const void *bytes, size_t n_bytes,
+                             const char *name, audio_stream_params p, int64_t start, sl_err *err)
+{
+    *out = NULL;
+    if (!bytes && !n_bytes)
+        return sl_fail(err, SL_EFORMAT, "audio: open %s: empty file (0 bytes)",
+                       name ? name : "(memory)");
+    return stream_open(out, name ? name : "(memory)", bytes, n_bytes, p, start, err);
+}
+
 int audio_stream_read(audio_stream *s, float *out, size_t cap, size_t *n, sl_err *err)
 {
     *n = 0;
@@ -481,14 +512,15 @@ void audio_stream_get_info(const audio_stream *s, audio_stream_info *info)
     info->file_hz = s->info.samplerate;
     info->file_channels = s->info.channels;
     info->file_format = s->info.format;
-    info->file_frames = s->info.frames;
+    // MPEG: the header's count is an estimate; once the end is reached, what decoded.
+    info->file_frames = s->mpeg && s->at_eof ? s->fpos : s->info.frames;
     if (s->mpeg && s->at_eof)
         info->n_samples = s->total;
     else if (s->resample)
         info->n_samples = scale_round(s->info.frames, s->p.target_hz, s->info.samplerate);
     else
         info->n_samples = s->info.frames;
-    info->duration_s = (double)s->info.frames / s->info.samplerate;
+    info->duration_s = (double)info->file_frames / s->info.samplerate;
     info->start = s->start;
 }
 

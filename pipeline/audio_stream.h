@@ -3,7 +3,7 @@
 //
 // The long-recording side of the worker picture: file -> audio_stream_read (blocks)
 // -> seg_push (pipeline/segment.h) -> one segment at a time -> HuBERT. audio.h reads
-// a whole short file at once; both decode, mix down and resample the same way:
+// a whole short file, or a piece of one, through a stream (the job's one reader):
 //   * Decoding: anything libsndfile reads; samples are what sf_read_float() returns.
 //   * Mixdown: mean of the channels per frame, summed in channel order (as audio.c);
 //     a mono file is passed through untouched.
@@ -13,9 +13,10 @@
 //
 // Length: a stream yields exactly round(N * target_hz / file_hz) samples for a file
 // of N frames (N itself when no resampling), the last ones carrying the end of the
-// audio. (audio.c's soxr_oneshot stops short for many 44.1 / 48 kHz lengths, e.g.
-// 120,361 frames at 48 kHz give 39,636 samples instead of 40,120; the stream does
-// not: tests/unit/test_audio_stream.c checks both over many rates and lengths.)
+// audio. (soxr_oneshot, which audio.c used before options "resample=2", stops short
+// for many 44.1 / 48 kHz lengths, e.g. 120,361 frames at 48 kHz give 39,636 samples
+// instead of 40,120; tests/unit/test_audio_stream.c checks the stream and
+// audio_read_file over many rates and lengths.)
 //
 // Seeking: audio_stream_open(..., start, ...) yields exactly the samples that a
 // stream opened at 0 yields from `start` on, bit for bit, for every start and rate:
@@ -33,9 +34,9 @@
 //     (max |diff| ~2.4e-7 on a 0.3-amplitude signal), in every block after the
 //     first, not only at block edges. A file no longer than one block (60 s at the
 //     defaults) is one soxr run, identical to a continuous one; and wherever
-//     soxr_oneshot (audio.c) returns its full length it equals that too, so the
-//     stream and audio_read_file agree bit for bit on every such file and differ
-//     only by the tail audio.c loses. (A fresh soxr started at an arbitrary sample
+//     soxr_oneshot (audio.c's former resampler) returned its full length it equals
+//     that too, so rows of such files did not change when audio.c switched to the
+//     stream; files it cut short gained their tail. (A fresh soxr started at an arbitrary sample
 //     without warm-up differs from the continuous stream there: 1.8e-3 inside the
 //     test sentence, up to 0.09 on a loud noisy tone; with a warm-up by float
 //     rounding from there on: neither repeats a run exactly, which is why blocks
@@ -83,7 +84,8 @@ typedef struct audio_stream_info {
     int file_hz;         // the file's own rate
     int file_channels;   // the file's channel count
     int file_format;     // libsndfile's SF_FORMAT_* value
-    int64_t file_frames; // frames the header announces (an estimate for MPEG)
+    int64_t file_frames; // frames the header announces (for MPEG an estimate until the
+                         // end is read, then the frames decoded)
     int64_t n_samples;   // samples the whole stream yields at target_hz (from
                          // file_frames: exact except for MPEG)
     double duration_s;   // file_frames / file_hz
@@ -95,6 +97,13 @@ typedef struct audio_stream_info {
 // n_samples is SL_EINVAL (for MPEG, found by the first read instead).
 int audio_stream_open(audio_stream **out, const char *path, audio_stream_params p,
                       int64_t start, sl_err *err);
+
+// The same over an in-memory file image bytes[0..n_bytes) (libsndfile virtual I/O; the
+// bytes are not copied and must outlive the stream); name is used in messages. An empty
+// or unreadable image is SL_EFORMAT (as audio_read_memory).
+int audio_stream_open_memory(audio_stream **out, const void *bytes, size_t n_bytes,
+                             const char *name, audio_stream_params p, int64_t start,
+                             sl_err *err);
 
 // Writes the next samples to caller-owned out[0..cap); *n = samples written. *n < cap
 // only at the end of the stream, so *n == 0 (with cap > 0) means the end. The result

@@ -214,8 +214,8 @@ static int decode_batch(pl *x, const char *const *names, int n_src, pl_result *r
     return SL_OK;
 }
 
-int pl_run(pl *x, const char *const *paths, const char *const *names, size_t n, pl_result *res,
-           pl_timers *t, sl_err *err)
+int pl_run(pl *x, const char *const *paths, const pl_range *ranges, const char *const *names,
+           size_t n, pl_result *res, pl_timers *t, sl_err *err)
 {
     if (n > (size_t)x->p.max_batch)
         return sl_fail(err, SL_EINVAL, "pipeline: %zu utterances in a unit (max %d)", n,
@@ -236,15 +236,20 @@ int pl_run(pl *x, const char *const *paths, const char *const *names, size_t n, 
         const int32_t *ids;
         size_t n_ids;
         float dur = 0;
-        int rc = tok_run(x->tok, x->ts, paths[i], &ids, &n_ids, &dur, &res[i].err);
+        int rc = tok_run_range(x->tok, x->ts, paths[i], ranges ? ranges[i].start : 0,
+                               ranges ? ranges[i].end : 0, &ids, &n_ids, &dur, &res[i].err);
         double ta, tf, tt;
         tok_last_timings(x->ts, &ta, &tf, &tt);
         t->audio += ta;
         t->features += tf;
         t->tokens += tt;
         res[i].duration_s = dur;
-        res[i].start = 0; // a whole file; samples at target_hz, counted at 16 kHz
-        res[i].end = (uint64_t)tok_last_samples(x->ts) * 16000u / (uint64_t)x->p.audio.target_hz;
+        // The samples covered in the file, at target_hz, counted at 16 kHz: a piece from its
+        // start, a whole file from 0.
+        uint64_t s0 = ranges && ranges[i].end > 0 ? (uint64_t)ranges[i].start : 0;
+        uint64_t hz = (uint64_t)x->p.audio.target_hz;
+        res[i].start = s0 * 16000u / hz;
+        res[i].end = (s0 + (uint64_t)tok_last_samples(x->ts)) * 16000u / hz;
         t->utts++;
         if (rc) {
             res[i].stage = tok_failed_stage(x->ts);

@@ -79,11 +79,19 @@ typedef struct pl pl;
 // speech->text model has semantic ids.
 int pl_open(pl **out, const pl_params *p, sl_err *err);
 void pl_close(pl *x); // NULL is fine
+// A piece of a file: samples [start, end) at the encoder's rate; end == 0 = the whole file.
+typedef struct pl_range {
+    int64_t start, end;
+} pl_range;
+
 // paths[i] is opened; names[i] only appears in messages and seeds the null pipeline.
-// A whole file's result has start 0 and end = the samples the token stage read at the
-// pipeline's rate (16 kHz; the null pipeline: 16000, its 1 s).
-int pl_run(pl *x, const char *const *paths, const char *const *names, size_t n, pl_result *res,
-           pl_timers *t, sl_err *err);
+// ranges (NULL = every file whole): ranges[i] names the piece of paths[i] to label, read
+// alone (pipeline/audio.h audio_read_range) and processed as its own utterance.
+// A result's start/end are the samples it covers in its file at the pipeline's rate
+// (16 kHz): a whole file 0 and the samples the token stage read (the null pipeline:
+// 16000, its 1 s), a piece its range.
+int pl_run(pl *x, const char *const *paths, const pl_range *ranges, const char *const *names,
+           size_t n, pl_result *res, pl_timers *t, sl_err *err);
 // The back half alone (regenerate): sem[i] holds n_sem[i] stored semantic ids (no
 // speech EOS) of utterance i, dur[i] its duration; results as pl_run, with start and
 // end 0: the caller knows the stored row's bounds.

@@ -245,15 +245,18 @@ static int tokenise(const tok_pipeline *p, tok_state *s, const audio_result *a,
 // The audio stage every entry point starts with: resets the stage timers and the
 // failed stage, decodes `path` (or, when path is NULL, the in-memory `bytes`), times
 // it, and marks the audio stage as failed on error.
+// A piece [start, end) of the file (end > 0) is read with audio_read_range.
 static int read_audio(tok_state *s, const char *path, const void *bytes, size_t n_bytes,
-                      const char *name, audio_result *a, sl_err *err)
+                      const char *name, int64_t start, int64_t end, audio_result *a,
+                      sl_err *err)
 {
     s->failed = SL_STAGE_NONE;
     s->t_audio = s->t_features = s->t_tokens = 0.0;
     s->n_samples = 0;
     double t0 = sl_now();
-    int rc = path ? audio_read_file(s->audio, path, a, err)
-                  : audio_read_memory(s->audio, bytes, n_bytes, name, a, err);
+    int rc = path && end > 0 ? audio_read_range(s->audio, path, start, end, a, err)
+             : path          ? audio_read_file(s->audio, path, a, err)
+                             : audio_read_memory(s->audio, bytes, n_bytes, name, a, err);
     s->t_audio = sl_now() - t0;
     if (rc)
         s->failed = SL_STAGE_AUDIO;
@@ -265,10 +268,17 @@ static int read_audio(tok_state *s, const char *path, const void *bytes, size_t 
 int tok_features_run(const tok_pipeline *p, tok_state *s, const char *path, const float **feat,
                      size_t *n_frames, size_t *dim, float *duration_s, sl_err *err)
 {
+    return tok_features_run_range(p, s, path, 0, 0, feat, n_frames, dim, duration_s, err);
+}
+
+int tok_features_run_range(const tok_pipeline *p, tok_state *s, const char *path, int64_t start,
+                           int64_t end, const float **feat, size_t *n_frames, size_t *dim,
+                           float *duration_s, sl_err *err)
+{
     *feat = NULL;
     *n_frames = *dim = 0;
     audio_result a;
-    int rc = read_audio(s, path, NULL, 0, NULL, &a, err);
+    int rc = read_audio(s, path, NULL, 0, NULL, start, end, &a, err);
     if (rc)
         return rc;
     if ((rc = features(p, s, &a, feat, n_frames, dim, err))) {
@@ -283,10 +293,16 @@ int tok_features_run(const tok_pipeline *p, tok_state *s, const char *path, cons
 int tok_run(const tok_pipeline *p, tok_state *s, const char *path, const int32_t **ids,
             size_t *n, float *duration_s, sl_err *err)
 {
+    return tok_run_range(p, s, path, 0, 0, ids, n, duration_s, err);
+}
+
+int tok_run_range(const tok_pipeline *p, tok_state *s, const char *path, int64_t start,
+                  int64_t end, const int32_t **ids, size_t *n, float *duration_s, sl_err *err)
+{
     *ids = NULL;
     *n = 0;
     audio_result a;
-    int rc = read_audio(s, path, NULL, 0, NULL, &a, err);
+    int rc = read_audio(s, path, NULL, 0, NULL, start, end, &a, err);
     if (rc)
         return rc;
     rc = tokenise(p, s, &a, ids, n, duration_s, err);
@@ -302,7 +318,7 @@ int tok_run_memory(const tok_pipeline *p, tok_state *s, const void *bytes, size_
     *ids = NULL;
     *n = 0;
     audio_result a;
-    int rc = read_audio(s, NULL, bytes, n_bytes, name, &a, err);
+    int rc = read_audio(s, NULL, bytes, n_bytes, name, 0, 0, &a, err);
     if (rc)
         return rc;
     rc = tokenise(p, s, &a, ids, n, duration_s, err);

@@ -62,6 +62,11 @@ void tok_state_free(tok_state *s); // NULL is fine
 // sl_code, *ids NULL, *n 0, err filled, tok_failed_stage(s) tells the stage.
 int tok_run(const tok_pipeline *p, tok_state *s, const char *path, const int32_t **ids,
             size_t *n, float *duration_s, sl_err *err);
+// The same for the piece [start, end) of the file in target_hz samples (audio.h
+// audio_read_range: the limits apply to the piece, *duration_s is the piece's);
+// end == 0 = the whole file (tok_run).
+int tok_run_range(const tok_pipeline *p, tok_state *s, const char *path, int64_t start,
+                  int64_t end, const int32_t **ids, size_t *n, float *duration_s, sl_err *err);
 // Same for an in-memory file image (name for messages).
 // With dedup set, *ids holds runs collapsed to one id (n counts the collapsed ids).
 int tok_run_memory(const tok_pipeline *p, tok_state *s, const void *bytes, size_t n_bytes,
@@ -71,6 +76,10 @@ int tok_run_memory(const tok_pipeline *p, tok_state *s, const void *bytes, size_
 // next call on s. Failures report SL_STAGE_AUDIO or SL_STAGE_FEATURES.
 int tok_features_run(const tok_pipeline *p, tok_state *s, const char *path, const float **feat,
                      size_t *n_frames, size_t *dim, float *duration_s, sl_err *err);
+// The same for the piece [start, end) of the file (end == 0: the whole file), as tok_run_range.
+int tok_features_run_range(const tok_pipeline *p, tok_state *s, const char *path, int64_t start,
+                           int64_t end, const float **feat, size_t *n_frames, size_t *dim,
+                           float *duration_s, sl_err *err);
 // 1-D dedup in place: collapses runs of equal ids; returns the new length.
 size_t tok_dedup(int32_t *ids, size_t n);
 // The stage of the last failure on s: SL_STAGE_AUDIO, SL_STAGE_FEATURES or

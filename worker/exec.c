@@ -26,6 +26,7 @@ struct job_exec {
     int max_batch;
     proto_item *items;
     const char **paths, **names;
+    pl_range *ranges;     // [max_batch] WORK item ranges (PROTO_WORK_RANGES)
     pl_result *res;
     unsigned char *rec;   // record encoding buffer
     size_t rec_cap;
@@ -53,6 +54,7 @@ int exec_open(job_exec **out, const pl_params *p, sl_err *err)
     x->items = calloc(nb, sizeof *x->items);
     x->paths = calloc(nb, sizeof(char *));
     x->names = calloc(nb, sizeof(char *));
+    x->ranges = calloc(nb, sizeof *x->ranges);
     x->res = calloc(nb, sizeof *x->res);
     x->scratch = sl_arena_new(1u << 20);
     x->sem = calloc(nb, sizeof *x->sem);
@@ -62,7 +64,7 @@ int exec_open(job_exec **out, const pl_params *p, sl_err *err)
     x->crash_id = cid && *cid ? strdup(cid) : NULL;
     const char *d = getenv("SL_TEST_DELAY_MS");
     x->delay_ms = d ? atol(d) : 0;
-    if (!x->items || !x->paths || !x->names || !x->res || !x->scratch || !x->sem || !x->n_sem ||
+    if (!x->items || !x->paths || !x->names || !x->ranges || !x->res || !x->scratch || !x->sem || !x->n_sem ||
         !x->dur) {
         exec_close(x);
         return sl_fail(err, SL_ENOMEM, "worker: out of memory");
@@ -79,6 +81,7 @@ void exec_close(job_exec *x)
     free(x->items);
     free(x->paths);
     free(x->names);
+    free(x->ranges);
     free(x->res);
     free(x->rec);
     free(x->crash_id);
@@ -141,7 +144,11 @@ int exec_unit(void *ctx, const void *work, size_t work_len, proto_buf *result, d
         }
         rc = pl_run_ids(x->pipe, x->sem, x->n_sem, x->dur, x->names, n, x->res, &t, err);
     } else {
-        rc = pl_run(x->pipe, x->paths, x->names, n, x->res, &t, err);
+        // Manifest pieces: each item's range of its file (0, 0 = the whole file).
+        for (size_t i = 0; i < n; i++)
+            x->ranges[i] = (pl_range){x->items[i].start, x->items[i].end};
+        rc = pl_run(x->pipe, x->paths, (flags & PROTO_WORK_RANGES) ? x->ranges : NULL, x->names,
+                    n, x->res, &t, err);
     }
     if (rc)
         return rc;

@@ -59,6 +59,10 @@ static void check_items(const uint8_t *data, size_t size, uint32_t flags, const 
         // Without the payload flag the worker opens path as a C string.
         if (!(flags & PROTO_WORK_PAYLOAD) && memchr(it[i].path, 0, it[i].path_len))
             __builtin_trap();
+        // A range is the whole file (0, 0) or a piece 0 <= start < end; none without the flag.
+        if (!(it[i].start == 0 && it[i].end == 0) &&
+            (!(flags & PROTO_WORK_RANGES) || it[i].start < 0 || it[i].end <= it[i].start))
+            __builtin_trap();
     }
 }
 
@@ -66,7 +70,7 @@ static int same_items(const proto_item *a, const proto_item *b, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (a[i].id != b[i].id || a[i].id_len != b[i].id_len || a[i].path != b[i].path ||
-            a[i].path_len != b[i].path_len)
+            a[i].path_len != b[i].path_len || a[i].start != b[i].start || a[i].end != b[i].end)
             return 0;
     return 1;
 }
@@ -78,7 +82,8 @@ static void fuzz_one(const uint8_t *data, size_t size)
     int hrc = proto_work_header(data, size, &wid, &flags, &n_hdr, &err);
     if (hrc != SL_OK)
         check_refusal(hrc, &err, "WORK");
-    else if ((flags & ~PROTO_WORK_FLAGS) || n_hdr > (size - 12) / 10)
+    else if ((flags & ~PROTO_WORK_FLAGS) || n_hdr > (size - 12) / 10 ||
+             ((flags & PROTO_WORK_PAYLOAD) && (flags & PROTO_WORK_RANGES)))
         __builtin_trap();
 
     // An item takes at least 10 bytes, so size / 10 + 1 always holds the count.
@@ -112,7 +117,11 @@ static void fuzz_one(const uint8_t *data, size_t size)
     if (proto_work_begin(&b, wid, flags, &err) != SL_OK)
         abort();
     for (size_t i = 0; i < n_large; i++)
-        if (proto_work_add_bytes(&b, large[i].id, large[i].path, large[i].path_len, &err) != SL_OK)
+        if ((flags & PROTO_WORK_RANGES)
+                ? proto_work_add_range(&b, large[i].id, large[i].path, large[i].start,
+                                       large[i].end, &err) != SL_OK
+                : proto_work_add_bytes(&b, large[i].id, large[i].path, large[i].path_len,
+                                       &err) != SL_OK)
             abort();
     check_encoded(&b, data, size);
     proto_buf_free(&b);

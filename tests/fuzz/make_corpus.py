@@ -58,8 +58,11 @@ def wav(rate, ch, fmt_tag, bits, frames):
 # coordinator/protocol.h: little-endian u32 fields, doubles as little-endian binary64.
 def work(wid, flags, items, count=None):
     out = struct.pack("<III", wid, flags, len(items) if count is None else count)
-    for ident, path in items:
+    for item in items:
+        ident, path = item[0], item[1]
         out += struct.pack("<II", len(ident), len(path)) + ident + b"\0" + path + b"\0"
+        if flags & 4:  # PROTO_WORK_RANGES: u64 start, u64 end
+            out += struct.pack("<QQ", *item[2:4])
     return out
 
 
@@ -80,7 +83,17 @@ def protocol(row, err):
     put("proto_work", "bad_truncated", three[:-5])
     put("proto_work", "bad_trailing", three + b"\0\0")
     put("proto_work", "bad_huge_count", struct.pack("<III", 0, 0, 0xFFFFFFFF))
-    put("proto_work", "bad_flags", work(3, 4, [(b"x", b"x.wav")]))
+    put("proto_work", "bad_flags", work(3, 8, [(b"x", b"x.wav")]))
+    put("proto_work", "ranges", work(4, 4, [(b"a.wav@00001.500-00003.000", b"/d/a.wav", 24000, 48000),
+                                           (b"b.wav", b"/d/b.wav", 0, 0)]))
+    put("proto_work", "ranges_alone", work(9, 5, [(b"x@00000.000-00000.001", b"x", 0, 16)]))
+    put("proto_work", "bad_range_order", work(4, 4, [(b"a", b"a.wav", 48000, 24000)]))
+    put("proto_work", "bad_range_empty", work(4, 4, [(b"a", b"a.wav", 7, 7)]))
+    put("proto_work", "bad_range_huge", work(4, 4, [(b"a", b"a.wav", 0, 1 << 63)]))
+    put("proto_work", "bad_range_truncated", work(4, 4, [(b"a", b"a.wav", 1, 2)])[:-3])
+    put("proto_work", "bad_range_missing", work(4, 0, [(b"a", b"a.wav")])[:4] + struct.pack("<I", 4)
+        + work(4, 0, [(b"a", b"a.wav")])[8:])
+    put("proto_work", "bad_payload_ranges", work(4, 6, [(b"a", b"\0\1", 1, 2)]))
     put("proto_work", "bad_no_nul", work(3, 0, [(b"x", b"x.wav")])[:-1] + b"!")
     put("proto_work", "bad_nul_in_id", work(3, 0, [(b"x\0y", b"x.wav")]))
     put("proto_work", "bad_item_overrun", struct.pack("<IIIII", 3, 0, 1, 200, 1) + b"x\0y\0")
@@ -134,6 +147,14 @@ def main():
 
     put("manifest", "tsv", b"/\nsome/a.wav\t16000\nb c.wav\t1\nbad.wav\tabc\nsome/a.wav\t5\n\nx\r\n")
     put("manifest", "list", b"a.wav\n/abs/b.flac\nsub/c.ogg\n\n\tx\nd.wav\t-3\ne.wav\t\n")
+    put("manifest", "tsv_pieces", b"/\nlong.wav\t1600000\t10\t12.5\nlong.wav\t\t0\t0.0001\n"
+        b"long.wav\t1\t5\nlong.wav\t1\t6\t5\nlong.wav\t1\t1\t2\t3\nx.wav\t2\t-1\t3\n")
+    put("manifest", "nemo", b'{"audio_filepath": "a.wav", "offset": 1.5, "duration": 1.5, "text": "hi"}\n'
+        b'{"audio_filepath": "a.wav", "duration": 0.25}\n{"audio_filepath": "/b.flac"}\n\n'
+        b'{"audio_filepath": "a.wav", "offset": -1, "duration": 1}\n{"offset": 1, "duration": 1}\n'
+        b'{"audio_filepath": "c.wav", "duration": 1\n[1]\n{"audio_filepath": 7}\n'
+        b'{"audio_filepath": "d.wav", "offset": 99999, "duration": 9}\n'
+        b'{"audio_filepath": "e.wav", "offset": "1", "duration": 1e308}\n')
     put("manifest", "utf8", "\u00e9t\u00e9/\u00e7a.wav\t320\n\u65e5\u672c.flac\n".encode())
 
     ids = struct.pack("<5i", 1, 2, 3, -1, 7)

@@ -22,6 +22,8 @@
 // without MAXLEN; n_semantic = 20 + i % 30, plus 1 (the speech EOS) for a seed-layout row;
 // duration = i % 17 == 0 ? 0 : 0.1f * (1 + (i * 13) % 61);
 // score = -0.01f * ((i * 31) % 97) * (1 + i % 9); ids as above.
+//   sl_mkdata DIR meta KEY VALUE
+// writes one meta key into an existing dataset (a resume test sets an older fingerprint).
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,10 +36,22 @@
 
 int main(int argc, char **argv)
 {
+    if (argc == 5 && !strcmp(argv[2], "meta")) {
+        store *s;
+        sl_err e;
+        if (store_open(&s, argv[1], STORE_WRITE, store_default_params(), &e) ||
+            store_put_meta(s, argv[3], argv[4], &e) || store_commit(s, &e)) {
+            fprintf(stderr, "%s\n", e.msg);
+            return 1;
+        }
+        store_close(s);
+        return 0;
+    }
     const char *mode = argc == 5 ? argv[4] : "";
     if (argc != 4 && !(argc == 5 && (!strcmp(mode, "quality") || !strcmp(mode, "v1") ||
                                      !strcmp(mode, "segments")))) {
-        fprintf(stderr, "usage: sl_mkdata DIR N_ROWS N_ERRORS [quality|v1|segments]\n");
+        fprintf(stderr, "usage: sl_mkdata DIR N_ROWS N_ERRORS [quality|v1|segments]\n"
+                        "       sl_mkdata DIR meta KEY VALUE\n");
         return 2;
     }
     int n_rows = atoi(argv[2]), n_err = atoi(argv[3]), varied = !strcmp(mode, "quality");

@@ -177,12 +177,68 @@ static void test_errors(void)
     CU_ASSERT(audio_reader_new(&r, bad, &e) == SL_EINVAL && r == NULL);
 }
 
+// audio_read_range: a piece is exactly those samples of the whole file (16 kHz and
+// 44.1 kHz stereo), its limits are its own, and a piece past the end names the file,
+// its length and the piece; up to AUDIO_PIECE_SLACK samples past the end are the tail.
+static void test_ranges(void)
+{
+    char srcc[4200];
+    snprintf(srcc, sizeof srcc, "%s", sl_test_data("speech_16k.wav"));
+    CU_ASSERT_FATAL(sl_test_sh("sox '%s' -r 44100 -c 2 '%s'", srcc, tpath("r44.wav")) == 0);
+    const char *files[] = {srcc, tpath("r44.wav")};
+    audio_reader *r = reader(60.0f), *w = reader(60.0f);
+    sl_err e;
+    for (int f = 0; f < 2; f++) {
+        audio_result whole, a;
+        CU_ASSERT_FATAL(audio_read_file(w, files[f], &whole, &e) == SL_OK);
+        int64_t n = (int64_t)whole.n_samples;
+        int64_t cuts[][2] = {{0, 8000}, {1234, 20000}, {16000, n}, {n - 4000, n + 1}, {0, n},
+                             {30001, 30401}};
+        for (size_t k = 0; k < sizeof cuts / sizeof cuts[0]; k++) {
+            int64_t s0 = cuts[k][0], s1 = cuts[k][1], want = (s1 > n ? n : s1) - s0;
+            int rc = audio_read_range(r, files[f], s0, s1, &a, &e);
+            if (rc)
+                fprintf(stderr, "\n%s\n", e.msg);
+            CU_ASSERT_FATAL(rc == SL_OK);
+            CU_ASSERT_EQUAL((int64_t)a.n_samples, want);
+            CU_ASSERT(memcmp(a.pcm, whole.pcm + s0, (size_t)want * sizeof(float)) == 0);
+            CU_ASSERT(a.duration_s == (float)((double)want / 16000.0));
+            CU_ASSERT_EQUAL(a.file_hz, f ? 44100 : 16000);
+        }
+        printf("\n  %s: %lld samples, 6 pieces == the whole file's samples bit for bit",
+               f ? "44.1 kHz stereo" : "16 kHz", (long long)n);
+        CU_ASSERT_EQUAL(audio_read_range(r, files[f], n - 4000, n + 2, &a, &e), SL_EFORMAT);
+        printf("\n  %s", e.msg);
+        CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, files[f]));
+        CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "ends past the end of the file"));
+        char len[64];
+        snprintf(len, sizeof len, "(%lld samples", (long long)n);
+        CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, len));
+        CU_ASSERT(a.pcm == NULL && a.n_samples == 0);
+        CU_ASSERT_EQUAL(audio_read_range(r, files[f], n + 5, n + 900, &a, &e), SL_EFORMAT);
+        CU_ASSERT_EQUAL(audio_read_range(r, files[f], 100, 399, &a, &e), SL_EFORMAT);
+        CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "too short"));
+        CU_ASSERT_EQUAL(audio_read_range(r, files[f], 100, 100, &a, &e), SL_EINVAL);
+        CU_ASSERT_EQUAL(audio_read_range(r, files[f], -1, 100, &a, &e), SL_EINVAL);
+    }
+    audio_reader_free(r);
+    r = reader(1.0f); // the limit is the piece's: 1 s of a 2.9 s file is fine, 1.5 s is not
+    audio_result a;
+    CU_ASSERT_EQUAL(audio_read_range(r, srcc, 8000, 24000, &a, &e), SL_OK);
+    CU_ASSERT_EQUAL(a.n_samples, 16000);
+    CU_ASSERT_EQUAL(audio_read_range(r, srcc, 8000, 32000, &a, &e), SL_EFORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "too long"));
+    audio_reader_free(r);
+    audio_reader_free(w);
+}
+
 int main(void)
 {
     tmp = sl_test_tmpdir("audio");
     static const sl_test_case cases[] = {{"16-bit 16 kHz mono is samples/32768", test_pcm16_exact},
                                          {"formats made with sox / espeak-ng", test_formats},
                                          {"bad files are error values", test_errors},
+                                         {"pieces of a file (audio_read_range)", test_ranges},
                                          {NULL, NULL}};
     int rc = sl_test_main("audio", cases);
     sl_test_rmtree(tmp);

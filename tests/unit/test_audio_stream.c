@@ -1,5 +1,5 @@
 // tests/unit/test_audio_stream.c — pipeline/audio_stream: equality with audio_read_file,
-// resampled lengths over many rates and lengths (and audio.c's oneshot shortfall, the
+// resampled lengths over many rates and lengths (and audio.c's former oneshot shortfall, the
 // bug the stream fixes), exact seeks, errors, and bounded memory on a 1-hour file made
 // at test time. Files come from sox (tests/data speech) or are written with libsndfile.
 #include <math.h>
@@ -120,9 +120,9 @@ static void test_16k_exact(void)
 }
 
 // Other rates (sox from the 16 kHz sentence): the stream yields round(N * 16000 / rate)
-// samples; audio_read_file (soxr_oneshot) yields at most that, and its samples are the
-// stream's first ones bit for bit (a file shorter than one block is one soxr run).
-static void test_rates_vs_oneshot(void)
+// samples, and audio_read_file (which reads through the stream since options
+// "resample=2") yields exactly those, bit for bit.
+static void test_rates_vs_file(void)
 {
     char src[4200];
     snprintf(src, sizeof src, "%s", sl_test_data("speech_16k.wav"));
@@ -144,10 +144,9 @@ static void test_rates_vs_oneshot(void)
         CU_ASSERT_EQUAL((int64_t)n, round_len(frames, rates[i]));
         audio_result a;
         CU_ASSERT_FATAL(audio_read_file(r, path, &a, &e) == SL_OK);
-        CU_ASSERT(a.n_samples <= n);
+        CU_ASSERT_EQUAL(a.n_samples, n);
         CU_ASSERT(same_bits(x, a.pcm, a.n_samples < n ? a.n_samples : n));
-        printf("\n  %5d Hz %s: %lld frames -> stream %zu, audio_read_file %zu (prefix "
-               "bit-identical)", rates[i], i % 2 ? "stereo" : "mono  ", (long long)frames, n,
+        printf("\n  %5d Hz %s: %lld frames -> stream %zu, audio_read_file %zu (bit-identical)", rates[i], i % 2 ? "stereo" : "mono  ", (long long)frames, n,
                a.n_samples);
         free(x);
     }
@@ -176,9 +175,9 @@ static void write_sine(const char *path, int rate, int64_t n, int format)
 
 // Every resampled length, over six rates and lengths from 1 frame to 6 s (the issue's
 // two included), is round(n * 16000 / rate), so within half a sample of n * 16000 /
-// rate; the tail carries the signal. audio.c's oneshot path is short for many 44.1 and
-// 48 kHz lengths (pinned here: the bug this stream fixes; audio.c is unchanged on
-// purpose, see docs/PIPELINE.md).
+// rate; the tail carries the signal. audio_read_file gives the same samples (its old
+// soxr_oneshot path was short for many 44.1 and 48 kHz lengths: 39,636 and 52,848 for
+// the two; the job's options fingerprint "resample=2" marks the change).
 static void test_lengths(void)
 {
     int rates[] = {8000, 11025, 22050, 32000, 44100, 48000};
@@ -220,17 +219,19 @@ static void test_lengths(void)
             }
             audio_result a;
             int rc = audio_read_file(r, path, &a, &e);
-            size_t got = rc == SL_OK ? a.n_samples : 0; // "too short" when oneshot gives 0
+            size_t got = rc == SL_OK ? a.n_samples : 0; // "too short" when it rounds to 0
+            CU_ASSERT_EQUAL(rc, m >= 1 ? SL_OK : SL_EFORMAT);
+            CU_ASSERT_EQUAL(got, m);
             if (got < m) {
                 n_short++;
                 worst = (int)(m - got) > worst ? (int)(m - got) : worst;
             }
             if (rc == SL_OK)
-                CU_ASSERT(same_bits(y, a.pcm, got));
+                CU_ASSERT(same_bits(y, a.pcm, got < m ? got : m));
             if (rate == 48000 && n == 120361)
-                CU_ASSERT(got == 39636 && m == 40120);
+                CU_ASSERT(got == 40120 && m == 40120);
             if (rate == 48000 && n == 160072)
-                CU_ASSERT(got == 52848 && m == 53357);
+                CU_ASSERT(got == 53357 && m == 53357);
             free(y);
         }
         printf("\n  %5d Hz: %d lengths, stream == round(n*16000/rate) for all, tail RMS error "
@@ -557,8 +558,8 @@ int main(void)
     tmp = sl_test_tmpdir("astream");
     static const sl_test_case cases[] = {
         {"16 kHz: stream == audio_read_file, seeks exact", test_16k_exact},
-        {"other rates: full length, prefix == audio_read_file", test_rates_vs_oneshot},
-        {"resampled lengths over rates and lengths (oneshot shortfall)", test_lengths},
+        {"other rates: full length, == audio_read_file", test_rates_vs_file},
+        {"resampled lengths over rates and lengths, audio_read_file too", test_lengths},
         {"resampled seeks are exact (block grid)", test_seek_resampled},
         {"a restarted soxr is not the continuous run", test_restart_not_exact},
         {"bad files are error values", test_errors},

@@ -70,6 +70,44 @@ static void test_absent_means_new_dataset(void)
     sl_test_rmtree(dir);
 }
 
+// A stored fingerprint equal to old_hex (what the same setup stored before a change of
+// the code, e.g. the options before resample=2) is refused with old_why, not recorded.
+static void test_old_fingerprint_names_the_change(void)
+{
+    const char *dir;
+    store *s = open_tmp("jm_old", &dir);
+    jm_fp fps[2];
+    two_fps(fps);
+    jm_fp_text(&fps[0], "options before");
+    int was_new = -1;
+    sl_err e;
+    CU_ASSERT_EQUAL(jm_check_and_record(s, fps, 2, &was_new, &e), SL_OK);
+    CU_ASSERT_EQUAL(store_commit(s, &e), SL_OK);
+    char before[65];
+    memcpy(before, fps[0].hex, sizeof before);
+    jm_fp now[2];
+    two_fps(now);
+    jm_fp_text(&now[0], "options after");
+    memcpy(now[0].old_hex, before, sizeof before);
+    now[0].old_why = "the change under test";
+    CU_ASSERT_EQUAL(jm_check_and_record(s, now, 2, &was_new, &e), SL_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "had before the change under test"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "fp/hubert"));
+    CU_ASSERT(meta_is(s, "fp/hubert", before)); // nothing recorded over it
+    // Not strict: still refused (the old value names a known change, not a new input).
+    now[0].strict = 0;
+    CU_ASSERT_EQUAL(jm_check_and_record(s, now, 2, &was_new, &e), SL_EINVAL);
+    // Another stored value is an ordinary mismatch.
+    now[0].strict = 1;
+    jm_fp_text(&now[0], "options after");
+    jm_fp_text(&fps[0], "something else");
+    memcpy(now[0].old_hex, fps[0].hex, sizeof fps[0].hex);
+    CU_ASSERT_EQUAL(jm_check_and_record(s, now, 2, &was_new, &e), SL_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "changed since this dataset was written"));
+    store_close(s);
+    sl_test_rmtree(dir);
+}
+
 static void test_failed_read_refuses(void)
 {
     const char *dir;
@@ -103,6 +141,8 @@ int main(void)
 {
     static const sl_test_case cases[] = {{"absent_means_new_dataset", test_absent_means_new_dataset},
                                          {"failed_read_refuses", test_failed_read_refuses},
+                                         {"old_fingerprint_names_the_change",
+                                          test_old_fingerprint_names_the_change},
                                          {NULL, NULL}};
     return sl_test_main("jobmeta", cases);
 }

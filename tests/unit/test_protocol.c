@@ -75,6 +75,58 @@ static void test_work_paths(void)
     proto_buf_free(&b);
 }
 
+// PROTO_WORK_RANGES: each item carries its piece [start, end) (0, 0 = the whole file),
+// little-endian u64 after the path; bad ranges and a missing flag are refused.
+static void test_work_ranges(void)
+{
+    proto_buf b = {0};
+    sl_err e;
+    CU_ASSERT_EQUAL_FATAL(proto_work_begin(&b, 5, PROTO_WORK_RANGES, &e), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(proto_work_add_range(&b, "a.wav@00001.500-00003.000", "/d/a.wav", 24000,
+                                               48000, &e), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(proto_work_add(&b, "b.wav", "/d/b.wav", &e), SL_OK); // (0, 0)
+    CU_ASSERT_EQUAL_FATAL(proto_work_add_range(&b, "c", "c.wav", 1, (int64_t)1 << 40, &e), SL_OK);
+    CU_ASSERT_EQUAL(proto_work_add_range(&b, "d", "d.wav", 5, 5, &e), SL_EINVAL);
+    CU_ASSERT_EQUAL(proto_work_add_range(&b, "d", "d.wav", -1, 5, &e), SL_EINVAL);
+    // Wire: the first item's range right after its path's NUL.
+    const unsigned char *r = b.p + 12 + 8 + strlen("a.wav@00001.500-00003.000") + 1 +
+                             strlen("/d/a.wav") + 1;
+    CU_ASSERT(r[0] == (24000 & 0xff) && r[1] == (24000 >> 8) && r[2] == 0 && r[7] == 0);
+    CU_ASSERT(r[8] == (48000 & 0xff) && r[9] == (48000 >> 8) && r[10] == 0 && r[15] == 0);
+    proto_item it[3];
+    size_t n = 0;
+    uint32_t wid, flags;
+    CU_ASSERT_EQUAL_FATAL(proto_work_parse(b.p, b.len, &wid, &flags, it, 3, &n, &e), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 3);
+    CU_ASSERT_EQUAL(flags, PROTO_WORK_RANGES);
+    CU_ASSERT(it[0].start == 24000 && it[0].end == 48000);
+    CU_ASSERT(it[1].start == 0 && it[1].end == 0);
+    CU_ASSERT(it[2].start == 1 && it[2].end == (int64_t)1 << 40);
+    CU_ASSERT_STRING_EQUAL(it[2].path, "c.wav");
+    // Cut inside the last range; a range with end <= start; end past INT64_MAX.
+    CU_ASSERT_EQUAL(proto_work_parse(b.p, b.len - 1, &wid, &flags, it, 3, &n, &e), SL_EFORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "range truncated"));
+    unsigned char *last = b.p + b.len - 16;
+    memcpy(last, last + 8, 8); // start = end
+    CU_ASSERT_EQUAL(proto_work_parse(b.p, b.len, &wid, &flags, it, 3, &n, &e), SL_EFORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "bad range"));
+    memset(last, 0, 8);
+    memset(last + 8, 0xff, 8);
+    CU_ASSERT_EQUAL(proto_work_parse(b.p, b.len, &wid, &flags, it, 3, &n, &e), SL_EFORMAT);
+    // Without the flag, a range cannot be added, and items carry (0, 0).
+    CU_ASSERT_EQUAL_FATAL(proto_work_begin(&b, 5, 0, &e), SL_OK);
+    CU_ASSERT_EQUAL(proto_work_add_range(&b, "a", "a.wav", 1, 2, &e), SL_EINVAL);
+    CU_ASSERT_EQUAL_FATAL(proto_work_add(&b, "a", "a.wav", &e), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(proto_work_parse(b.p, b.len, &wid, &flags, it, 3, &n, &e), SL_OK);
+    CU_ASSERT(n == 1 && it[0].start == 0 && it[0].end == 0);
+    // Payloads and ranges never travel together.
+    CU_ASSERT_EQUAL_FATAL(proto_work_begin(&b, 5, PROTO_WORK_RANGES | PROTO_WORK_PAYLOAD, &e),
+                          SL_OK);
+    uint32_t cnt;
+    CU_ASSERT_EQUAL(proto_work_header(b.p, b.len, &wid, &flags, &cnt, &e), SL_EFORMAT);
+    proto_buf_free(&b);
+}
+
 static void test_work_payload(void)
 {
     static const unsigned char row[] = {0, 0xff, 0, 1, 'S', 'P', 'L', 'R', 0};
@@ -301,11 +353,11 @@ static void test_work_refused(void)
     CHECK_REFUSED(rc, e, "WORK", "2 bytes after its last item");
 
     n = one_item(m, 0);
-    put_le32(m + 4, 4); // an unknown flag
+    put_le32(m + 4, 8); // an unknown flag (4 is PROTO_WORK_RANGES)
     rc = proto_work_header(m, n, &wid, &flags, &cnt, &e);
-    CHECK_REFUSED(rc, e, "WORK", "unknown flags 0x4");
+    CHECK_REFUSED(rc, e, "WORK", "unknown flags 0x8");
     rc = proto_work_parse(m, n, &wid, &flags, it, 4, &n_it, &e);
-    CHECK_REFUSED(rc, e, "WORK", "unknown flags 0x4");
+    CHECK_REFUSED(rc, e, "WORK", "unknown flags 0x8");
     put_le32(m + 4, 0x80000000u | PROTO_WORK_ALONE);
     rc = proto_work_parse(m, n, &wid, &flags, it, 4, &n_it, &e);
     CHECK_REFUSED(rc, e, "WORK", "unknown flags 0x80000001");
@@ -456,6 +508,7 @@ int main(void)
 {
     static const sl_test_case cases[] = {{"work_paths", test_work_paths},
                                          {"work_payload", test_work_payload},
+                                         {"work_ranges", test_work_ranges},
                                          {"little_endian", test_little_endian},
                                          {"result_roundtrip", test_result_roundtrip},
                                          {"small_messages", test_small_messages},

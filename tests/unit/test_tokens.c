@@ -100,6 +100,49 @@ static void test_22050(void)
     tok_pipeline_close(p);
 }
 
+// A piece (tok_run_range, tok_features_run_range) gives exactly what the same samples cut
+// out as their own file (sox trim by samples) give, and its duration is the piece's.
+static void test_range_is_its_own_file(void)
+{
+    sl_err e;
+    char dir[4200], km[4200], src[4200], cut[4300];
+    snprintf(dir, sizeof dir, "%s", sl_test_data("hubert_tiny_post"));
+    snprintf(km, sizeof km, "%s", sl_test_data("kmeans_16.npy"));
+    snprintf(src, sizeof src, "%s", sl_test_data("speech_16k.wav"));
+    snprintf(cut, sizeof cut, "%s/cut.wav", tmp);
+    CU_ASSERT_FATAL(sl_test_sh("sox '%s' '%s' trim 8000s 24321s", src, cut) == 0);
+    tok_pipeline *p;
+    CU_ASSERT_FATAL(tok_pipeline_open(&p, dir, 2, 0, km, audio_default_params(), &e) == SL_OK);
+    tok_state *s;
+    CU_ASSERT_FATAL(tok_state_new(&s, p, &e) == SL_OK);
+    const int32_t *ids;
+    size_t n_cut, n_piece;
+    float d_cut, d_piece;
+    CU_ASSERT_FATAL(tok_run(p, s, cut, &ids, &n_cut, &d_cut, &e) == SL_OK);
+    int32_t *want = malloc(n_cut * sizeof(int32_t));
+    memcpy(want, ids, n_cut * sizeof(int32_t));
+    CU_ASSERT_FATAL(tok_run_range(p, s, src, 8000, 32321, &ids, &n_piece, &d_piece, &e) == SL_OK);
+    CU_ASSERT_EQUAL_FATAL(n_piece, n_cut);
+    CU_ASSERT(memcmp(want, ids, n_cut * sizeof(int32_t)) == 0);
+    CU_ASSERT(d_piece == d_cut && d_cut == (float)(24321.0 / 16000.0));
+    const float *f;
+    size_t T, D, T2, D2;
+    CU_ASSERT_FATAL(tok_features_run(p, s, cut, &f, &T, &D, NULL, &e) == SL_OK);
+    float *fw = malloc(T * D * sizeof(float));
+    memcpy(fw, f, T * D * sizeof(float));
+    CU_ASSERT_FATAL(tok_features_run_range(p, s, src, 8000, 32321, &f, &T2, &D2, NULL, &e) ==
+                    SL_OK);
+    CU_ASSERT(T2 == T && D2 == D && memcmp(fw, f, T * D * sizeof(float)) == 0);
+    // A piece past the end fails in the audio stage, naming the file.
+    CU_ASSERT(tok_run_range(p, s, src, 40000, 50000, &ids, &n_piece, &d_piece, &e) == SL_EFORMAT);
+    CU_ASSERT_EQUAL(tok_failed_stage(s), SL_STAGE_AUDIO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "ends past the end of the file"));
+    free(want);
+    free(fw);
+    tok_state_free(s);
+    tok_pipeline_close(p);
+}
+
 // Same file twice in one process (with another in between): identical bytes.
 static void test_twice(void)
 {
@@ -399,6 +442,7 @@ int main(void)
     static const sl_test_case cases[] = {
         {"22050 Hz resampled: same tokens as the 16 kHz golden", test_22050},
         {"same file twice: identical bytes; stages", test_twice},
+        {"a piece == the same samples as their own file", test_range_is_its_own_file},
         {"stage timers (tok_last_timings)", test_timings},
         {"loader: hubert. prefix, parametrizations names, refusals", test_loader},
         {"kmeans ties, dimension check, safetensors centroids", test_kmeans_ties_and_safetensors},
