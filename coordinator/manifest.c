@@ -32,11 +32,11 @@ static int add_item(builder *b, const char *id, size_t id_len, const char *path,
 static int add_piece(builder *b, const char *src, size_t src_len, const char *path,
                      int64_t start, int64_t end, size_t line, sl_err *err)
 {
-    char *key = malloc(src_len + SEG_KEY_SUFFIX_LEN + 1);
+    char *key = malloc(src_len + SEG_KEY_SUFFIX_BYTES + 1);
     if (!key)
         return sl_fail(err, SL_ENOMEM, "manifest: out of memory");
     size_t kl = seg_key_format(src, src_len, (uint64_t)start, (uint64_t)end, key,
-                               src_len + SEG_KEY_SUFFIX_LEN + 1);
+                               src_len + SEG_KEY_SUFFIX_BYTES + 1);
     assert(kl > 0); // the caller checked the bounds
     int rc = add_item(b, key, kl, path, end - start, NULL, line, err);
     free(key);
@@ -217,23 +217,32 @@ static int nemo_line(builder *b, manifest *out, const char *root, const char *pa
         snprintf(msg, sizeof msg, "%s", je2.msg);
     } else {
         ap = json_string_value(a);
-        json_t *d = json_object_get(o, "duration");
+        json_t *d = json_object_get(o, "duration"), *f = json_object_get(o, "offset");
         has_duration = d && !json_is_null(d);
+        // A piece is a line with an "offset" (0 is fine): NeMo's manifests of whole
+        // utterances give every line a "duration" and no offset, and those stay whole
+        // files (their duration only sizes the units).
+        int piece = f && !json_is_null(f);
         int64_t start = 0, end = 0;
-        if (!has_duration && offset != 0)
+        if (piece && !has_duration)
             snprintf(msg, sizeof msg, "manifest %s line %zu: \"offset\" %g without a "
                      "\"duration\"", path, line_no, offset);
-        else if (has_duration && piece_bounds(offset, duration, &start, &end, why, sizeof why))
+        else if (piece && piece_bounds(offset, duration, &start, &end, why, sizeof why))
             snprintf(msg, sizeof msg, "manifest %s line %zu: %s", path, line_no, why);
         else
             bad = 0;
+        if (!bad && !piece) // the whole file; a usable duration is its sample count
+            end = has_duration && isfinite(duration) && duration > 0 && duration < 1e9
+                      ? (int64_t)floor(duration * MAN_PIECE_HZ + 0.5)
+                      : -1;
+        has_duration = piece;
         if (!bad) {
             if (ap[0] != '/')
                 snprintf(full, sizeof full, "%s/%s", root, ap);
             else
                 snprintf(full, sizeof full, "%s", ap);
             int rc = has_duration ? add_piece(b, ap, strlen(ap), full, start, end, line_no, err)
-                                  : add_item(b, ap, strlen(ap), full, -1, NULL, line_no, err);
+                                  : add_item(b, ap, strlen(ap), full, end, NULL, line_no, err);
             json_decref(o);
             return rc;
         }

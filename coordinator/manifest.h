@@ -9,10 +9,12 @@
 //     start and end in seconds (n_samples, the file's count, may be empty).
 //   * NeMo JSON lines (the first non-blank line starts with '{'): one object per line,
 //     {"audio_filepath": path, "offset": s, "duration": s, ...}. audio_filepath is
-//     required (relative: against the manifest's directory; id = as written); offset
-//     defaults to 0; duration given = a piece [offset, offset + duration), absent or
-//     null = the whole file (then offset must be 0). Other fields (text, lang, ...)
-//     are ignored.
+//     required (relative: against the manifest's directory; id = as written). A line
+//     with an "offset" (0 is fine) names a piece [offset, offset + duration), and then
+//     "duration" is required; a line without one (or with "offset": null) is the whole
+//     file, as in NeMo's manifests of whole utterances, and its "duration", if any, is
+//     only the sample count that sizes units (unlike NeMo, which would read just that
+//     much). Other fields (text, lang, ...) are ignored.
 //   * plain list: one path per line. Relative paths are resolved against the
 //     manifest's directory; id = the path as written.
 // A piece is one item (one row): start = round(offset * 16000), end = round((offset +

@@ -195,12 +195,18 @@ static void test_nemo_json_lines(void)
         "{\"audio_filepath\": 7, \"duration\": 1}\n"
         "{\"audio_filepath\": \"off.wav\", \"offset\": 2}\n"
         "{\"audio_filepath\": \"far.wav\", \"offset\": 99999, \"duration\": 5}\n"
-        "[1, 2]\n";
+        "[1, 2]\n"
+        "{\"audio_filepath\": \"z.wav\", \"offset\": 0, \"duration\": 0.5}\n";
     manifest m;
     sl_err e;
     CU_ASSERT_EQUAL_FATAL(man_parse(text, sizeof text - 1, at("pieces.json"), &m, &e), SL_OK);
     expect_piece(&m, "talk/a.wav@00001.500-00003.000", at("talk/a.wav"), 24000, 48000, NULL);
-    expect_piece(&m, "talk/a.wav@00000.000-00000.250", at("talk/a.wav"), 0, 4000, NULL);
+    // No "offset": the whole file (NeMo's manifests of whole utterances); its duration
+    // is the sample count. "offset": 0 names a piece from the start.
+    expect_piece(&m, "talk/a.wav", at("talk/a.wav"), 0, 0, NULL);
+    const man_item *whole = find(&m, "talk/a.wav");
+    CU_ASSERT(whole && whole->n_samples == 4000);
+    expect_piece(&m, "z.wav@00000.000-00000.500", at("z.wav"), 0, 8000, NULL);
     expect_piece(&m, "/abs/b.flac@00000.000-00002.000", "/abs/b.flac", 0, 32000, NULL);
     expect_piece(&m, "whole.wav", at("whole.wav"), 0, 0, NULL);
     expect_piece(&m, "neg.wav@line 7", NULL, 0, 0, "line 7: offset -1 is negative");
@@ -214,7 +220,7 @@ static void test_nemo_json_lines(void)
     expect_piece(&m, "pieces.json:15", NULL, 0, 0, "line 15: not a JSON object");
     CU_ASSERT_EQUAL(m.n_duplicates, 1); // line 6 repeats line 2
     CU_ASSERT_EQUAL(m.n_bad_lines, 9);
-    CU_ASSERT_EQUAL(m.n, 13);
+    CU_ASSERT_EQUAL(m.n, 14);
     man_free(&m);
     sl_test_rmtree(tmp);
 }
