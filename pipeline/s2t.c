@@ -690,7 +690,7 @@ int s2t_encode_slot(s2t_state *s, int slot, const int32_t *src, int src_len, sl_
     if (slot < 0 || slot >= s->lim.max_batch)
         return sl_fail(err, SL_EINVAL, "s2t: slot %d (state holds 0..%d)", slot,
                        s->lim.max_batch - 1);
-    int rc = check_source(s, slot, src, src_len, err);
+    int rc = check_source(s, 0, src, src_len, err); // messages as s2t_encode of it alone
     if (rc)
         return rc;
     encode_into(s, slot, src, src_len);

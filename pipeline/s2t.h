@@ -103,7 +103,8 @@ int s2t_encode(s2t_state *s, const int32_t *const *src, const int *src_len, int 
 // Encodes one source into slot (0..max_batch-1), replacing what it held; other
 // slots and the decoder rows are untouched. Rows still decoding that slot
 // would read the new source: the caller reorders them away first (beam.h's
-// pool does). On error (ids, length) the slot is unchanged.
+// pool does). On error (ids, length) the slot is unchanged; the message is
+// s2t_encode's for this source alone ("source 0"), whatever the slot.
 int s2t_encode_slot(s2t_state *s, int slot, const int32_t *src, int src_len, sl_err *err);
 // Empties a slot: rows can no longer be started on it (s2t_dec_begin/reorder refuse).
 void s2t_release_slot(s2t_state *s, int slot);
