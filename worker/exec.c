@@ -373,6 +373,17 @@ uint32_t exec_next_wid(job_exec *x)
 int exec_advance(job_exec *x, proto_buf *result, int *ready, double *stats, sl_err *err)
 {
     *ready = 0;
+    if (x->per_unit) { // the old path: the oldest held unit, whole
+        held_unit *u = NULL;
+        for (int k = 0; k < EXEC_HELD; k++)
+            if (x->held[k].used && (!u || x->held[k].seq < u->seq))
+                u = &x->held[k];
+        if (!u)
+            return SL_OK;
+        u->used = 0;
+        *ready = 1;
+        return run_per_unit(x, u->work.p, u->work.len, result, stats, err);
+    }
     double t0 = sl_now();
     pl_timers t = {0};
     int rc = SL_OK;

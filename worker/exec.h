@@ -14,8 +14,9 @@
 // Test-only fault injection (environment, read at exec_open):
 //   SL_TEST_CRASH_ID=ID   abort() when the utterance ID is started
 //   SL_TEST_DELAY_MS=N    sleep N ms per utterance (makes kill tests land mid-run)
-//   SL_TEST_PER_UNIT=1    the old path: exec_unit runs pl_run / pl_run_ids per unit
-//                         (the reference the scheduler's datasets are compared with)
+//   SL_TEST_PER_UNIT=1    the old path: exec_unit and exec_advance run one held unit
+//                         whole through pl_run / pl_run_ids (the reference the
+//                         scheduler's datasets and speed are compared with)
 #pragma once
 #include <stddef.h>
 
