@@ -154,7 +154,8 @@ int beam_state_new(beam_state **out, const s2t_model *m, s2t_limits lim, sl_err 
     b->slot_step = calloc(B, sizeof(int));
     b->slot_res = calloc(B, sizeof(beam_result));
     b->done_q = calloc(B, sizeof(int));
-    if (!b->slot_state || !b->slot_step || !b->slot_res || !b->done_q ||!b->tok || !b->tok2 || !b->sc || !b->sc2 || !b->st || !b->st2 || !b->eos || !b->eos2 ||
+    if (!b->slot_state || !b->slot_step || !b->slot_res || !b->done_q ||
+        !b->tok || !b->tok2 || !b->sc || !b->sc2 || !b->st || !b->st2 || !b->eos || !b->eos2 ||
         !b->parent || !b->row_src || !b->new_src || !b->last || !b->lp || !b->cands || !b->topk ||
         !b->max_len || !b->rng || !b->out || !b->fin_tok || !b->fin_n || !b->fin_norm ||
         !b->fin_sum) {

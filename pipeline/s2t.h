@@ -136,7 +136,8 @@ int s2t_dec_length(const s2t_state *s);
 // Positions already in the cache of row r; -1 when there is no row r.
 int s2t_dec_row_length(const s2t_state *s, int r);
 
-// Teacher forcing: logits after [start, target[0..n)) for the source in slot i, all n+1 positions at once through the causal path (no
-// target key mask, as generate()); out = (n + 1, n_text_vocab), caller-owned.
+// Teacher forcing: logits after [start, target[0..n)) for the source in slot i,
+// all n+1 positions at once through the causal path (no target key mask, as
+// generate()); out = (n + 1, n_text_vocab), caller-owned.
 // Uses the decoder: call s2t_dec_begin again before incremental decoding.
 int s2t_dec_forced(s2t_state *s, int i, const int32_t *target, int n, float *out, sl_err *err);

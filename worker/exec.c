@@ -101,8 +101,8 @@ int exec_open(job_exec **out, const pl_params *p, sl_err *err)
     x->delay_ms = d ? atol(d) : 0;
     const char *pu = getenv("SL_TEST_PER_UNIT");
     x->per_unit = pu && *pu == '1';
-    if (bad || !x->items || !x->paths || !x->names || !x->res || !x->scratch || !x->sem || !x->n_sem ||
-        !x->dur) {
+    if (bad || !x->items || !x->paths || !x->names || !x->res || !x->scratch || !x->sem ||
+        !x->n_sem || !x->dur) {
         exec_close(x);
         return sl_fail(err, SL_ENOMEM, "worker: out of memory");
     }

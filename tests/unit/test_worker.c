@@ -274,7 +274,8 @@ int main(void)
     static const sl_test_case cases[] = {
         {"exec: null pipeline unit, refusals", test_null_pipeline_unit},
         {"exec: payload unit (regenerate), seed EOS, errors, alone retries", test_payload_unit},
-        {"exec: the scheduler's pool across units == the per-unit path", test_scheduler_equals_per_unit},
+        {"exec: the scheduler's pool across units == the per-unit path",
+         test_scheduler_equals_per_unit},
         {NULL, NULL}};
     return sl_test_main("worker", cases);
 }
