@@ -15,6 +15,7 @@ const struct option JOB_FLAG_OPTIONS[] = {
     {"progress", required_argument, 0, JF_PROGRESS}, {"seed-layout", no_argument, 0, JF_SEEDLAYOUT},
     {"retry-errors", no_argument, 0, JF_RETRY},
     {"map-size-kib", required_argument, 0, JF_MAPSIZE}, // tests: initial LMDB map
+    {"pool", required_argument, 0, JF_POOL},
     {0, 0, 0, 0}};
 
 void job_flags_options(struct option *out, size_t cap, const struct option *own)
@@ -92,6 +93,11 @@ int job_flags_parse(job_flags *f, int opt, const char *arg)
             return cli_usage_error(cmd, "--unit wants 1..%d, got '%s'", JOB_MAX_UNIT, arg);
         f->cp.unit_items = (size_t)v;
         return 0;
+    case JF_POOL:
+        if (parse_whole(arg, 1, JOB_MAX_POOL, &v))
+            return cli_usage_error(cmd, "--pool wants 1..%d, got '%s'", JOB_MAX_POOL, arg);
+        f->pp.pool = (int)v;
+        return 0;
     case JF_THREADS:
         if (parse_whole(arg, 1, 1024, &v))
             return cli_usage_error(cmd, "--threads wants 1..1024, got '%s'", arg);
@@ -131,6 +137,9 @@ void job_flags_help(FILE *out, int regenerate)
             "(default %zu, max %d)\n", regenerate ? "rows" : "utterances", d.unit_items,
             JOB_MAX_UNIT);
     fputs("  --threads N         OpenBLAS threads per rank (default SLURM_CPUS_PER_TASK, else 1)\n",
+          out);
+    fputs("  --pool N            utterances a worker decodes together across its units\n"
+          "                      (default 2 x --unit: what it holds); never changes a row\n",
           out);
     if (!regenerate)
         fputs("  --retry-errors      recompute ids stored as errors\n", out);

@@ -16,10 +16,11 @@
 #include "pipeline/pipeline.h"
 
 #define JOB_MAX_UNIT 64     // largest --unit
+#define JOB_MAX_POOL 256    // largest --pool
 #define JOB_OPTIONS_CAP 1024 // buffer for job_options_canonical
 
 enum { JF_FIRST = 3000, JF_OUT = JF_FIRST, JF_UNIT, JF_THREADS, JF_GRACE, JF_PROGRESS,
-       JF_SEEDLAYOUT, JF_RETRY, JF_MAPSIZE, JF_LAST };
+       JF_SEEDLAYOUT, JF_RETRY, JF_MAPSIZE, JF_POOL, JF_LAST };
 
 typedef struct job_flags {
     const char *cmd; // "run" or "regenerate", for messages

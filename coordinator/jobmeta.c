@@ -111,6 +111,8 @@ static void put_figures(json_t *o, const jm_run_figures *f)
         json_object_set_new(o, "stage_share", share);
     }
     json_object_set_new(o, "rows_kept_default_filter", json_integer((json_int_t)f->rows_kept));
+    if (f->batch_height > 0)
+        json_object_set_new(o, "decode_batch_height", json_real(f->batch_height));
 }
 
 static int put_run(store *s, const jm_run *run, const char *status, double end, size_t rows,

@@ -50,12 +50,14 @@ typedef struct jm_run_figures {
     int cores;             // cores the job held: coord_params.alloc_cores, else ranks x threads
     double stage_s[4];     // worker seconds in audio, features, tokens, text
     size_t rows_kept;      // rows this run stored that the default quality filter keeps
+    double batch_height;   // decoder rows per decoder step, averaged over steps (0: none)
 } jm_run_figures;
 
 // Adds a run record with status "running" (the caller commits it at once).
 int jm_run_begin(store *s, int ranks, int argc, char **argv, jm_run *run, sl_err *err);
 // fig (may be NULL) adds "audio_seconds", "cores", "audio_hours_per_core_hour",
-// "stage_share" {audio, features, tokens, text} and "rows_kept_default_filter".
+// "stage_share" {audio, features, tokens, text}, "rows_kept_default_filter" and, when
+// the workers decoded, "decode_batch_height" (rows per decoder step, averaged over steps).
 int jm_run_end(store *s, const jm_run *run, const char *status, size_t rows_added,
                size_t errors_added, int ranks, int argc, char **argv,
                const jm_run_figures *fig, sl_err *err);

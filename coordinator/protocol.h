@@ -130,6 +130,8 @@ int proto_stop_parse(const void *buf, size_t n, uint32_t *status, sl_err *err);
 typedef enum proto_stat {
     PROTO_T_AUDIO, PROTO_T_FEATURES, PROTO_T_TOKENS, PROTO_T_TEXT, PROTO_T_BUSY,
     PROTO_N_UTTS, PROTO_N_ROWS, PROTO_N_ERRORS, PROTO_AUDIO_SECONDS,
+    PROTO_N_DEC_STEPS, // decoder steps run
+    PROTO_N_DEC_ROWS,  // rows (hypotheses) they decoded: / steps = the decoding batch's height
     PROTO_N_STATS
 } proto_stat;
 #define PROTO_STATS_BYTES (8 * PROTO_N_STATS)

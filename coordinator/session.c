@@ -376,6 +376,8 @@ static void figures(const coord_session *c, jm_run_figures *f)
     for (int j = 0; j < 4; j++)
         f->stage_s[j] = c->stats[k[j]];
     f->rows_kept = c->rows_kept;
+    if (c->stats[PROTO_N_DEC_STEPS] > 0)
+        f->batch_height = c->stats[PROTO_N_DEC_ROWS] / c->stats[PROTO_N_DEC_STEPS];
 }
 
 // The last lines of a run: throughput per core-hour, where the workers' time went,
@@ -396,6 +398,9 @@ static void print_summary(const coord_session *c, const jm_run_figures *f)
                f->stage_s[0], 100 * f->stage_s[0] / busy, f->stage_s[1], 100 * f->stage_s[1] / busy,
                f->stage_s[2], 100 * f->stage_s[2] / busy, f->stage_s[3], 100 * f->stage_s[3] / busy,
                s[PROTO_N_UTTS], s[PROTO_AUDIO_SECONDS]);
+    if (f->batch_height > 0)
+        SL_LOG(INFO, "run", "decoding batch: %.2f rows per decoder step on average (%.0f steps, "
+               "%.0f rows)", f->batch_height, s[PROTO_N_DEC_STEPS], s[PROTO_N_DEC_ROWS]);
     if (c->rows_added)
         SL_LOG(INFO, "run", "rows kept by the default quality filter (docs/QUALITY.md): %zu of %zu "
                "(%.1f %%)", c->rows_kept, c->rows_added,

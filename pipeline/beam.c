@@ -1,11 +1,16 @@
 // pipeline/beam.c — greedy, sampling and batched beam search over the s2t
 // decoder. All live hypotheses of all sources advance through the decoder as
 // one matrix per step (s2t_dec_step); selection reorders the KV cache by
-// parent index (s2t_dec_reorder); finished sources leave the matrix. See beam.h.
+// parent index (s2t_dec_reorder); finished sources leave the matrix and new
+// ones join it (parent -1: a row at position 0). See beam.h.
 //
-// beam_decode: check_params, s2t_encode, start_sources, then per step one call
-// per source of the method's step function (step_greedy, step_sample, step_seed,
-// step_default), which writes the source's next hypotheses or emits its result.
+// The pool: beam_pool_add encodes a source into a free slot (s2t_encode_slot)
+// and inserts its start row among the pending rows (sorted by slot, so a
+// source's rows stay contiguous); beam_pool_step applies the pending reorder,
+// runs one decoder step and calls, per source, the method's step function
+// (step_greedy, step_sample, step_seed, step_default) with that source's own
+// step count; it writes the source's next hypotheses or emits its result.
+// beam_decode is the pool filled once and stepped until empty.
 #include "pipeline/beam.h"
 
 #include <assert.h>
@@ -41,7 +46,20 @@ struct beam_state {
     int32_t *fin_tok;    // (max_batch, T) best finished hypothesis (default beam mode)
     int *fin_n;          // (max_batch) its length, 0 = none
     float *fin_norm, *fin_sum; // (max_batch)
+    // the pool
+    beam_params p;       // of the last beam_pool_begin
+    int begun;
+    int n_rows;          // pending rows (in tok, sc, ...; parent indexes the decoder's rows)
+    int pending;         // the decoder's rows must be reordered to the pending ones
+    int *slot_state;     // (max_batch) SLOT_FREE, SLOT_LIVE, SLOT_DONE
+    int *slot_step;      // (max_batch) tokens each hypothesis of the slot holds
+    beam_result *slot_res; // (max_batch)
+    int *done_q, n_done; // (max_batch) finished slots in finishing order
+    int n_live;
+    uint64_t n_steps, n_step_rows;
 };
+
+enum { SLOT_FREE = 0, SLOT_LIVE = 1, SLOT_DONE = 2 };
 
 beam_params beam_default_params(void)
 {
@@ -83,6 +101,10 @@ void beam_state_free(beam_state *b)
     free(b->fin_n);
     free(b->fin_norm);
     free(b->fin_sum);
+    free(b->slot_state);
+    free(b->slot_step);
+    free(b->slot_res);
+    free(b->done_q);
     free(b);
 }
 
@@ -128,7 +150,12 @@ int beam_state_new(beam_state **out, const s2t_model *m, s2t_limits lim, sl_err 
     b->fin_n = malloc(B * sizeof(int));
     b->fin_norm = malloc(B * sizeof(float));
     b->fin_sum = malloc(B * sizeof(float));
-    if (!b->tok || !b->tok2 || !b->sc || !b->sc2 || !b->st || !b->st2 || !b->eos || !b->eos2 ||
+    b->slot_state = calloc(B, sizeof(int));
+    b->slot_step = calloc(B, sizeof(int));
+    b->slot_res = calloc(B, sizeof(beam_result));
+    b->done_q = calloc(B, sizeof(int));
+    if (!b->slot_state || !b->slot_step || !b->slot_res || !b->done_q ||
+        !b->tok || !b->tok2 || !b->sc || !b->sc2 || !b->st || !b->st2 || !b->eos || !b->eos2 ||
         !b->parent || !b->row_src || !b->new_src || !b->last || !b->lp || !b->cands || !b->topk ||
         !b->max_len || !b->rng || !b->out || !b->fin_tok || !b->fin_n || !b->fin_norm ||
         !b->fin_sum) {
@@ -219,10 +246,10 @@ static int sample_token(beam_state *b, const float *logits, int suppress, int to
 typedef struct step_ctx {
     const beam_params *p;
     const float *logits; // (n_rows, V) of this step
-    int step;            // tokens each hypothesis holds before this step
+    int step;            // tokens each hypothesis of the source holds before this step
     int suppress;        // EOS while step < min_len, else -1: never chosen
     int eos_id;
-    beam_result *res;
+    beam_result *res;    // per slot
 } step_ctx;
 
 // Source s's result: toks[0..n) cut after the first EOS (kept with keep_eos).
@@ -330,21 +357,6 @@ static int source_max_len(const beam_state *b, const beam_params *p, int n)
             ml = prop < 1.0 ? 1 : (int)prop;
     }
     return ml;
-}
-
-// Each source starts as one empty hypothesis, decoder row i = source i.
-static void start_sources(beam_state *b, const int32_t *const *src, const int *src_len,
-                          int n_src, const beam_params *p)
-{
-    for (int i = 0; i < n_src; i++) {
-        b->max_len[i] = source_max_len(b, p, src_len[i]);
-        b->fin_n[i] = 0;
-        b->rng[i] = source_seed(p->seed, src[i], src_len[i]);
-        b->row_src[i] = i;
-        b->sc[i] = 0.0f;
-        b->st[i] = 0.0f;
-        b->eos[i] = -1;
-    }
 }
 
 // ---- one step of one source, per method ------------------------------------------------
@@ -485,39 +497,162 @@ static step_fn method_step(const beam_params *p)
     return p->mode == BEAM_MODE_SEED ? step_seed : step_default;
 }
 
+// ---- the pool -----------------------------------------------------------------------
+
+int beam_pool_begin(beam_state *b, const beam_params *p, sl_err *err)
+{
+    int rc = check_params(b, p, err);
+    if (rc)
+        return rc;
+    b->p = *p;
+    b->begun = 1;
+    b->n_rows = 0;
+    b->pending = 0;
+    b->n_done = 0;
+    b->n_live = 0;
+    for (int i = 0; i < b->lim.max_batch; i++) {
+        b->slot_state[i] = SLOT_FREE;
+        s2t_release_slot(b->s, i);
+    }
+    return SL_OK;
+}
+
+int beam_pool_cap(const beam_state *b) { return b->lim.max_batch; }
+
+int beam_pool_free(const beam_state *b)
+{
+    int n = 0;
+    for (int i = 0; i < b->lim.max_batch; i++)
+        n += b->slot_state[i] == SLOT_FREE;
+    return n;
+}
+
+int beam_pool_live(const beam_state *b) { return b->n_live; }
+
+int beam_pool_add(beam_state *b, const int32_t *src, int src_len, int *slot, sl_err *err)
+{
+    if (!b->begun)
+        return sl_fail(err, SL_EINVAL, "beam: beam_pool_add before beam_pool_begin");
+    int s = 0;
+    while (s < b->lim.max_batch && b->slot_state[s] != SLOT_FREE)
+        s++;
+    if (s == b->lim.max_batch)
+        return sl_fail(err, SL_EINVAL, "beam: the pool's %d slots are taken", b->lim.max_batch);
+    int rc = s2t_encode_slot(b->s, s, src, src_len, err);
+    if (rc)
+        return rc;
+    // Its start row goes after the rows of lower slots (a source's rows stay contiguous).
+    int pos = 0;
+    while (pos < b->n_rows && b->row_src[pos] < s)
+        pos++;
+    size_t T = (size_t)b->T, tail = (size_t)(b->n_rows - pos);
+    memmove(b->tok + (size_t)(pos + 1) * T, b->tok + (size_t)pos * T, tail * T * sizeof(int32_t));
+    memmove(b->sc + pos + 1, b->sc + pos, tail * sizeof(float));
+    memmove(b->st + pos + 1, b->st + pos, tail * sizeof(float));
+    memmove(b->eos + pos + 1, b->eos + pos, tail * sizeof(int));
+    memmove(b->parent + pos + 1, b->parent + pos, tail * sizeof(int));
+    memmove(b->row_src + pos + 1, b->row_src + pos, tail * sizeof(int));
+    memmove(b->last + pos + 1, b->last + pos, tail * sizeof(int32_t));
+    b->sc[pos] = 0.0f;
+    b->st[pos] = 0.0f;
+    b->eos[pos] = -1;
+    b->parent[pos] = -1; // a new decoder row at position 0
+    b->row_src[pos] = s;
+    b->last[pos] = 0;    // ignored at position 0 (start token)
+    b->n_rows++;
+    b->pending = 1;
+    b->max_len[s] = source_max_len(b, &b->p, src_len);
+    b->fin_n[s] = 0;
+    b->rng[s] = source_seed(b->p.seed, src, src_len);
+    b->slot_step[s] = 0;
+    b->slot_state[s] = SLOT_LIVE;
+    b->n_live++;
+    *slot = s;
+    return SL_OK;
+}
+
+int beam_pool_step(beam_state *b, sl_err *err)
+{
+    if (!b->begun)
+        return sl_fail(err, SL_EINVAL, "beam: beam_pool_step before beam_pool_begin");
+    if (b->n_rows == 0)
+        return SL_OK;
+    int rc;
+    if (b->pending && (rc = s2t_dec_reorder(b->s, b->n_rows, b->parent, b->row_src, err)))
+        return rc;
+    b->pending = 0;
+    const beam_params *p = &b->p;
+    step_ctx x = {p, NULL, 0, -1, s2t_model_config(s2t_state_model(b->s))->text_eos,
+                  b->slot_res};
+    if (!(x.logits = s2t_dec_step(b->s, b->last, err)))
+        return err ? err->code : SL_EINVAL;
+    b->n_steps++;
+    b->n_step_rows += (uint64_t)b->n_rows;
+    step_fn step_source = method_step(p);
+    int n_new = 0;
+    for (int r0 = 0; r0 < b->n_rows;) { // the rows of one source are contiguous
+        int s = b->row_src[r0], r1 = r0 + 1;
+        while (r1 < b->n_rows && b->row_src[r1] == s)
+            r1++;
+        x.step = b->slot_step[s];
+        x.suppress = x.step < p->min_len ? x.eos_id : -1;
+        int k = step_source(b, &x, s, r0, r1, n_new);
+        if (k == 0) {
+            b->slot_state[s] = SLOT_DONE;
+            b->done_q[b->n_done++] = s;
+            b->n_live--;
+        } else {
+            b->slot_step[s]++;
+        }
+        n_new += k;
+        r0 = r1;
+    }
+    swap_buffers(b);
+    memcpy(b->row_src, b->new_src, (size_t)n_new * sizeof(int));
+    b->n_rows = n_new;
+    b->pending = 1;
+    return SL_OK;
+}
+
+int beam_pool_take(beam_state *b, int *slot, beam_result *res)
+{
+    if (b->n_done == 0)
+        return 0;
+    int s = b->done_q[0];
+    b->n_done--;
+    memmove(b->done_q, b->done_q + 1, (size_t)b->n_done * sizeof(int));
+    *slot = s;
+    *res = b->slot_res[s];
+    b->slot_state[s] = SLOT_FREE;
+    s2t_release_slot(b->s, s);
+    return 1;
+}
+
+void beam_pool_stats(const beam_state *b, uint64_t *steps, uint64_t *rows)
+{
+    *steps = b->n_steps;
+    *rows = b->n_step_rows;
+}
+
 // ---- the batch -------------------------------------------------------------------------
 
 int beam_decode(beam_state *b, const int32_t *const *src, const int *src_len, int n_src,
                 const beam_params *p, beam_result *res, sl_err *err)
 {
-    int rc = check_params(b, p, err);
-    if (rc || (rc = s2t_encode(b->s, src, src_len, n_src, err)))
+    if (n_src < 1 || n_src > b->lim.max_batch)
+        return sl_fail(err, SL_EINVAL, "s2t: %d sources (state holds 1..%d)", n_src,
+                       b->lim.max_batch);
+    int rc = beam_pool_begin(b, p, err), slot;
+    for (int i = 0; !rc && i < n_src; i++)
+        rc = beam_pool_add(b, src[i], src_len[i], &slot, err); // slot i: the pool was empty
+    while (!rc && b->n_live > 0)
+        rc = beam_pool_step(b, err);
+    if (rc) {
+        b->begun = 0;
         return rc;
-    start_sources(b, src, src_len, n_src, p);
-    int n_rows = n_src;
-    if ((rc = s2t_dec_begin(b->s, n_rows, b->row_src, err)))
-        return rc;
-    step_fn step_source = method_step(p);
-    step_ctx x = {p, NULL, 0, -1, s2t_model_config(s2t_state_model(b->s))->text_eos, res};
-    for (; n_rows > 0; x.step++) {
-        if (!(x.logits = s2t_dec_step(b->s, b->last, err)))
-            return err ? err->code : SL_EINVAL;
-        x.suppress = x.step < p->min_len ? x.eos_id : -1;
-        int n_new = 0;
-        for (int r0 = 0; r0 < n_rows;) { // the rows of one source are contiguous
-            int s = b->row_src[r0], r1 = r0 + 1;
-            while (r1 < n_rows && b->row_src[r1] == s)
-                r1++;
-            n_new += step_source(b, &x, s, r0, r1, n_new);
-            r0 = r1;
-        }
-        swap_buffers(b);
-        if (n_new == 0)
-            break;
-        if ((rc = s2t_dec_reorder(b->s, n_new, b->parent, b->new_src, err)))
-            return rc;
-        memcpy(b->row_src, b->new_src, (size_t)n_new * sizeof(int));
-        n_rows = n_new;
     }
+    beam_result r;
+    while (beam_pool_take(b, &slot, &r))
+        res[slot] = r;
     return SL_OK;
 }

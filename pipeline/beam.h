@@ -93,6 +93,7 @@ beam_params beam_default_params(void);
 
 typedef struct beam_result {
     const int32_t *ids; // n_ids text ids, lent until the next beam_decode / beam_state_free
+                        // (pool: see beam_pool_take)
     int n_ids;
     float score;        // sum of log_softmax of the chosen tokens (see modes above)
     float score_text;   // the same sum up to and including the first EOS (all modes)
@@ -109,8 +110,45 @@ void beam_state_free(beam_state *b); // NULL is fine
 // The model state inside (encoder output, decoder), e.g. for tests.
 s2t_state *beam_state_s2t(beam_state *b);
 
-// Decodes n_src sources; res[i] is source i's result.
+// Decodes n_src sources; res[i] is source i's result. The pool below, filled
+// with the n_src sources at once and stepped until it is empty.
 int beam_decode(beam_state *b, const int32_t *const *src, const int *src_len, int n_src,
                 const beam_params *p, beam_result *res, sl_err *err);
+
+// --- The pool: continuous batching -------------------------------------------
+// Up to lim.max_batch sources decode together and each one joins and leaves on
+// its own: a source added while others are at step t starts at step 0 in the
+// same decoder steps (per-row positions, s2t.h), and its result (ids, score
+// and flag bits) is exactly beam_decode of that source alone, whatever joined
+// or left around it and whenever it joined, for every method and mode.
+//
+//   beam_pool_begin(b, &p, &err);
+//   while (more sources or beam_pool_live(b) > 0) {
+//       while (beam_pool_free(b) > 0 && more sources) beam_pool_add(b, ids, n, &slot, &err);
+//       beam_pool_step(b, &err);
+//       while (beam_pool_take(b, &slot, &res)) ... the source in slot is done ...
+//   }
+//
+// Empties the pool and fixes the parameters of every source until the next
+// begin (checked as beam_decode checks them).
+int beam_pool_begin(beam_state *b, const beam_params *p, sl_err *err);
+int beam_pool_cap(const beam_state *b);  // lim.max_batch
+int beam_pool_free(const beam_state *b); // slots a source can join now
+int beam_pool_live(const beam_state *b); // sources still decoding
+// A source joins: it is encoded now into the lowest free slot (*slot), and its
+// first step is the next beam_pool_step. SL_EINVAL (the pool unbegun or full,
+// bad ids or length, as s2t_encode) leaves the pool as it was.
+int beam_pool_add(beam_state *b, const int32_t *src, int src_len, int *slot, sl_err *err);
+// One decoder step of every live source (nothing without one). A source that
+// finishes waits, its slot held, for beam_pool_take. After an error the pool
+// must be begun again.
+int beam_pool_step(beam_state *b, sl_err *err);
+// Takes the earliest finished source: returns 1 with *slot (as beam_pool_add
+// gave it) and *res, and frees the slot; 0 when none is waiting. res->ids is
+// lent until the next beam_pool_add, beam_pool_begin or beam_decode.
+int beam_pool_take(beam_state *b, int *slot, beam_result *res);
+// Decoder steps run and the rows they decoded (summed), since beam_state_new;
+// rows / steps is the average batch height.
+void beam_pool_stats(const beam_state *b, uint64_t *steps, uint64_t *rows);
 
 const char *beam_mode_name(beam_mode m); // "default", "seed"

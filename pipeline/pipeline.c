@@ -23,6 +23,13 @@ struct pl {
     const int32_t **src;   // [max_batch] sources of the batched decode
     int *src_len;          // [max_batch]
     int *which;            // [max_batch] the unit index of each source
+    int pool_cap;          // sources of the pl_pool_* calls (the decoder may hold more:
+                           //   max_batch for pl_run; the lowest free slot is always < pool_cap)
+    int pool_used;         // slots joined and not yet taken
+    int32_t *psem;         // [pool_cap][max_src + 1] semantic ids of each pool slot
+    int *psem_len;         // [pool_cap]
+    float *pdur;           // [pool_cap]
+    uint64_t *pstart, *pend; // [pool_cap] the samples each slot's utterance covers (16 kHz)
 };
 
 pl_params pl_default_params(void)
@@ -47,6 +54,7 @@ int pl_open(pl **out, const pl_params *p, sl_err *err)
     x->p = *p;
     if (x->p.max_batch < 1)
         x->p.max_batch = 1;
+    x->pool_cap = x->p.pool > 0 ? x->p.pool : x->p.max_batch;
     if (x->p.seed_layout)
         x->p.beam.keep_eos = 1;
     int rc = SL_OK;
@@ -78,7 +86,7 @@ int pl_open(pl **out, const pl_params *p, sl_err *err)
         }
         x->speech_eos = cfg->speech_eos;
         x->text_eos = cfg->text_eos;
-        s2t_limits lim = {.max_batch = x->p.max_batch,
+        s2t_limits lim = {.max_batch = x->p.max_batch > x->pool_cap ? x->p.max_batch : x->pool_cap,
                           .max_beam = p->beam.method == BEAM_SEARCH ? p->beam.beam : 1,
                           .max_src_len = x->max_src, .max_len = max_len};
         if ((rc = beam_state_new(&x->bs, x->s2t, lim, err)))
@@ -91,7 +99,13 @@ int pl_open(pl **out, const pl_params *p, sl_err *err)
     x->src = calloc((size_t)x->p.max_batch, sizeof(int32_t *));
     x->src_len = calloc((size_t)x->p.max_batch, sizeof(int));
     x->which = calloc((size_t)x->p.max_batch, sizeof(int));
-    if (!x->sem || !x->sem_len || !x->txt || !x->br || !x->src || !x->src_len || !x->which) {
+    x->psem = malloc(sizeof(int32_t) * (size_t)x->pool_cap * (size_t)(x->max_src + 1));
+    x->psem_len = calloc((size_t)x->pool_cap, sizeof(int));
+    x->pdur = calloc((size_t)x->pool_cap, sizeof(float));
+    x->pstart = calloc((size_t)x->pool_cap, sizeof(uint64_t));
+    x->pend = calloc((size_t)x->pool_cap, sizeof(uint64_t));
+    if (!x->sem || !x->sem_len || !x->txt || !x->br || !x->src || !x->src_len || !x->which ||
+        !x->psem || !x->psem_len || !x->pdur || !x->pstart || !x->pend) {
         rc = sl_fail(err, SL_ENOMEM, "pipeline: out of memory");
         goto fail;
     }
@@ -117,6 +131,11 @@ void pl_close(pl *x)
     free(x->src);
     free(x->src_len);
     free(x->which);
+    free(x->psem);
+    free(x->psem_len);
+    free(x->pdur);
+    free(x->pstart);
+    free(x->pend);
     free(x);
 }
 
@@ -161,6 +180,16 @@ static void run_null(pl *x, const char *const *names, size_t n, pl_result *res)
     }
 }
 
+// The samples the last token run covered in its file, at target_hz, counted at 16 kHz:
+// a piece from its start, a whole file from 0.
+static void set_bounds(const pl *x, const pl_range *range, pl_result *res)
+{
+    uint64_t s0 = range && range->end > 0 ? (uint64_t)range->start : 0;
+    uint64_t hz = (uint64_t)x->p.audio.target_hz;
+    res->start = s0 * 16000u / hz;
+    res->end = (s0 + (uint64_t)tok_last_samples(x->ts)) * 16000u / hz;
+}
+
 // Back half: one batched decode of the n_src utterances in x->src / x->which.
 static int decode_batch(pl *x, const char *const *names, int n_src, pl_result *res, pl_timers *t)
 {
@@ -170,6 +199,9 @@ static int decode_batch(pl *x, const char *const *names, int n_src, pl_result *r
     const int32_t **src = x->src;
     int *src_len = x->src_len, *which = x->which;
     double t1 = sl_now();
+    uint64_t st0 = 0, rows0 = 0, st1 = 0, rows1 = 0;
+    if (x->bs)
+        beam_pool_stats(x->bs, &st0, &rows0);
     // Back half: one batched decode of every utterance that has ids.
     if (n_src > 0) {
         sl_err e;
@@ -210,6 +242,10 @@ static int decode_batch(pl *x, const char *const *names, int n_src, pl_result *r
             t->ok++;
         }
     }
+    if (x->bs)
+        beam_pool_stats(x->bs, &st1, &rows1);
+    t->dec_steps += (double)(st1 - st0);
+    t->dec_rows += (double)(rows1 - rows0);
     t->text += sl_now() - t1;
     return SL_OK;
 }
@@ -244,12 +280,7 @@ int pl_run(pl *x, const char *const *paths, const pl_range *ranges, const char *
         t->features += tf;
         t->tokens += tt;
         res[i].duration_s = dur;
-        // The samples covered in the file, at target_hz, counted at 16 kHz: a piece from its
-        // start, a whole file from 0.
-        uint64_t s0 = ranges && ranges[i].end > 0 ? (uint64_t)ranges[i].start : 0;
-        uint64_t hz = (uint64_t)x->p.audio.target_hz;
-        res[i].start = s0 * 16000u / hz;
-        res[i].end = (s0 + (uint64_t)tok_last_samples(x->ts)) * 16000u / hz;
+        set_bounds(x, ranges ? &ranges[i] : NULL, &res[i]);
         t->utts++;
         if (rc) {
             res[i].stage = tok_failed_stage(x->ts);
@@ -301,4 +332,156 @@ int pl_run_ids(pl *x, const int32_t *const *sem, const size_t *n_sem, const floa
         x->which[n_src++] = (int)i;
     }
     return decode_batch(x, names, n_src, res, t);
+}
+
+// ---- continuous decoding --------------------------------------------------------------
+
+int pl_pool_begin(pl *x, sl_err *err)
+{
+    x->pool_used = 0;
+    return x->bs ? beam_pool_begin(x->bs, &x->p.beam, err) : SL_OK;
+}
+
+int pl_pool_cap(const pl *x) { return x->pool_cap; }
+int pl_pool_free(const pl *x) { return x->pool_cap - x->pool_used; }
+int pl_pool_live(const pl *x) { return x->bs ? beam_pool_live(x->bs) : 0; }
+
+// ids[0..n) (checked against max_src by the caller) join the pool; a source the
+// decoder refuses is a text failure with the decoder's words, as pl_run gives it.
+static int pool_join(pl *x, const int32_t *ids, size_t n, float dur, pl_result *res, int *slot,
+                     pl_timers *t)
+{
+    t->audio_s += (double)dur; // as pl_run: counted once the front half gave ids
+    double t1 = sl_now();
+    int s;
+    sl_err e;
+    int rc = beam_pool_add(x->bs, ids, (int)n, &s, &e);
+    t->text += sl_now() - t1;
+    if (rc) {
+        res->err = e;
+        res->stage = SL_STAGE_TEXT;
+        return SL_OK;
+    }
+    memcpy(x->psem + (size_t)s * (size_t)(x->max_src + 1), ids, n * sizeof(int32_t));
+    x->psem_len[s] = (int)n;
+    x->pdur[s] = dur;
+    x->pstart[s] = res->start;
+    x->pend[s] = res->end;
+    x->pool_used++;
+    *slot = s;
+    return SL_OK;
+}
+
+static int pool_room(const pl *x, sl_err *err)
+{
+    if (x->pool_used >= x->pool_cap)
+        return sl_fail(err, SL_EINVAL, "pipeline: the decoding pool's %d slots are taken",
+                       x->pool_cap);
+    return SL_OK;
+}
+
+int pl_pool_add_file(pl *x, const char *path, const pl_range *range, const char *name,
+                     pl_result *res, int *slot, pl_timers *t, sl_err *err)
+{
+    *slot = -1;
+    memset(res, 0, sizeof *res);
+    if (x->p.null_pipeline) {
+        run_null(x, &name, 1, res);
+        t->utts++;
+        t->ok++;
+        t->audio_s += 1.0;
+        return SL_OK;
+    }
+    int rc = pool_room(x, err);
+    if (rc)
+        return rc;
+    const int32_t *ids;
+    size_t n_ids;
+    float dur = 0;
+    rc = tok_run_range(x->tok, x->ts, path, range ? range->start : 0, range ? range->end : 0,
+                       &ids, &n_ids, &dur, &res->err);
+    double ta, tf, tt;
+    tok_last_timings(x->ts, &ta, &tf, &tt);
+    t->audio += ta;
+    t->features += tf;
+    t->tokens += tt;
+    res->duration_s = dur;
+    set_bounds(x, range, res);
+    t->utts++;
+    if (rc) {
+        res->stage = tok_failed_stage(x->ts);
+        return SL_OK;
+    }
+    if (n_ids > (size_t)x->max_src) {
+        sl_fail(&res->err, SL_EFORMAT, "text: %s: %zu semantic ids exceed the decoder's "
+                "limit of %d", name, n_ids, x->max_src);
+        res->stage = SL_STAGE_TEXT;
+        return SL_OK;
+    }
+    return pool_join(x, ids, n_ids, dur, res, slot, t);
+}
+
+int pl_pool_add_ids(pl *x, const int32_t *sem, size_t n_sem, float dur, const char *name,
+                    pl_result *res, int *slot, pl_timers *t, sl_err *err)
+{
+    *slot = -1;
+    memset(res, 0, sizeof *res);
+    if (!x->s2t)
+        return sl_fail(err, SL_EINVAL, "pipeline: no speech->text model open");
+    int rc = pool_room(x, err);
+    if (rc)
+        return rc;
+    res->duration_s = dur;
+    t->utts++;
+    if (n_sem == 0 || n_sem > (size_t)x->max_src) {
+        sl_fail(&res->err, SL_EFORMAT, "text: %s: %zu semantic ids (the decoder takes "
+                "1..%d)", name, n_sem, x->max_src);
+        res->stage = SL_STAGE_TEXT;
+        return SL_OK;
+    }
+    return pool_join(x, sem, n_sem, dur, res, slot, t);
+}
+
+int pl_pool_step(pl *x, pl_timers *t, sl_err *err)
+{
+    if (!x->bs || beam_pool_live(x->bs) == 0)
+        return SL_OK;
+    double t1 = sl_now();
+    uint64_t st0, rows0, st1, rows1;
+    beam_pool_stats(x->bs, &st0, &rows0);
+    int rc = beam_pool_step(x->bs, err);
+    beam_pool_stats(x->bs, &st1, &rows1);
+    t->dec_steps += (double)(st1 - st0);
+    t->dec_rows += (double)(rows1 - rows0);
+    t->text += sl_now() - t1;
+    return rc;
+}
+
+int pl_pool_take(pl *x, int *slot, pl_result *res, pl_timers *t)
+{
+    beam_result br;
+    if (!x->bs || !beam_pool_take(x->bs, slot, &br))
+        return 0;
+    int s = *slot;
+    x->pool_used--;
+    int32_t *sem = x->psem + (size_t)s * (size_t)(x->max_src + 1);
+    memset(res, 0, sizeof *res);
+    res->ok = 1;
+    res->duration_s = x->pdur[s];
+    res->start = x->pstart[s];
+    res->end = x->pend[s];
+    res->semantic = sem;
+    res->n_semantic = (size_t)x->psem_len[s];
+    res->text = br.ids;
+    res->n_text = (size_t)br.n_ids;
+    res->score = br.score;
+    res->flags = (br.flags & BEAM_FLAG_MAXLEN) ? PL_FLAG_MAXLEN : 0;
+    if (pl_text_loops(res->text, res->n_text))
+        res->flags |= PL_FLAG_LOOP;
+    if (x->p.seed_layout) { // the seed's row: speech EOS after the semantic ids
+        sem[res->n_semantic++] = x->speech_eos;
+        res->flags |= PL_FLAG_SEED_LAYOUT;
+    }
+    t->ok++;
+    return 1;
 }

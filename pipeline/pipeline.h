@@ -45,6 +45,8 @@ typedef struct pl_params {
     int text_only;          // regenerate: no HuBERT / k-means; pl_run_ids only
     int max_src_ids;        // semantic ids per utterance the decoder holds (0: from
                             //   audio.max_seconds at the features' rate, 50 or 100 ids/s)
+    int pool;               // sources decoding at once in the pl_pool_* calls (0: max_batch);
+                            //   never changes a result (decoding is batch-invariant)
 } pl_params;
 
 pl_params pl_default_params(void);
@@ -71,6 +73,8 @@ typedef struct pl_timers {
     double text;     // speech->text decoding
     size_t utts, ok;
     double audio_s;
+    double dec_steps;  // decoder steps run
+    double dec_rows;   // rows (hypotheses) those steps decoded: dec_rows / dec_steps = batch height
 } pl_timers;
 
 typedef struct pl pl;
@@ -97,5 +101,31 @@ int pl_run(pl *x, const char *const *paths, const pl_range *ranges, const char *
 // end 0: the caller knows the stored row's bounds.
 int pl_run_ids(pl *x, const int32_t *const *sem, const size_t *n_sem, const float *dur,
                const char *const *names, size_t n, pl_result *res, pl_timers *t, sl_err *err);
+// --- Continuous decoding (the worker's scheduler, worker/exec.h) ---------------
+// The same results as pl_run / pl_run_ids, bit for bit, with decoding shared
+// across units: up to pl_pool_cap() utterances decode together (beam.h's
+// pool), each joining as soon as its front half is done and a slot is free,
+// leaving when it is done. Not mixed with pl_run on one pl without a
+// pl_pool_begin after it (pl_run uses the same decoder).
+int pl_pool_begin(pl *x, sl_err *err); // empties the pool
+int pl_pool_cap(const pl *x);  // p.pool, or p.max_batch
+int pl_pool_free(const pl *x); // utterances that can join now
+int pl_pool_live(const pl *x); // utterances decoding
+// The front half of one file, then it joins the pool: *slot >= 0 names it
+// until pl_pool_take returns it. *slot = -1: the outcome is already final in
+// *res (a failure with its stage; the null pipeline's synthetic row), lent
+// until the next pl_pool_* call. Needs a free slot (SL_EINVAL otherwise).
+// range: the piece of the file (as pl_run's ranges; NULL = the whole file).
+int pl_pool_add_file(pl *x, const char *path, const pl_range *range, const char *name,
+                     pl_result *res, int *slot, pl_timers *t, sl_err *err);
+// As pl_pool_add_file for stored semantic ids (regenerate; pl_run_ids).
+int pl_pool_add_ids(pl *x, const int32_t *sem, size_t n_sem, float dur, const char *name,
+                    pl_result *res, int *slot, pl_timers *t, sl_err *err);
+// One decoder step of every utterance in the pool.
+int pl_pool_step(pl *x, pl_timers *t, sl_err *err);
+// A finished utterance: 1 with its *slot and *res (lent until the next
+// pl_pool_add_* or pl_pool_begin), freeing the slot; 0 when none is waiting.
+int pl_pool_take(pl *x, int *slot, pl_result *res, pl_timers *t);
+
 // 1 when ids[0..n) ends in a loop as PL_FLAG_LOOP describes.
 int pl_text_loops(const int32_t *ids, size_t n);

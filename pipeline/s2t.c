@@ -57,20 +57,21 @@ struct s2t_state {
     float *eff;       // (n, 2*ff_inner)
     float *score;     // attention scores, score_cap floats
     size_t score_cap;
-    // encoded sources
-    int n_src;
-    int *src_pos;     // (max_batch) positions per source incl. EOS
-    size_t *enc_off;  // (max_batch) first row of the source in enc_out
-    float *enc_out;   // (sum src_pos, dim)
-    size_t *x_off;    // (max_batch) first row of the source in x_v (the null value)
-    size_t *xk_off;   // (max_batch) first float of the source in x_k
+    // encoded sources, one fixed region per slot (s2t_encode_slot touches only its own)
+    int *src_pos;     // (max_batch) positions per slot incl. EOS; 0 = no source
+    size_t *enc_off;  // (max_batch) first row of the slot in enc_out
+    float *enc_out;   // (max_batch * (max_src_len + 1), dim)
+    size_t *x_off;    // (max_batch) first row of the slot in x_v (the null value)
+    size_t *xk_off;   // (max_batch) first float of the slot in x_k
     // per decoder layer, per source: keys per head in tiles of 8 keys (heads,
     // ntile = ceil((src_pos + 1) / 8), dim_head, 8), the padding zero, so a
     // step's scores stream through memory once; values (src_pos + 1, heads*dim_head)
     float **x_k, **x_v;
-    // decoder
-    int n_rows, len;
+    // decoder: each row has its own position (rows of different sources may be at
+    // different steps: continuous batching)
+    int n_rows;
     int *row_src;     // (rows_cap)
+    int *row_len, *row_len2; // (rows_cap) positions cached per row; reorder target
     float **kc;       // per layer: (rows_cap, kv_heads, dim_head, cache_pos) rotated keys, transposed
     float **vc;       // per layer: (rows_cap, cache_pos, kv_heads*dim_head)
     float **kc2, **vc2; // reorder targets, swapped with kc/vc
@@ -375,7 +376,7 @@ size_t s2t_state_bytes(const s2t_model *m, s2t_limits lim)
                L * 4 * p.rows_cap * p.cache_pos * kvd +
                p.dec_cap * (2 * d + hd + 2 * kvd + hd + ff + (size_t)c->n_text_vocab);
     return f * sizeof(float) + (size_t)lim.max_batch * (sizeof(int) + 3 * sizeof(size_t)) +
-           p.rows_cap * sizeof(int);
+           3 * p.rows_cap * sizeof(int);
 }
 
 void s2t_state_free(s2t_state *s)
@@ -417,6 +418,8 @@ void s2t_state_free(s2t_state *s)
     free(s->kc2);
     free(s->vc2);
     free(s->row_src);
+    free(s->row_len);
+    free(s->row_len2);
     free(s->dx);
     free(s->dh);
     free(s->dq);
@@ -473,14 +476,16 @@ int s2t_state_new(s2t_state **out, const s2t_model *m, s2t_limits lim, sl_err *e
     s->x_off = calloc((size_t)lim.max_batch, sizeof(size_t));
     s->xk_off = calloc((size_t)lim.max_batch, sizeof(size_t));
     s->row_src = calloc(p.rows_cap, sizeof(int));
+    s->row_len = calloc(p.rows_cap, sizeof(int));
+    s->row_len2 = calloc(p.rows_cap, sizeof(int));
     s->x_k = calloc(L, sizeof(float *));
     s->x_v = calloc(L, sizeof(float *));
     s->kc = calloc(L, sizeof(float *));
     s->vc = calloc(L, sizeof(float *));
     s->kc2 = calloc(L, sizeof(float *));
     s->vc2 = calloc(L, sizeof(float *));
-    if (!s->src_pos || !s->enc_off || !s->x_off || !s->xk_off || !s->row_src || !s->x_k || !s->x_v || !s->kc ||
-        !s->vc || !s->kc2 || !s->vc2)
+    if (!s->src_pos || !s->enc_off || !s->x_off || !s->xk_off || !s->row_src || !s->row_len ||
+        !s->row_len2 || !s->x_k || !s->x_v || !s->kc || !s->vc || !s->kc2 || !s->vc2)
         bad = 1;
     for (size_t i = 0; !bad && i < L; i++) {
         size_t xrows = p.tot_pos + (size_t)lim.max_batch, cache = p.rows_cap * p.cache_pos * kvd;
@@ -504,6 +509,12 @@ int s2t_state_new(s2t_state **out, const s2t_model *m, s2t_limits lim, sl_err *e
                        "(batch %d, beam %d, source %d, length %d)",
                        s2t_state_bytes(m, lim) >> 20, lim.max_batch, lim.max_beam,
                        lim.max_src_len, lim.max_len);
+    }
+    // Slot i's regions: encoder rows, cross values (null + keys), tiled cross keys.
+    for (int i = 0; i < lim.max_batch; i++) {
+        s->enc_off[i] = (size_t)i * p.n_src_pos;
+        s->x_off[i] = (size_t)i * (p.n_src_pos + 1);
+        s->xk_off[i] = (size_t)i * (p.n_src_pos + 8) * hd;
     }
     // ref: angle = float32(position) * inv_freq in float32, then cos/sin.
     for (size_t pos = 0; pos < p.max_pos; pos++)
@@ -604,71 +615,97 @@ static void encode_one(s2t_state *s, const int32_t *ids, int n_ids, float *out)
     kern_rmsnorm_rows(s->ex, n, d, m->enc_final, out);
 }
 
-int s2t_encode(s2t_state *s, const int32_t *const *src, const int *src_len, int n_src,
-               sl_err *err)
+static int check_source(const s2t_state *s, int i, const int32_t *ids, int n_ids, sl_err *err)
+{
+    const s2t_config *c = &s->m->c;
+    if (n_ids < 0 || n_ids > s->lim.max_src_len)
+        return sl_fail(err, SL_EINVAL, "s2t: source %d has %d ids (state holds up to %d)", i,
+                       n_ids, s->lim.max_src_len);
+    if (n_ids == 0 && c->speech_eos < 0)
+        return sl_fail(err, SL_EINVAL, "s2t: source %d is empty", i);
+    for (int t = 0; t < n_ids; t++)
+        if (ids[t] < 0 || ids[t] >= c->n_semantic)
+            return sl_fail(err, SL_EINVAL, "s2t: source %d: id %d at position %d is outside "
+                           "[0, %d)", i, (int)ids[t], t, c->n_semantic);
+    return SL_OK;
+}
+
+// Encodes one (checked) source into slot i: encoder output and, once per source,
+// the cross-attention keys/values of every decoder layer.
+static void encode_into(s2t_state *s, int i, const int32_t *ids, int n_ids)
 {
     const s2t_model *m = s->m;
     const s2t_config *c = &m->c;
+    size_t d = (size_t)c->dim, hd = (size_t)c->heads * (size_t)c->dim_head;
+    int n = n_ids + (c->speech_eos >= 0 ? 1 : 0);
+    s->src_pos[i] = n;
+    float *eo = s->enc_out + s->enc_off[i] * d;
+    encode_one(s, ids, n_ids, eo);
+    // Row 0 of the cross K/V is the learned null key/value, rows 1..n the projected
+    // encoder output.
+    for (int l = 0; l < c->target_depth; l++) {
+        const s2t_layer *L = &m->dec[l];
+        float *xk = s->x_k[l] + s->xk_off[i], *xv = s->x_v[l] + s->x_off[i] * hd;
+        size_t nk = (size_t)n + 1, dh = (size_t)c->dim_head;
+        memcpy(xv, L->null_kv + hd, hd * sizeof(float));
+        ops_matmul(OPS_N, OPS_T, (size_t)n, hd, d, 1.0f, eo, d, L->x_wkv + hd * d, d, 0.0f,
+                   xv + hd, hd);
+        float *k = s->eqkv; // (n, hd) scratch, then transposed per head
+        ops_matmul(OPS_N, OPS_T, (size_t)n, hd, d, 1.0f, eo, d, L->x_wkv, d, 0.0f, k, hd);
+        size_t nt = (nk + 7) / 8;
+        for (size_t h = 0; h < (size_t)c->heads; h++)
+            for (size_t t = 0; t < nt; t++)
+                for (size_t e = 0; e < dh; e++)
+                    for (size_t j = 0; j < 8; j++) {
+                        size_t key = t * 8 + j; // key 0 is the null key
+                        xk[((h * nt + t) * dh + e) * 8 + j] =
+                            key == 0    ? L->null_kv[h * dh + e]
+                            : key < nk ? k[(key - 1) * hd + h * dh + e]
+                                       : 0.0f;
+                    }
+    }
+}
+
+int s2t_encode(s2t_state *s, const int32_t *const *src, const int *src_len, int n_src,
+               sl_err *err)
+{
     if (n_src < 1 || n_src > s->lim.max_batch)
         return sl_fail(err, SL_EINVAL, "s2t: %d sources (state holds 1..%d)", n_src,
                        s->lim.max_batch);
     for (int i = 0; i < n_src; i++) {
-        if (src_len[i] < 0 || src_len[i] > s->lim.max_src_len)
-            return sl_fail(err, SL_EINVAL, "s2t: source %d has %d ids (state holds up to %d)", i,
-                           src_len[i], s->lim.max_src_len);
-        if (src_len[i] == 0 && c->speech_eos < 0)
-            return sl_fail(err, SL_EINVAL, "s2t: source %d is empty", i);
-        for (int t = 0; t < src_len[i]; t++)
-            if (src[i][t] < 0 || src[i][t] >= c->n_semantic)
-                return sl_fail(err, SL_EINVAL, "s2t: source %d: id %d at position %d is outside "
-                               "[0, %d)", i, (int)src[i][t], t, c->n_semantic);
+        int rc = check_source(s, i, src[i], src_len[i], err);
+        if (rc)
+            return rc;
     }
-    size_t d = (size_t)c->dim, hd = (size_t)c->heads * (size_t)c->dim_head;
-    size_t off = 0, xoff = 0, xkoff = 0;
-    for (int i = 0; i < n_src; i++) {
-        int n = src_len[i] + (c->speech_eos >= 0 ? 1 : 0);
-        s->src_pos[i] = n;
-        s->enc_off[i] = off;
-        s->x_off[i] = xoff;
-        s->xk_off[i] = xkoff;
-        float *eo = s->enc_out + off * d;
-        encode_one(s, src[i], src_len[i], eo);
-        // Cross-attention K/V of every decoder layer, once per source: row 0 is
-        // the learned null key/value, rows 1..n the projected encoder output.
-        for (int l = 0; l < c->target_depth; l++) {
-            const s2t_layer *L = &m->dec[l];
-            float *xk = s->x_k[l] + xkoff, *xv = s->x_v[l] + xoff * hd;
-            size_t nk = (size_t)n + 1, dh = (size_t)c->dim_head;
-            memcpy(xv, L->null_kv + hd, hd * sizeof(float));
-            ops_matmul(OPS_N, OPS_T, (size_t)n, hd, d, 1.0f, eo, d, L->x_wkv + hd * d, d, 0.0f,
-                       xv + hd, hd);
-            float *k = s->eqkv; // (n, hd) scratch, then transposed per head
-            ops_matmul(OPS_N, OPS_T, (size_t)n, hd, d, 1.0f, eo, d, L->x_wkv, d, 0.0f, k, hd);
-            size_t nt = (nk + 7) / 8;
-            for (size_t h = 0; h < (size_t)c->heads; h++)
-                for (size_t t = 0; t < nt; t++)
-                    for (size_t e = 0; e < dh; e++)
-                        for (size_t j = 0; j < 8; j++) {
-                            size_t key = t * 8 + j; // key 0 is the null key
-                            xk[((h * nt + t) * dh + e) * 8 + j] =
-                                key == 0    ? L->null_kv[h * dh + e]
-                                : key < nk ? k[(key - 1) * hd + h * dh + e]
-                                           : 0.0f;
-                        }
-        }
-        off += (size_t)n;
-        xoff += (size_t)n + 1;
-        xkoff += ((size_t)n + 8) / 8 * 8 * hd;
-    }
-    s->n_src = n_src;
+    for (int i = 0; i < s->lim.max_batch; i++)
+        s->src_pos[i] = 0;
+    for (int i = 0; i < n_src; i++)
+        encode_into(s, i, src[i], src_len[i]);
     s->n_rows = 0;
-    s->len = 0;
     return SL_OK;
+}
+
+int s2t_encode_slot(s2t_state *s, int slot, const int32_t *src, int src_len, sl_err *err)
+{
+    if (slot < 0 || slot >= s->lim.max_batch)
+        return sl_fail(err, SL_EINVAL, "s2t: slot %d (state holds 0..%d)", slot,
+                       s->lim.max_batch - 1);
+    int rc = check_source(s, 0, src, src_len, err); // messages as s2t_encode of it alone
+    if (rc)
+        return rc;
+    encode_into(s, slot, src, src_len);
+    return SL_OK;
+}
+
+void s2t_release_slot(s2t_state *s, int slot)
+{
+    if (slot >= 0 && slot < s->lim.max_batch)
+        s->src_pos[slot] = 0;
 }
 
 const float *s2t_encoder_output(const s2t_state *s, int i, int *n_pos)
 {
-    if (i < 0 || i >= s->n_src)
+    if (i < 0 || i >= s->lim.max_batch || s->src_pos[i] == 0)
         return NULL;
     if (n_pos)
         *n_pos = s->src_pos[i];
@@ -683,9 +720,9 @@ static int check_rows(const s2t_state *s, int n_rows, const int *row_src, sl_err
         return sl_fail(err, SL_EINVAL, "s2t: %d decoder rows (state holds 1..%d)", n_rows,
                        s->rows_cap);
     for (int r = 0; r < n_rows; r++) {
-        if (row_src[r] < 0 || row_src[r] >= s->n_src)
-            return sl_fail(err, SL_EINVAL, "s2t: row %d decodes source %d of %d", r, row_src[r],
-                           s->n_src);
+        if (row_src[r] < 0 || row_src[r] >= s->lim.max_batch || s->src_pos[row_src[r]] == 0)
+            return sl_fail(err, SL_EINVAL, "s2t: row %d decodes slot %d, which holds no source",
+                           r, row_src[r]);
         if (r && row_src[r] < row_src[r - 1])
             return sl_fail(err, SL_EINVAL, "s2t: rows of one source must be contiguous "
                            "(row_src not sorted at row %d)", r);
@@ -699,15 +736,20 @@ int s2t_dec_begin(s2t_state *s, int n_rows, const int *row_src, sl_err *err)
     if (rc)
         return rc;
     memcpy(s->row_src, row_src, (size_t)n_rows * sizeof(int));
+    memset(s->row_len, 0, (size_t)n_rows * sizeof(int));
     s->n_rows = n_rows;
-    s->len = 0;
     return SL_OK;
 }
 
-int s2t_dec_length(const s2t_state *s) { return s->len; }
+int s2t_dec_length(const s2t_state *s) { return s->n_rows > 0 ? s->row_len[0] : 0; }
+
+int s2t_dec_row_length(const s2t_state *s, int r)
+{
+    return r >= 0 && r < s->n_rows ? s->row_len[r] : -1;
+}
 
 // Runs n_rows x n_new positions (row-major in s->dx) through the decoder,
-// with s->len positions already cached per row; leaves the final-normed
+// with s->row_len[r] positions already cached in row r; leaves the final-normed
 // states in s->dh and the logits in s->logits.
 static void dec_forward(s2t_state *s, size_t n_rows, size_t n_new)
 {
@@ -715,8 +757,7 @@ static void dec_forward(s2t_state *s, size_t n_rows, size_t n_new)
     const s2t_config *c = &m->c;
     size_t d = (size_t)c->dim, H = (size_t)c->heads, dh = (size_t)c->dim_head, hd = H * dh;
     size_t G = (size_t)c->kv_heads, kvd = G * dh, half = dh / 2, inner = (size_t)c->ff_inner;
-    size_t P = (size_t)s->cache_pos, L0 = (size_t)s->len, N = n_rows * n_new;
-    size_t nk = L0 + n_new; // keys per row after this call
+    size_t P = (size_t)s->cache_pos, N = n_rows * n_new;
     float scale = 1.0f / sqrtf((float)dh);
     for (int l = 0; l < c->target_depth; l++) {
         const s2t_layer *L = &m->dec[l];
@@ -726,7 +767,7 @@ static void dec_forward(s2t_state *s, size_t n_rows, size_t n_new)
         lin(1, s->dh, N, d, d, L->wkv, 2 * kvd, 0.0f, s->dkv, 2 * kvd);
         for (size_t r = 0; r < n_rows; r++)
             for (size_t j = 0; j < n_new; j++) {
-                size_t pos = L0 + j, i = r * n_new + j;
+                size_t pos = (size_t)s->row_len[r] + j, i = r * n_new + j;
                 const float *cs = s->cos_t + pos * half, *sn = s->sin_t + pos * half;
                 for (size_t h = 0; h < H; h++)
                     rotate(s->dq + i * hd + h * dh, half, cs, sn);
@@ -740,6 +781,7 @@ static void dec_forward(s2t_state *s, size_t n_rows, size_t n_new)
             }
         for (size_t r = 0; r < n_rows; r++) {
             const float *K = s->kc[l] + r * kvd * P, *V = s->vc[l] + r * P * kvd;
+            size_t L0 = (size_t)s->row_len[r], nk = L0 + n_new; // keys of the row after this call
             if (n_new == 1) {
                 // ref: einops repeat 'b h ... -> b (g h) ...': query head i uses kv head
                 // i % kv_heads, so the heads of kv head g sit kvd apart in the q row
@@ -780,7 +822,8 @@ static void dec_forward(s2t_state *s, size_t n_rows, size_t n_new)
     kern_rmsnorm_rows(s->dx, N, d, m->dec_final, s->dh);
     lin(1, s->dh, N, d, d, m->text_emb, (size_t)c->n_text_vocab, 0.0f, s->logits,
         (size_t)c->n_text_vocab);
-    s->len += (int)n_new;
+    for (size_t r = 0; r < n_rows; r++)
+        s->row_len[r] += (int)n_new;
 }
 
 const float *s2t_dec_step(s2t_state *s, const int32_t *tokens, sl_err *err)
@@ -791,14 +834,14 @@ const float *s2t_dec_step(s2t_state *s, const int32_t *tokens, sl_err *err)
         sl_fail(err, SL_EINVAL, "s2t: decoder step before s2t_dec_begin");
         return NULL;
     }
-    if (s->len + 1 > s->cache_pos) {
-        sl_fail(err, SL_EINVAL, "s2t: decoder position %d past the state's max_len %d", s->len,
-                s->lim.max_len);
-        return NULL;
-    }
     for (int r = 0; r < s->n_rows; r++) {
+        if (s->row_len[r] + 1 > s->cache_pos) {
+            sl_fail(err, SL_EINVAL, "s2t: row %d: decoder position %d past the state's max_len "
+                    "%d", r, s->row_len[r], s->lim.max_len);
+            return NULL;
+        }
         const float *e = m->start_text;
-        if (s->len > 0) {
+        if (s->row_len[r] > 0) {
             int t = tokens[r];
             if (t < 0 || t >= m->c.n_text_vocab) {
                 sl_fail(err, SL_EINVAL, "s2t: row %d: text id %d outside [0, %d)", r, t,
@@ -820,23 +863,27 @@ int s2t_dec_reorder(s2t_state *s, int n_rows, const int *parent, const int *row_
         return rc;
     int identity = n_rows <= s->n_rows;
     for (int r = 0; r < n_rows; r++) {
-        if (parent[r] < 0 || parent[r] >= s->n_rows)
+        if (parent[r] < -1 || parent[r] >= s->n_rows)
             return sl_fail(err, SL_EINVAL, "s2t: reorder: row %d continues row %d of %d", r,
                            parent[r], s->n_rows);
         identity &= parent[r] == r;
     }
     const s2t_config *c = &s->m->c;
     size_t P = (size_t)s->cache_pos, kvd = (size_t)c->kv_heads * (size_t)c->dim_head;
-    size_t bytes = (size_t)s->len * kvd * sizeof(float), L = (size_t)s->len;
-    if (!identity && bytes) {
+    if (!identity) {
+        for (int r = 0; r < n_rows; r++)
+            s->row_len2[r] = parent[r] < 0 ? 0 : s->row_len[parent[r]];
         for (int l = 0; l < c->target_depth; l++) {
             for (int r = 0; r < n_rows; r++) {
+                size_t L = (size_t)s->row_len2[r];
+                if (L == 0) // a new row (parent -1) or a parent at position 0: nothing cached
+                    continue;
                 const float *src = s->kc[l] + (size_t)parent[r] * P * kvd;
                 float *dst = s->kc2[l] + (size_t)r * P * kvd;
-                for (size_t e = 0; e < kvd; e++) // the first len columns of each key row
+                for (size_t e = 0; e < kvd; e++) // the first L columns of each key row
                     memcpy(dst + e * P, src + e * P, L * sizeof(float));
                 memcpy(s->vc2[l] + (size_t)r * P * kvd, s->vc[l] + (size_t)parent[r] * P * kvd,
-                       bytes);
+                       L * kvd * sizeof(float));
             }
             float *t = s->kc[l];
             s->kc[l] = s->kc2[l];
@@ -845,6 +892,9 @@ int s2t_dec_reorder(s2t_state *s, int n_rows, const int *parent, const int *row_
             s->vc[l] = s->vc2[l];
             s->vc2[l] = t;
         }
+        int *t = s->row_len;
+        s->row_len = s->row_len2;
+        s->row_len2 = t;
     }
     memcpy(s->row_src, row_src, (size_t)n_rows * sizeof(int));
     s->n_rows = n_rows;
@@ -855,8 +905,8 @@ int s2t_dec_forced(s2t_state *s, int i, const int32_t *target, int n, float *out
 {
     const s2t_model *m = s->m;
     size_t d = (size_t)m->c.dim, V = (size_t)m->c.n_text_vocab;
-    if (i < 0 || i >= s->n_src)
-        return sl_fail(err, SL_EINVAL, "s2t: forced decode of source %d of %d", i, s->n_src);
+    if (i < 0 || i >= s->lim.max_batch || s->src_pos[i] == 0)
+        return sl_fail(err, SL_EINVAL, "s2t: forced decode of slot %d, which holds no source", i);
     if (n < 0 || n + 1 > s->cache_pos)
         return sl_fail(err, SL_EINVAL, "s2t: forced decode of %d tokens (state holds %d)", n,
                        s->lim.max_len);
@@ -868,11 +918,10 @@ int s2t_dec_forced(s2t_state *s, int i, const int32_t *target, int n, float *out
                d * sizeof(float));
     }
     s->row_src[0] = i;
+    s->row_len[0] = 0;
     s->n_rows = 1;
-    s->len = 0;
     dec_forward(s, 1, (size_t)n + 1);
     memcpy(out, s->logits, (size_t)(n + 1) * V * sizeof(float));
     s->n_rows = 0; // the cache now holds a forced sequence: s2t_dec_begin before stepping
-    s->len = 0;
     return SL_OK;
 }

@@ -25,6 +25,15 @@
 // all allocated once by s2t_state_new() for the limits given there. Nothing
 // is allocated per source or per token afterwards.
 //
+// Slots and rows (continuous batching): the state holds up to max_batch
+// sources, one per slot, each in its own fixed region. s2t_encode() fills
+// slots 0..n-1 and empties the rest; s2t_encode_slot() replaces one slot and
+// touches nothing else, so a source can join while others decode. Every
+// decoder row has its own position (rotary angle, cached keys, causal range):
+// a row that starts at step 0 can sit in the same step as rows at step t, and
+// computes exactly what it computes alone (row-wise products, per-row
+// attention; see kernels.h, ops.h).
+//
 // Source layout: sources are given WITHOUT the speech EOS; s2t_encode()
 // appends it (when the model has one). Sources of different lengths are not
 // padded: each is encoded on its own key range, which gives exactly what the
@@ -86,36 +95,49 @@ size_t s2t_state_bytes(const s2t_model *m, s2t_limits lim);
 
 // --- Encoder -----------------------------------------------------------------
 // Encodes n_src sources (src[i][0..src_len[i]), semantic ids in
-// [0, n_semantic), no EOS: appended here) and computes, once per source, the
-// cross-attention keys/values of every decoder layer. Replaces the previous
-// sources of the state and resets the decoder.
+// [0, n_semantic), no EOS: appended here) into slots 0..n_src-1 and computes,
+// once per source, the cross-attention keys/values of every decoder layer.
+// Empties every other slot and resets the decoder (no rows).
 int s2t_encode(s2t_state *s, const int32_t *const *src, const int *src_len, int n_src,
                sl_err *err);
-// Encoder output of source i of the last s2t_encode: (n_pos, dim) row-major,
-// n_pos = src_len[i] + 1 with the EOS. Lent until the next s2t_encode.
+// Encodes one source into slot (0..max_batch-1), replacing what it held; other
+// slots and the decoder rows are untouched. Rows still decoding that slot
+// would read the new source: the caller reorders them away first (beam.h's
+// pool does). On error (ids, length) the slot is unchanged; the message is
+// s2t_encode's for this source alone ("source 0"), whatever the slot.
+int s2t_encode_slot(s2t_state *s, int slot, const int32_t *src, int src_len, sl_err *err);
+// Empties a slot: rows can no longer be started on it (s2t_dec_begin/reorder refuse).
+void s2t_release_slot(s2t_state *s, int slot);
+// Encoder output of slot i: (n_pos, dim) row-major, n_pos = src_len + 1 with
+// the EOS; NULL for an empty slot. Lent until the slot is encoded again.
 const float *s2t_encoder_output(const s2t_state *s, int i, int *n_pos);
 
 // --- Decoder (incremental, KV cache) -------------------------------------------
-// Starts decoding n_rows hypotheses; row r decodes source row_src[r]. Rows of
-// one source must be contiguous (row_src non-decreasing): the hypotheses of a
-// source share its cross-attention K/V in one matrix product.
+// Starts decoding n_rows hypotheses, all at position 0; row r decodes slot
+// row_src[r] (which must hold a source). Rows of one source must be contiguous
+// (row_src non-decreasing): the hypotheses of a source share its
+// cross-attention K/V in one matrix product.
 int s2t_dec_begin(s2t_state *s, int n_rows, const int *row_src, sl_err *err);
-// Advances every row by one position: feeds the text start token at the
-// first step (tokens ignored, may be NULL), else tokens[r] (the row's last
-// text id). Returns the logits of the next token, (n_rows, n_text_vocab),
-// lent until the next decoder call; NULL on error (position past max_len).
+// Advances every row by one position: a row at position 0 is fed the text
+// start token (tokens[r] ignored; tokens may be NULL when every row is at 0),
+// any other row tokens[r] (its last text id). Returns the logits of the next
+// token, (n_rows, n_text_vocab), lent until the next decoder call; NULL on
+// error (a row's position past max_len, a text id out of range).
 const float *s2t_dec_step(s2t_state *s, const int32_t *tokens, sl_err *err);
 // Reorders / selects rows: new row r continues old row parent[r] (its KV
-// cache is copied), and decodes source row_src[r] (contiguous per source as in
-// s2t_dec_begin). n_rows may shrink (finished sources leave) or grow (beams
-// fan out from one start row) up to max_batch * max_beam.
+// cache and position are copied), or starts at position 0 when parent[r] is
+// -1 (a source joining), and decodes slot row_src[r] (contiguous per source as
+// in s2t_dec_begin). n_rows may shrink (finished sources leave) or grow (beams
+// fan out from one start row, sources join) up to max_batch * max_beam.
 int s2t_dec_reorder(s2t_state *s, int n_rows, const int *parent, const int *row_src,
                     sl_err *err);
-// Number of positions already in the cache (0 after s2t_dec_begin).
+// Positions already in the cache of row 0 (0 after s2t_dec_begin or without rows).
 int s2t_dec_length(const s2t_state *s);
+// Positions already in the cache of row r; -1 when there is no row r.
+int s2t_dec_row_length(const s2t_state *s, int r);
 
-// Teacher forcing: logits after [start, target[0..n)) for source i of the
-// last s2t_encode, all n+1 positions at once through the causal path (no
-// target key mask, as generate()); out = (n + 1, n_text_vocab), caller-owned.
+// Teacher forcing: logits after [start, target[0..n)) for the source in slot i,
+// all n+1 positions at once through the causal path (no target key mask, as
+// generate()); out = (n + 1, n_text_vocab), caller-owned.
 // Uses the decoder: call s2t_dec_begin again before incremental decoding.
 int s2t_dec_forced(s2t_state *s, int i, const int32_t *target, int n, float *out, sl_err *err);

@@ -4,9 +4,19 @@
 // worker loop (worker.h) and a one-rank run (coordinator, through a callback)
 // share it, so both produce the same bytes.
 //
+// The scheduler: a worker holds up to EXEC_HELD units and decodes their
+// utterances in one pool of p.pool sources (default EXEC_HELD x max_batch;
+// pipeline.h pl_pool_*): when a slot frees, the next utterance of the oldest
+// unit that has one gets its front half and joins; a unit's RESULT is ready
+// when all its utterances are done, with the same record bytes, in item order,
+// as one pl_run of the unit (decoding is batch-invariant bit for bit).
+//
 // Test-only fault injection (environment, read at exec_open):
-//   SL_TEST_CRASH_ID=ID   abort() when the utterance ID is processed
+//   SL_TEST_CRASH_ID=ID   abort() when the utterance ID is started
 //   SL_TEST_DELAY_MS=N    sleep N ms per utterance (makes kill tests land mid-run)
+//   SL_TEST_PER_UNIT=1    the old path: exec_unit and exec_advance run one held unit
+//                         whole through pl_run / pl_run_ids (the reference the
+//                         scheduler's datasets and speed are compared with)
 #pragma once
 #include <stddef.h>
 
@@ -16,9 +26,27 @@
 
 typedef struct job_exec job_exec;
 
+#define EXEC_HELD PROTO_PREFETCH // units the scheduler holds
+
 int exec_open(job_exec **out, const pl_params *p, sl_err *err);
 void exec_close(job_exec *x); // NULL is fine
 
 // Matches coord_exec_fn (ctx = the job_exec). stats: PROTO_N_STATS accumulators.
+// One unit start to end (the one-rank run): pushes it and advances until its
+// RESULT is ready; SL_EINVAL while the scheduler holds other units.
 int exec_unit(void *ctx, const void *work, size_t work_len, proto_buf *result, double *stats,
               sl_err *err);
+
+// The worker's loop (worker.c). exec_push copies and parses one WORK message
+// (SL_EFORMAT as proto_work_parse; SL_EINVAL when EXEC_HELD units are held).
+int exec_push(job_exec *x, const void *work, size_t work_len, sl_err *err);
+int exec_held(const job_exec *x); // units pushed whose RESULT was not yet returned
+// One piece of work: the RESULT of a unit whose outcomes are all known (then
+// *ready = 1 and result holds it; at most one per call), else the front half of
+// one utterance when a decoding slot is free, else one decoder step. Nothing
+// to do (no units, or all waiting for nothing) returns SL_OK, *ready = 0.
+int exec_advance(job_exec *x, proto_buf *result, int *ready, double *stats, sl_err *err);
+// The unit the next exec_advance works for (the crash note's wid): the unit
+// being finished or tokenised, else, for a decoder step that serves several
+// units, the oldest held one. 0 when nothing is held.
+uint32_t exec_next_wid(job_exec *x);

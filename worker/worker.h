@@ -1,8 +1,12 @@
 // worker/worker.h — ranks 1..N-1 of `spearlabel run`: the MPI loop around exec.
 //
-// The worker says HELLO, then receives WORK, runs it (worker/exec.h) and
-// sends RESULT until rank 0 says STOP; it keeps up to PROTO_PREFETCH units so
-// the next one is already here when the current one ends. While waiting it
+// The worker says HELLO, then receives WORK into the scheduler (worker/exec.h),
+// advances it one piece of work at a time (a front half, a decoder step) and
+// sends each unit's RESULT when all its utterances are done, until rank 0 says
+// STOP; it holds up to PROTO_PREFETCH units, whose utterances decode in one
+// pool, and checks the mailbox between pieces of work so a new unit joins the
+// batch as soon as it arrives. A crash note names the unit being worked for
+// (for a decoder step shared by several units: the oldest held one). While waiting it
 // polls with MPI_Iprobe and sleeps (a blocking receive in Open MPI spins a
 // core that the node's other ranks need). A stop signal (USR1 from Slurm via
 // mpirun) does not stop a worker: rank 0 decides, and a worker never holds

@@ -113,14 +113,16 @@ def protocol(row, err):
     put("proto_stop", "bad_status", struct.pack("<I", 7))
     put("proto_stop", "bad_length", struct.pack("<IB", 0, 0))
 
-    put("proto_stats", "zeros", struct.pack("<9d", *[0.0] * 9))
-    put("proto_stats", "typical", struct.pack("<9d", 1.25, 3.5, 0.75, 12.0, 17.625, 40, 38, 2, 311.5))
-    put("proto_stats", "tiny_huge", struct.pack("<9d", 5e-324, 1.7976931348623157e308, -0.0, 0.1,
-                                               1e-300, 2.0 ** 53, 0, 1, 1e9))
-    put("proto_stats", "bad_nan", struct.pack("<9d", *[0.0] * 8, float("nan")))
-    put("proto_stats", "bad_inf", struct.pack("<9d", float("inf"), *[0.0] * 8))
-    put("proto_stats", "bad_negative", struct.pack("<9d", 1.0, -1.0, *[0.0] * 7))
-    put("proto_stats", "bad_length", struct.pack("<8d", *[0.0] * 8))
+    # 11 values: stage seconds, counts, audio seconds, decoder steps and rows
+    put("proto_stats", "zeros", struct.pack("<11d", *[0.0] * 11))
+    put("proto_stats", "typical", struct.pack("<11d", 1.25, 3.5, 0.75, 12.0, 17.625, 40, 38, 2,
+                                              311.5, 600, 4312))
+    put("proto_stats", "tiny_huge", struct.pack("<11d", 5e-324, 1.7976931348623157e308, -0.0, 0.1,
+                                               1e-300, 2.0 ** 53, 0, 1, 1e9, 2.0 ** 60, 0.5))
+    put("proto_stats", "bad_nan", struct.pack("<11d", *[0.0] * 10, float("nan")))
+    put("proto_stats", "bad_inf", struct.pack("<11d", float("inf"), *[0.0] * 10))
+    put("proto_stats", "bad_negative", struct.pack("<11d", 1.0, -1.0, *[0.0] * 9))
+    put("proto_stats", "bad_length", struct.pack("<10d", *[0.0] * 10))
 
     put("proto_crash", "wid", struct.pack("<I", 5))
     put("proto_crash", "wid_max", struct.pack("<I", 0xFFFFFFFF))

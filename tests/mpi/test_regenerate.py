@@ -209,6 +209,22 @@ class RegenerateTest(unittest.TestCase):
         d = sl("diff", self.src, out).stdout
         self.assertIn(f"text changed:       {changed} ", d)
 
+    def test_decoding_pool_gives_the_per_unit_rows(self):
+        # The payload path through the worker's pool (3 ranks, 2 threads; 1 rank, pool 1)
+        # against the old per-unit decode (SL_TEST_PER_UNIT=1), with a model that changes
+        # the text: byte-identical exports.
+        ref = self.out("perunit")
+        args, env = regen(1, self.src, ref, self.other, env={"SL_TEST_PER_UNIT": "1"})
+        r = subprocess.run(args, env=env, capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        want = export(ref)
+        for ranks, extra in ((3, ("--threads", "2")), (1, ("--pool", "1")), (2, ("--pool", "5"))):
+            out = self.out(f"pool{ranks}")
+            args, env = regen(ranks, self.src, out, self.other, *extra)
+            r = subprocess.run(args, env=env, capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(export(out), want, (ranks, extra))
+
     def test_kill_and_resume(self):
         ref = self.out("ref")
         args, env = regen(1, self.src, ref, self.other)

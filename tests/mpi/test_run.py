@@ -28,6 +28,7 @@ if os.geteuid() == 0:
     ENV.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
 ENV.pop("SL_TEST_CRASH_ID", None)
 ENV.pop("SL_TEST_DELAY_MS", None)
+ENV.pop("SL_TEST_PER_UNIT", None)
 
 
 def cmd(ranks, manifest, out, *extra):
@@ -108,7 +109,9 @@ class RunTest(unittest.TestCase):
         cls.tmp = tempfile.mkdtemp(prefix="sl_run_")
         cls.manifest, cls.ids, cls.bad = make_corpus(os.path.join(cls.tmp, "corpus"))
         cls.ref = os.path.join(cls.tmp, "ref")
-        r = run(1, cls.manifest, cls.ref)
+        # The reference is the old path: one pl_run (front halves, then one batched decode)
+        # per unit; every other run uses the worker's decoding pool across units.
+        r = run(1, cls.manifest, cls.ref, env={"SL_TEST_PER_UNIT": "1"})
         assert r.returncode == 0, r.stderr
         cls.ref_export = export(cls.ref)
 
@@ -156,6 +159,36 @@ class RunTest(unittest.TestCase):
             r = run(ranks, self.manifest, db)
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assert_complete(db)
+
+    def test_decoding_pool_gives_the_per_unit_dataset(self):
+        # mpirun -n 3 and 1 rank, 1 and 2 threads, the default pool (2 units' utterances),
+        # a pool of 1 (every utterance alone) and one of 7 (not a multiple of the unit):
+        # byte-identical exports.
+        for ranks, threads, pool in ((3, 1, None), (1, 2, None), (3, 2, "1"), (2, 1, "7"),
+                                     (1, 1, "3")):
+            db = self.db(f"pool{ranks}_{threads}_{pool}")
+            extra = ["--threads", str(threads)] + (["--pool", pool] if pool else [])
+            r = run(ranks, self.manifest, db, *extra)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assert_complete(db)
+            # the end of the run: the decoding batch's average height, in the log and the record
+            line = [x for x in r.stderr.splitlines() if "decoding batch:" in x]
+            self.assertEqual(len(line), 1, r.stderr)
+            height = float(line[0].split("decoding batch:")[1].split()[0])
+            self.assertGreaterEqual(height, 1.0)
+            self.assertLessEqual(height, 4 * (int(pool) if pool else 8))  # beam 4 x the pool
+            recs = [json.loads(x.split(None, 1)[1]) for x in sl("stat", db).stdout.splitlines()
+                    if x.startswith("  run/")]
+            self.assertAlmostEqual(recs[-1]["decode_batch_height"], height, places=2)
+            print(f"\n  {ranks} rank(s), {threads} thread(s), pool {pool or 'default'}: "
+                  f"{height:.2f} rows per decoder step", end="")
+        # --pool changes no row, so it is not in fp/options: another pool resumes the dataset.
+        r = run(1, self.manifest, db, "--pool", "5")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("0 units to do", r.stderr)
+        r = run(1, self.manifest, db, "--pool", "0")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("--pool wants 1..", r.stderr)
 
     def test_rows_equal_tokens_then_decode(self):
         rows = {json.loads(x)["id"]: json.loads(x) for x in sl("export", self.ref).stdout.splitlines()}

@@ -128,7 +128,7 @@ static const struct compat_case {
      "bcf3340ea50aa78b0e57813d3c73a6731eb8029d9ac8f3085ae589efe80f679f"},
     {"run job flags that change no row", 0, front_null,
      {"--grace", "5", "--progress", "2", "--threads", "1", "--map-size-kib", "128",
-      "--retry-errors", "--out", "elsewhere", NULL},
+      "--retry-errors", "--out", "elsewhere", "--pool", "3", NULL},
      RUN_NULL("4", "0", "60", "0") DEC_DEFAULT,
      "d085757c6ac3ed102331088ef23e4525587b458f90b301f2db38f8b6253f41d8"},
 };
@@ -255,6 +255,7 @@ SET(seed_layout, pp->seed_layout = 1)
 SET(null_pipeline, pp->null_pipeline = 1)
 SET(text_only, pp->text_only = !pp->text_only)
 SET(max_src_ids, pp->max_src_ids = 77)
+SET(pool, pp->pool = 3)
 
 static const struct field_case {
     const char *name;
@@ -314,6 +315,7 @@ static const struct field_case {
     {"null_pipeline", set_null_pipeline, BOTH},
     {"text_only", set_text_only, BOTH},       // run <-> regenerate
     {"max_src_ids", set_max_src_ids, 0},      // capacity, sized from the data
+    {"pool", set_pool, 0},                    // decoding is batch-invariant (tests/mpi)
 };
 
 // sizeof on LP64 when FIELDS was last completed: a field added to the structs (or their
@@ -437,7 +439,7 @@ static void test_parse_and_defaults(void)
     size_t n_job = 0;
     while (JOB_FLAG_OPTIONS[n_job].name)
         n_job++;
-    CU_ASSERT_EQUAL(n_job, 8);
+    CU_ASSERT_EQUAL(n_job, 9);
     CU_ASSERT_EQUAL(n, 1 + n_job + DECODE_FLAG_N_OPTIONS);
 }
 

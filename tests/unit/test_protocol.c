@@ -192,11 +192,15 @@ static void test_little_endian(void)
     proto_crash_encode(four, 0x0a0b0c0du);
     CU_ASSERT_EQUAL(memcmp(four, "\x0d\x0c\x0b\x0a", 4), 0);
 
-    double st[PROTO_N_STATS] = {1.0, 0, 0, 0, 0, 0, 0, 0, 0.5};
+    double st[PROTO_N_STATS] = {1.0, 0, 0, 0, 0, 0, 0, 0, 0.5, 0, 2.0};
     unsigned char out[PROTO_STATS_BYTES];
+    CU_ASSERT_EQUAL(PROTO_STATS_BYTES, 88); // 11 values, the decoder steps and rows last
+    CU_ASSERT_EQUAL(PROTO_N_DEC_STEPS, 9);
+    CU_ASSERT_EQUAL(PROTO_N_DEC_ROWS, 10);
     proto_stats_encode(out, st);
     CU_ASSERT_EQUAL(memcmp(out, "\x00\x00\x00\x00\x00\x00\xf0\x3f", 8), 0); // 0x3ff0000000000000
     CU_ASSERT_EQUAL(memcmp(out + 64, "\x00\x00\x00\x00\x00\x00\xe0\x3f", 8), 0);
+    CU_ASSERT_EQUAL(memcmp(out + 80, "\x00\x00\x00\x00\x00\x00\x00\x40", 8), 0);
 }
 
 static void test_result_roundtrip(void)
@@ -269,7 +273,7 @@ static void test_stats_bits(void)
     // Doubles travel as their exact bit patterns: subnormals, the largest finite
     // value, 0.1 (not exact in binary) and -0.0 (>= 0, so accepted) come back bit for bit.
     const double st[PROTO_N_STATS] = {0.1, DBL_TRUE_MIN, DBL_MAX, -0.0, 1e-300,
-                                      4503599627370497.0, 40, 2, 311.5};
+                                      4503599627370497.0, 40, 2, 311.5, 120, 377.25};
     unsigned char out[PROTO_STATS_BYTES];
     proto_stats_encode(out, st);
     double back[PROTO_N_STATS];
@@ -480,21 +484,21 @@ static void test_small_refused(void)
 static void test_stats_refused(void)
 {
     sl_err e;
-    double st[PROTO_N_STATS] = {1, 2, 3, 4, 5, 6, 7, 8, 9}, back[PROTO_N_STATS];
+    double st[PROTO_N_STATS] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, back[PROTO_N_STATS];
     unsigned char m[PROTO_STATS_BYTES + 8] = {0};
     proto_stats_encode(m, st);
     CU_ASSERT_EQUAL(proto_stats_parse(m, PROTO_STATS_BYTES, back, &e), SL_OK);
     int rc = proto_stats_parse(m, PROTO_STATS_BYTES - 8, back, &e);
-    CHECK_REFUSED(rc, e, "STATS", "64 bytes (want 72)");
+    CHECK_REFUSED(rc, e, "STATS", "80 bytes (want 88)");
     rc = proto_stats_parse(m, PROTO_STATS_BYTES + 8, back, &e);
-    CHECK_REFUSED(rc, e, "STATS", "80 bytes (want 72)");
+    CHECK_REFUSED(rc, e, "STATS", "96 bytes (want 88)");
 
-    const double bad[] = {NAN, INFINITY, -INFINITY, -1.0, -DBL_TRUE_MIN};
+    const double bad[] = {NAN, INFINITY, -INFINITY, -1.0, -DBL_TRUE_MIN, NAN, -2.0};
     const int at[] = {PROTO_AUDIO_SECONDS, PROTO_T_AUDIO, PROTO_N_ROWS, PROTO_T_FEATURES,
-                      PROTO_N_ERRORS};
+                      PROTO_N_ERRORS, PROTO_N_DEC_STEPS, PROTO_N_DEC_ROWS};
     const char *what[] = {"value 8 is", "value 0 is inf", "value 6 is -inf", "value 1 is -1",
-                          "value 7 is -4.94066e-324"};
-    for (int i = 0; i < 5; i++) {
+                          "value 7 is -4.94066e-324", "value 9 is", "value 10 is -2"};
+    for (int i = 0; i < 7; i++) {
         double s[PROTO_N_STATS];
         memcpy(s, st, sizeof s);
         s[at[i]] = bad[i];

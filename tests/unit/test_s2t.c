@@ -249,6 +249,131 @@ static void test_batch_invariance(void)
     s2t_close(m);
 }
 
+// The pool (continuous batching): 16 sources stream through a pool of 5 slots
+// on a random schedule (joins at arbitrary steps, sometimes none while slots are
+// free); each source's ids, score bits and flags equal beam_decode of it alone
+// in a state of batch 1. Every method and beam mode, a short max length (some
+// sources end there) and a min length, four schedules each.
+enum { POOL_N = 16, POOL_T = 24 };
+
+typedef struct pool_ref {
+    int32_t ids[POOL_N][POOL_T];
+    int n[POOL_N];
+    float score[POOL_N], score_text[POOL_N];
+    unsigned flags[POOL_N];
+} pool_ref;
+
+static void pool_params(int k, beam_params *p)
+{
+    *p = beam_default_params();
+    p->max_len = POOL_T;
+    switch (k) {
+    case 0: break;                                     // beam default, width 4
+    case 1: p->mode = BEAM_MODE_SEED; break;           // the seed's beam
+    case 2: p->method = BEAM_GREEDY; break;
+    case 3: p->method = BEAM_SAMPLE; p->top_k = 5; p->temperature = 0.7f; p->seed = 9; break;
+    case 4: p->beam = 3; p->lenpen = 1.0f; p->min_len = 5; break;
+    case 5: p->method = BEAM_GREEDY; p->max_len = 6; p->min_len = 3; break;
+    case 6: p->mode = BEAM_MODE_SEED; p->max_len = 7; break;
+    default: p->len_a = 0.1f; p->len_b = 2.0f; p->beam = 2; break; // max length from the source
+    }
+}
+
+static void test_pool_schedules(void)
+{
+    s2t_model *m;
+    sl_err e;
+    CU_ASSERT_EQUAL_FATAL(s2t_open(&m, sl_test_data("s2t_tiny.safetensors"), &e), SL_OK);
+    static int32_t src[POOL_N][100];
+    const int32_t *sp[POOL_N];
+    int len[POOL_N];
+    unsigned x = 3;
+    for (int i = 0; i < POOL_N; i++) {
+        len[i] = 5 + (11 * i) % 90;
+        for (int t = 0; t < len[i]; t++) {
+            x = x * 1103515245u + 12345u;
+            src[i][t] = (int32_t)((x >> 16) % 16);
+        }
+        sp[i] = src[i];
+    }
+    s2t_limits lim1 = {1, 4, 100, POOL_T}, lim = {5, 4, 100, POOL_T};
+    beam_state *one, *b;
+    CU_ASSERT_EQUAL_FATAL(beam_state_new(&one, m, lim1, &e), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(beam_state_new(&b, m, lim, &e), SL_OK);
+    int32_t bad[3] = {1, 16, 3};
+    int slot, maxlen_seen = 0, eos_seen = 0, late_joins = 0;
+    beam_result r;
+    CU_ASSERT_EQUAL(beam_pool_add(b, sp[0], len[0], &slot, &e), SL_EINVAL); // not begun
+    for (int k = 0; k < 8; k++) {
+        beam_params p;
+        pool_params(k, &p);
+        static pool_ref ref;
+        for (int i = 0; i < POOL_N; i++) {
+            CU_ASSERT_EQUAL_FATAL(beam_decode(one, &sp[i], &len[i], 1, &p, &r, &e), SL_OK);
+            ref.n[i] = r.n_ids;
+            memcpy(ref.ids[i], r.ids, (size_t)r.n_ids * sizeof(int32_t));
+            ref.score[i] = r.score;
+            ref.score_text[i] = r.score_text;
+            ref.flags[i] = r.flags;
+            maxlen_seen += (r.flags & BEAM_FLAG_MAXLEN) != 0;
+            eos_seen += !(r.flags & BEAM_FLAG_MAXLEN);
+        }
+        for (unsigned seed = 1; seed <= 4; seed++) {
+            unsigned rs = seed * 2654435761u + (unsigned)k;
+            int next = 0, taken = 0, who[5], steps = 0;
+            CU_ASSERT_EQUAL_FATAL(beam_pool_begin(b, &p, &e), SL_OK);
+            while (taken < POOL_N) {
+                rs = rs * 1103515245u + 12345u;
+                int want = (int)((rs >> 16) % 4); // 0..3 sources may join before this step
+                for (int j = 0; j < want && next < POOL_N && beam_pool_free(b) > 0; j++) {
+                    late_joins += beam_pool_live(b) > 0;
+                    CU_ASSERT_EQUAL_FATAL(beam_pool_add(b, sp[next], len[next], &slot, &e),
+                                          SL_OK);
+                    who[slot] = next++;
+                }
+                if (next < POOL_N && beam_pool_free(b) > 0 && (rs >> 20) % 5 == 0) {
+                    // a refused source leaves the pool as it was
+                    CU_ASSERT_EQUAL(beam_pool_add(b, bad, 3, &slot, &e), SL_EINVAL);
+                }
+                if (beam_pool_live(b) == 0 && next < POOL_N)
+                    continue;
+                CU_ASSERT_EQUAL_FATAL(beam_pool_step(b, &e), SL_OK);
+                steps++;
+                while (beam_pool_take(b, &slot, &r)) {
+                    int i = who[slot];
+                    taken++;
+                    CU_ASSERT(r.n_ids == ref.n[i] &&
+                              !memcmp(r.ids, ref.ids[i], (size_t)r.n_ids * sizeof(int32_t)));
+                    CU_ASSERT(memcmp(&r.score, &ref.score[i], sizeof(float)) == 0);
+                    CU_ASSERT(memcmp(&r.score_text, &ref.score_text[i], sizeof(float)) == 0);
+                    CU_ASSERT_EQUAL(r.flags, ref.flags[i]);
+                }
+                CU_ASSERT_FATAL(steps < 10000);
+            }
+            CU_ASSERT_EQUAL(beam_pool_live(b), 0);
+            CU_ASSERT_EQUAL(beam_pool_free(b), 5);
+        }
+    }
+    // the schedules did what they claim: joins mid-decode, both endings
+    CU_ASSERT(late_joins > 100);
+    CU_ASSERT(maxlen_seen > 0 && eos_seen > 0);
+    // a full pool refuses another source
+    beam_params p = beam_default_params();
+    CU_ASSERT_EQUAL_FATAL(beam_pool_begin(b, &p, &e), SL_OK);
+    for (int i = 0; i < 5; i++)
+        CU_ASSERT_EQUAL(beam_pool_add(b, sp[i], len[i], &slot, &e), SL_OK);
+    CU_ASSERT_EQUAL(beam_pool_add(b, sp[5], len[5], &slot, &e), SL_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "slots are taken"));
+    uint64_t st, rows;
+    beam_pool_stats(b, &st, &rows);
+    CU_ASSERT(st > 0 && rows >= st);
+    printf("\n    late joins %d, max-length results %d, EOS results %d ", late_joins,
+           maxlen_seen, eos_seen);
+    beam_state_free(one);
+    beam_state_free(b);
+    s2t_close(m);
+}
+
 // ops_matmul_rows: a row's bits do not depend on M, on its place in a register
 // block, nor on the kernel (AVX2 or portable); K tails (K % 8 != 0) included.
 static void test_rows_kernel(void)
@@ -299,6 +424,7 @@ int main(void)
         {"wrong shape, missing key/tensor, config vs shapes", test_malformed},
         {"bad arguments are refused", test_bad_arguments},
         {"12 sources: batch == alone, bit for bit", test_batch_invariance},
+        {"pool: random joins == alone, every method", test_pool_schedules},
         {"ops_matmul_rows: rows independent of M, AVX2 == portable", test_rows_kernel},
         {NULL, NULL},
     };

@@ -10,6 +10,7 @@
 //   * where each row says its audio came from: a whole file's row stores no source and the
 //     pipeline's [start, end); a segment id's row stores the id's prefix; a regenerated
 //     row keeps the stored row's source and bounds (a version-1 row: its derived ones).
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -161,6 +162,117 @@ static void test_payload_unit(void)
     exec_close(x);
 }
 
+// The scheduler: 5 payload units of 3 rows (ids of different lengths, one empty row)
+// decoded through one pool across the 2 held units, pushed as units finish, give every
+// unit's RESULT byte for byte as the old per-unit path (SL_TEST_PER_UNIT=1) and as
+// exec_unit; pools of 1 and 4 too. The pool's batch really is taller than a unit's.
+enum { SCH_UNITS = 5 };
+
+static void sched_work(proto_buf *w, uint32_t wid)
+{
+    sl_err err;
+    proto_work_begin(w, wid, PROTO_WORK_PAYLOAD, &err);
+    for (int i = 0; i < 3; i++) {
+        int32_t ids[40];
+        size_t n = (wid * 3 + (uint32_t)i) % 7 == 3 ? 0 : 5 + (wid * 11 + (uint32_t)i * 13) % 30;
+        for (size_t k = 0; k < n; k++)
+            ids[k] = (int32_t)((wid * 7 + (uint32_t)i * 5 + k * 3) % 16);
+        unsigned char row[512];
+        size_t len = stored_row(ids, n, 0, 0, row, sizeof row);
+        char id[16];
+        snprintf(id, sizeof id, "u%u/%d", wid, i);
+        proto_work_add_bytes(w, id, row, len, &err);
+    }
+}
+
+static job_exec *sched_open(int per_unit, int pool)
+{
+    pl_params p = pl_default_params();
+    p.s2t = sl_test_data("s2t_tiny.safetensors");
+    p.text_only = 1;
+    p.max_src_ids = 64;
+    p.max_batch = 3;
+    p.pool = pool;
+    p.beam.max_len = 24;
+    if (per_unit)
+        setenv("SL_TEST_PER_UNIT", "1", 1);
+    job_exec *x;
+    sl_err err;
+    CU_ASSERT_EQUAL_FATAL(exec_open(&x, &p, &err), SL_OK);
+    unsetenv("SL_TEST_PER_UNIT");
+    return x;
+}
+
+static void test_scheduler_equals_per_unit(void)
+{
+    proto_buf work[SCH_UNITS] = {{0}}, ref[SCH_UNITS] = {{0}}, result = {0};
+    sl_err err;
+    double stats[PROTO_N_STATS] = {0};
+    job_exec *old = sched_open(1, 0);
+    for (uint32_t u = 0; u < SCH_UNITS; u++) {
+        sched_work(&work[u], u);
+        CU_ASSERT_EQUAL_FATAL(exec_unit(old, work[u].p, work[u].len, &ref[u], stats, &err),
+                              SL_OK);
+    }
+    exec_close(old);
+    static const int pools[] = {0, 1, 4};
+    for (int k = 0; k < 3; k++) {
+        job_exec *x = sched_open(0, pools[k]);
+        // exec_unit drains: the same bytes
+        for (uint32_t u = 0; u < SCH_UNITS; u++) {
+            CU_ASSERT_EQUAL_FATAL(exec_unit(x, work[u].p, work[u].len, &result, stats, &err),
+                                  SL_OK);
+            CU_ASSERT(result.len == ref[u].len && !memcmp(result.p, ref[u].p, result.len));
+        }
+        // the worker's way: keep 2 units held, push the next when one is returned
+        double st[PROTO_N_STATS] = {0};
+        uint32_t next = 0;
+        int done = 0, advances = 0, seen[SCH_UNITS] = {0}, refused = 0;
+        while (done < SCH_UNITS) {
+            while (next < SCH_UNITS && exec_held(x) < EXEC_HELD) {
+                CU_ASSERT_EQUAL_FATAL(exec_push(x, work[next].p, work[next].len, &err), SL_OK);
+                next++;
+            }
+            if (!refused && next < SCH_UNITS) { // holding 2: a third is refused
+                CU_ASSERT_EQUAL(exec_push(x, work[next].p, work[next].len, &err), SL_EINVAL);
+                CU_ASSERT_EQUAL(exec_unit(x, work[next].p, work[next].len, &result, st, &err),
+                                SL_EINVAL);
+                refused = 1;
+            }
+            int ready = 0;
+            CU_ASSERT_EQUAL_FATAL(exec_advance(x, &result, &ready, st, &err), SL_OK);
+            CU_ASSERT_FATAL(++advances < 100000);
+            if (!ready)
+                continue;
+            proto_result_reader r;
+            CU_ASSERT_EQUAL_FATAL(proto_result_open(&r, result.p, result.len, &err), SL_OK);
+            CU_ASSERT_FATAL(r.wid < SCH_UNITS && !seen[r.wid]);
+            seen[r.wid] = 1;
+            CU_ASSERT(result.len == ref[r.wid].len &&
+                      !memcmp(result.p, ref[r.wid].p, result.len));
+            done++;
+        }
+        CU_ASSERT_EQUAL(exec_held(x), 0);
+        int ready = 1;
+        CU_ASSERT_EQUAL(exec_advance(x, &result, &ready, st, &err), SL_OK); // nothing to do
+        CU_ASSERT_EQUAL(ready, 0);
+        CU_ASSERT_EQUAL(st[PROTO_N_UTTS], 3.0 * SCH_UNITS);
+        CU_ASSERT(st[PROTO_N_DEC_STEPS] > 0);
+        double height = st[PROTO_N_DEC_ROWS] / st[PROTO_N_DEC_STEPS];
+        printf("\n    pool %d: %.2f rows per decoder step ", pools[k], height);
+        if (pools[k] == 0) // 6 slots over 2 units of 3 (beam 4): taller than one unit's 12 rows
+            CU_ASSERT(height > 3.0 * 4 * 0.75);
+        if (pools[k] == 1)
+            CU_ASSERT(height <= 4.0);
+        exec_close(x);
+    }
+    for (int u = 0; u < SCH_UNITS; u++) {
+        proto_buf_free(&work[u]);
+        proto_buf_free(&ref[u]);
+    }
+    proto_buf_free(&result);
+}
+
 // The null pipeline's results are whole 1 s files: [0, 16000) at 16 kHz.
 static void test_row_source_and_bounds(void)
 {
@@ -250,6 +362,8 @@ int main(void)
     static const sl_test_case cases[] = {
         {"exec: null pipeline unit, refusals", test_null_pipeline_unit},
         {"exec: payload unit (regenerate), seed EOS, errors, alone retries", test_payload_unit},
+        {"exec: the scheduler's pool across units == the per-unit path",
+         test_scheduler_equals_per_unit},
         {"exec: row source and bounds, segments, regenerate keeps them", test_row_source_and_bounds},
         {NULL, NULL}};
     return sl_test_main("worker", cases);
