@@ -30,20 +30,46 @@
 #define OPS_SMALL_MACS (1u << 18)
 #endif
 
-// Built for AVX2+FMA and for baseline x86-64, picked at load time (ifunc),
-// and vectorised at O3: these loops carry the decoder's attention.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define OPS_SMALL_KERNEL \
-    __attribute__((optimize("O3", "fp-contract=fast"), target_clones("arch=x86-64-v3", "default")))
-#else
-#define OPS_SMALL_KERNEL
-#endif
+// The small-product loops below are built twice, for x86-64-v3 (AVX2+FMA) and for
+// baseline x86-64, vectorised at O3, and picked at run time (small_matmul). Every
+// multiply-add is an explicit fmaf and nothing else is contracted (ISO C mode), so
+// both builds give the same bits: those the v3 build gave when it was built with
+// fp-contract=fast (GCC fused exactly these multiply-adds; the baseline build could
+// not, and rounded differently). On a CPU without FMA fmaf is libm's (slow, exact).
+// They carry encoder attention over short sources (n^2 dh <= OPS_SMALL_MACS: up to 64
+// positions at dh = 64), k-means distances to small codebooks and tiny models.
+#pragma GCC push_options
+#pragma GCC optimize("O3")
 
 static inline float hsum16(const float *v)
 {
     float s = 0.0f;
     for (int l = 0; l < 8; l++) // pairwise halves: a fixed order, vectorisable
         s += v[l] + v[l + 8];
+    return s;
+}
+
+// s + a[k0 .. n) . b[k0 .. n) in order, the n - k0 < 16 elements past the 16-lane
+// loops, exactly as GCC 12 built this tail in the v3 code with fp-contract=fast: it
+// vectorised the in-order sum, so products of whole chunks of 8, then of 4, were
+// rounded before their add, and only the last 0..3 were fused. Spelt out, so every
+// build (and compiler) gives those bits.
+static inline float tail_dot(float s, const float *a, const float *b, size_t k, size_t n)
+{
+    for (; k + 8 <= n; k += 8)
+        for (int l = 0; l < 8; l++) {
+            float p = a[k + (size_t)l] * b[k + (size_t)l];
+            s = s + p;
+        }
+    if (k + 4 <= n) {
+        for (int l = 0; l < 4; l++) {
+            float p = a[k + (size_t)l] * b[k + (size_t)l];
+            s = s + p;
+        }
+        k += 4;
+    }
+    for (; k < n; k++)
+        s = fmaf(a[k], b[k], s);
     return s;
 }
 
@@ -54,11 +80,8 @@ static inline float dot(const float *a, const float *b, size_t n)
     size_t k = 0;
     for (; k + 16 <= n; k += 16)
         for (int l = 0; l < 16; l++)
-            acc[l] += a[k + l] * b[k + l];
-    float s = hsum16(acc);
-    for (; k < n; k++)
-        s += a[k] * b[k];
-    return s;
+            acc[l] = fmaf(a[k + l], b[k + l], acc[l]);
+    return tail_dot(hsum16(acc), a, b, k, n);
 }
 
 // Four rows against one b: b is loaded once per chunk, 8 independent chains.
@@ -70,21 +93,19 @@ static inline void dot4(const float *a0, const float *a1, const float *a2, const
     for (; k + 16 <= n; k += 16)
         for (int l = 0; l < 16; l++) {
             float x = b[k + l];
-            s0[l] += a0[k + l] * x;
-            s1[l] += a1[k + l] * x;
-            s2[l] += a2[k + l] * x;
-            s3[l] += a3[k + l] * x;
+            s0[l] = fmaf(a0[k + l], x, s0[l]);
+            s1[l] = fmaf(a1[k + l], x, s1[l]);
+            s2[l] = fmaf(a2[k + l], x, s2[l]);
+            s3[l] = fmaf(a3[k + l], x, s3[l]);
         }
     out[0] = hsum16(s0);
     out[1] = hsum16(s1);
     out[2] = hsum16(s2);
     out[3] = hsum16(s3);
-    for (; k < n; k++) {
-        out[0] += a0[k] * b[k];
-        out[1] += a1[k] * b[k];
-        out[2] += a2[k] * b[k];
-        out[3] += a3[k] * b[k];
-    }
+    out[0] = tail_dot(out[0], a0, b, k, n);
+    out[1] = tail_dot(out[1], a1, b, k, n);
+    out[2] = tail_dot(out[2], a2, b, k, n);
+    out[3] = tail_dot(out[3], a3, b, k, n);
 }
 
 // C *= beta, row by row (M x N, leading dimension ldc); beta = 0 must not read C
@@ -102,8 +123,9 @@ static void scale_rows(size_t M, size_t N, float beta, float *C, size_t ldc)
 }
 
 // C = alpha * A . op(B) + beta * C for small products (A not transposed).
-OPS_SMALL_KERNEL static void small_matmul(ops_trans tb, size_t M, size_t N, size_t K, float alpha, const float *A,
-                         size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc)
+__attribute__((always_inline)) static inline void
+small_body(ops_trans tb, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
+           const float *B, size_t ldb, float beta, float *C, size_t ldc)
 {
     scale_rows(M, N, beta, C, ldc);
     if (tb == OPS_T) { // C[i, j] += alpha * A[i, :] . B[j, :]; each B row read once
@@ -115,10 +137,10 @@ OPS_SMALL_KERNEL static void small_matmul(ops_trans tb, size_t M, size_t N, size
                 dot4(A + i * lda, A + (i + 1) * lda, A + (i + 2) * lda, A + (i + 3) * lda, b, K,
                      d);
                 for (int r = 0; r < 4; r++)
-                    C[(i + (size_t)r) * ldc + j] += alpha * d[r];
+                    C[(i + (size_t)r) * ldc + j] = fmaf(alpha, d[r], C[(i + (size_t)r) * ldc + j]);
             }
             for (; i < M; i++)
-                C[i * ldc + j] += alpha * dot(A + i * lda, b, K);
+                C[i * ldc + j] = fmaf(alpha, dot(A + i * lda, b, K), C[i * ldc + j]);
         }
     } else { // C[i, :] += alpha * sum_k A[i, k] B[k, :], in 4 x 16 register blocks
         size_t i = 0;
@@ -131,24 +153,26 @@ OPS_SMALL_KERNEL static void small_matmul(ops_trans tb, size_t M, size_t N, size
                     const float *b = B + k * ldb + j;
                     float x0 = a0[k], x1 = a1[k], x2 = a2[k], x3 = a3[k];
                     for (int l = 0; l < 16; l++) {
-                        c0[l] += x0 * b[l];
-                        c1[l] += x1 * b[l];
-                        c2[l] += x2 * b[l];
-                        c3[l] += x3 * b[l];
+                        c0[l] = fmaf(x0, b[l], c0[l]);
+                        c1[l] = fmaf(x1, b[l], c1[l]);
+                        c2[l] = fmaf(x2, b[l], c2[l]);
+                        c3[l] = fmaf(x3, b[l], c3[l]);
                     }
                 }
                 for (int l = 0; l < 16; l++) {
-                    C[i * ldc + j + (size_t)l] += alpha * c0[l];
-                    C[(i + 1) * ldc + j + (size_t)l] += alpha * c1[l];
-                    C[(i + 2) * ldc + j + (size_t)l] += alpha * c2[l];
-                    C[(i + 3) * ldc + j + (size_t)l] += alpha * c3[l];
+                    float *y0 = C + i * ldc + j + (size_t)l, *y1 = y0 + ldc, *y2 = y1 + ldc,
+                          *y3 = y2 + ldc;
+                    *y0 = fmaf(alpha, c0[l], *y0);
+                    *y1 = fmaf(alpha, c1[l], *y1);
+                    *y2 = fmaf(alpha, c2[l], *y2);
+                    *y3 = fmaf(alpha, c3[l], *y3);
                 }
             }
             for (size_t r = i; r < i + 4; r++)
                 for (size_t k = 0; k < K; k++) {
                     float a = alpha * A[r * lda + k];
                     for (size_t jj = j; jj < N; jj++)
-                        C[r * ldc + jj] += a * B[k * ldb + jj];
+                        C[r * ldc + jj] = fmaf(a, B[k * ldb + jj], C[r * ldc + jj]);
                 }
         }
         for (; i < M; i++) {
@@ -160,18 +184,60 @@ OPS_SMALL_KERNEL static void small_matmul(ops_trans tb, size_t M, size_t N, size
                     const float *b = B + k * ldb + j;
                     float x0 = A[i * lda + k];
                     for (int l = 0; l < 16; l++)
-                        c0[l] += x0 * b[l];
+                        c0[l] = fmaf(x0, b[l], c0[l]);
                 }
                 for (int l = 0; l < 16; l++)
-                    c[j + (size_t)l] += alpha * c0[l];
+                    c[j + (size_t)l] = fmaf(alpha, c0[l], c[j + (size_t)l]);
             }
             for (size_t k = 0; k < K; k++) {
                 float a = alpha * A[i * lda + k];
                 for (size_t jj = j; jj < N; jj++)
-                    c[jj] += a * B[k * ldb + jj];
+                    c[jj] = fmaf(a, B[k * ldb + jj], c[jj]);
             }
         }
     }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define OPS_HAVE_SMALL_V3 1
+__attribute__((target("arch=x86-64-v3"))) static void
+small_v3(ops_trans tb, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
+         const float *B, size_t ldb, float beta, float *C, size_t ldc)
+{
+    small_body(tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+#endif
+
+static void small_base(ops_trans tb, size_t M, size_t N, size_t K, float alpha, const float *A,
+                       size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc)
+{
+    small_body(tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+#pragma GCC pop_options
+
+// 1: the v3 build (the CPU has AVX2+FMA and not forced off), 0: baseline; -1 unknown.
+static int small_use_v3 = -1;
+
+void ops_small_force_baseline(int on)
+{
+    small_use_v3 = on ? 0 : -1;
+}
+
+static void small_matmul(ops_trans tb, size_t M, size_t N, size_t K, float alpha, const float *A,
+                         size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc)
+{
+#ifdef OPS_HAVE_SMALL_V3
+    if (small_use_v3 < 0) {
+        __builtin_cpu_init();
+        small_use_v3 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                       __builtin_cpu_supports("bmi2"); // (the v3 build may use BMI1/2, F16C, ...)
+    }
+    if (small_use_v3) {
+        small_v3(tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+#endif
+    small_base(tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 void ops_matmul(ops_trans ta, ops_trans tb, size_t M, size_t N, size_t K, float alpha,

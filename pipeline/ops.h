@@ -62,6 +62,11 @@ int ops_rows_kernel_parse(const char *name, ops_rows_kernel *out, sl_err *err);
 // forced run fails at once instead of running another kernel.
 int ops_rows_kernel_from_env(sl_err *err);
 
+// ops_matmul's own loops for small products are built for x86-64-v3 (AVX2+FMA) and for
+// baseline x86-64 and give the same bits (explicit fmaf). Tests: on = 1 runs the
+// baseline build on any CPU, 0 the CPU's choice again. Not thread-safe.
+void ops_small_force_baseline(int on);
+
 // y[M,N] = x[M,K] . W^T + b for a PyTorch Linear weight W[N,K] (b may be NULL).
 void ops_linear(const float *x, size_t M, size_t K, const float *W, const float *b, size_t N,
                 float *y);

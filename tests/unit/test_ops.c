@@ -2,10 +2,12 @@
 // run gives the portable kernel's bits over many shapes (M 1..70, N around the
 // register blocks, every K % 8, alpha / beta cases, leading dimensions wider than the
 // rows), the results are right (double reference), and the kernel selection API.
-// A kernel the CPU lacks is reported as skipped, never passed silently.
+// A kernel the CPU lacks is reported as skipped, never passed silently. Also
+// ops_matmul's own small-product loops: the same bits in both builds.
 #define _POSIX_C_SOURCE 200809L // setenv
 #include <CUnit/CUnit.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,12 +161,66 @@ static void test_kernel_selection(void)
     CU_ASSERT_NOT_EQUAL(ops_rows_kernel_current(), OPS_ROWS_AUTO);
 }
 
+// FNV-1a of the bits of C[0..M, 0..N) of ops_matmul's small products (<= 2^18 MACs,
+// its own loops) over shapes with every K % 16 tail, both op(B).
+static uint64_t small_products_hash(void)
+{
+    enum { MM = 40, LD = 72 };
+    static float A[MM * LD], B[MM * LD], C[MM * LD];
+    unsigned x = 4242u;
+    for (size_t i = 0; i < 2 * MM * LD; i++) {
+        x = x * 1103515245u + 12345u;
+        (i < MM * LD ? A : B)[i % (MM * LD)] = (float)((int)(x >> 8) % 2001 - 1000) / 313.0f;
+    }
+    uint64_t h = 1469598103934665603ull;
+    static const size_t Ms[] = {1, 3, 4, 5, 9, 40}, Ns[] = {1, 7, 16, 17, 40},
+                        Ks[] = {1, 3, 7, 8, 12, 15, 16, 23, 31, 39, 64, 71};
+    for (int tb = 0; tb < 2; tb++)
+        for (size_t mi = 0; mi < 6; mi++)
+            for (size_t ni = 0; ni < 5; ni++)
+                for (size_t ki = 0; ki < 12; ki++) {
+                    size_t M = Ms[mi], N = Ns[ni], K = Ks[ki];
+                    for (size_t i = 0; i < MM * LD; i++)
+                        C[i] = (float)(i % 7) * 0.3f;
+                    ops_matmul(OPS_N, tb ? OPS_T : OPS_N, M, N, K, -0.5f, A, LD, B, LD, 0.5f, C, LD);
+                    for (size_t i = 0; i < M; i++)
+                        for (size_t j = 0; j < N; j++) {
+                            uint32_t u;
+                            memcpy(&u, &C[i * LD + j], 4);
+                            for (int b = 0; b < 4; b++) {
+                                h ^= (u >> (8 * b)) & 0xffu;
+                                h *= 1099511628211ull;
+                            }
+                        }
+                }
+    return h;
+}
+
+// ops_matmul's small-product loops: the baseline x86-64 build gives the AVX2+FMA
+// build's bits, and both give the bits the AVX2 build gave before the multiply-adds
+// were spelt out (the pinned hash: GCC 12 with fp-contract=fast, which fused all but
+// the chunks of 8 and 4 of a dot product's tail). Encoder attention over short
+// sources, small k-means codebooks and tiny models go through these loops.
+static void test_small_products_bits(void)
+{
+    const uint64_t pinned = 0xd10204d2d128e65dull;
+    ops_small_force_baseline(1);
+    uint64_t base = small_products_hash();
+    ops_small_force_baseline(0);
+    uint64_t cpu = small_products_hash();
+    CU_ASSERT_EQUAL(base, pinned);
+    CU_ASSERT_EQUAL(cpu, pinned);
+    if (!ops_rows_kernel_available(OPS_ROWS_AVX2))
+        printf("\n  SKIPPED the AVX2+FMA build: this CPU lacks it (baseline checked)");
+}
+
 int main(void)
 {
     static const sl_test_case cases[] = {
         {"ops_matmul_rows: every kernel == portable, bit for bit, and right", test_kernels_same_bits},
         {"ops_matmul_rows: a row alone == in a batch, each kernel", test_rows_alone_in_batch},
         {"rows kernel selection and SL_ROWS_KERNEL", test_kernel_selection},
+        {"small products: baseline build == AVX2 build == the pinned bits", test_small_products_bits},
         {NULL, NULL},
     };
     return sl_test_main("ops", cases);
