@@ -370,6 +370,10 @@ KERN_STEP static void step_values(const float *P, size_t lds, size_t M, const fl
             float a0[16] = {0}, a1[16] = {0}, a2[16] = {0}, a3[16] = {0};
             for (size_t j = 0; j < nk; j++) {
                 const float *v = V + j * ldv + d0;
+                // V's rows are ldv apart (the heads of a key share a row): a line of
+                // each row 16 keys ahead, or the step waits on memory (no effect on bits;
+                // a prefetch past the end does not fault)
+                __builtin_prefetch(v + 16 * ldv);
                 for (int l = 0; l < 16; l++) {
                     a0[l] = fmaf(p0[j], v[l], a0[l]);
                     a1[l] = fmaf(p1[j], v[l], a1[l]);
@@ -389,6 +393,7 @@ KERN_STEP static void step_values(const float *P, size_t lds, size_t M, const fl
             float a0[16] = {0};
             for (size_t j = 0; j < nk; j++) {
                 const float *v = V + j * ldv + d0;
+                __builtin_prefetch(v + 16 * ldv);
                 for (int l = 0; l < 16; l++)
                     a0[l] = fmaf(p0[j], v[l], a0[l]);
             }
