@@ -3,7 +3,8 @@
 // The models' weight products, convolutions, encoder attention and k-means
 // distances are ops_matmul() calls (row-major, so transposes and leading
 // dimensions are right in one place): OpenBLAS sgemm, one sgemv per row for a
-// few rows, or loops of its own for products too small to pay for a BLAS call.
+// few rows, or loops of its own for products too small to pay for a BLAS call
+// (explicit fmaf: the same bits on every x86-64, see ops_small_force_baseline).
 // Decoders use ops_matmul_rows() (batch-invariant bits, below). Two kinds of
 // product do not come here: a decoder step's attention (a few query rows over
 // one source's keys per head: kern_step_attend in pipeline/kernels.h, fmaf
