@@ -143,11 +143,14 @@ def main():
         c = run_c(4, a.batch, t)
         r = run_ref(4, a.batch, t) if a.seed_batch else None
         rows.append((t, "beam 4", a.batch, c, r))
-    print(f"C kernel (ops_blas_corename): {rows[0][3]['corename']}")
+    print(f"C kernel (ops_blas_corename): {rows[0][3]['corename']}; ops_matmul_rows kernel: "
+          f"{rows[0][3]['rows_kernel']}; same-run 2048^3 sgemm peak {rows[0][3]['sgemm_gflops']:.1f} GFLOP/s "
+          f"(from CPU time {rows[0][3]['sgemm_gflops_cpu']:.1f})")
     print()
-    print("| threads | decode | sources | C tokens/s (min / median time) | seed tokens/s (min / median) "
+    print("| threads | decode | sources | C tokens/s (min / median time) | C tokens per CPU s (min / median) "
+          "| C % of sgemm peak (wall / CPU) | seed tokens/s (min / median) "
           "| ratio | C vs seed 1-source | same ids | batched == alone |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     single = {(t, m): r["tok_per_s"] for (t, m, b, c, r) in rows if b == 1}
     for (t, m, b, c, r) in rows:
         seed = f"{r['tok_per_s']:.1f} / {r['tok_per_s_med']:.1f}" if r else "-"
@@ -155,14 +158,18 @@ def main():
         vs1 = f"{c['tok_per_s'] / single[(t, m)]:.1f}x"
         same = "-" if r is None else ("yes" if np.array_equal(c["ids"], r["ids"]) else "NO")
         bea = {None: "-", True: "yes", False: "NO"}[c.get("batch_eq_alone")]
-        print(f"| {t} | {m} | {b} | {c['tok_per_s']:.1f} / {c['tok_per_s_med']:.1f} | {seed} | {ratio} | {vs1} "
-              f"| {same} | {bea} |")
+        cpu = f"{c['tokens'] / c['cpu_min_s']:.1f} / {c['tokens'] / c['cpu_median_s']:.1f}"
+        pk = f"{c['pct_peak']:.0f} % / {c['pct_peak_cpu']:.0f} %"
+        print(f"| {t} | {m} | {b} | {c['tok_per_s']:.1f} / {c['tok_per_s_med']:.1f} | {cpu} | {pk} | {seed} | {ratio} "
+              f"| {vs1} | {same} | {bea} |")
     print()
     print(f"tokens = output tokens of all sources ({a.len} per source); time = min of the timed runs of one "
           "generate()/beam_decode() call incl. the encoder; seed batched only with --seed-batch; "
           "'same ids': C output == the seed's output on the same weights (beam: C in its default mode); "
           "'batched == alone': the batch's last source decoded alone gives the same ids and score bits; "
-          "ratio and 'vs 1-source' from the min times.")
+          "ratio and 'vs 1-source' from the min times; CPU s = the decode process's CPU time (a shared "
+          "machine inflates wall times); % of peak = analytic FLOPs / fastest call / the same run's sgemm "
+          "peak (CPU: both from CPU times).")
 
 
 if __name__ == "__main__":

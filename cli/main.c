@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "common/log.h"
+#include "pipeline/ops.h"
 
 typedef struct command {
     const char *name;
@@ -40,6 +41,11 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     sl_log_level_from_env();
+    sl_err err;
+    if (ops_rows_kernel_from_env(&err)) { // a forced kernel must run, or nothing does
+        fprintf(stderr, "spearlabel: %s\n", err.msg);
+        return SL_EXIT_USAGE;
+    }
     if (argc < 2) {
         usage(stderr);
         return SL_EXIT_USAGE;

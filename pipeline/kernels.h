@@ -8,10 +8,9 @@
 //
 // Bits. No kernel contracts a * b + c into an FMA unless it says fmaf (ISO C mode:
 // GCC's -ffp-contract=off), and every sum has a fixed order, so a result does not
-// depend on the CPU. The HuBERT kernels (kern_gelu .. kern_add) are built as
-// AVX-512 / AVX2 / baseline x86-64 clones and the s2t step kernels
-// (kern_softmax_rows_masked, kern_step_attend) as AVX2 / baseline clones, picked
-// at load time (ifunc) and vectorised at O3. A clone differs from another only in
+// depend on the CPU. The HuBERT kernels (kern_gelu .. kern_add) and the s2t step
+// kernels (kern_softmax_rows_masked, kern_step_attend) are built as AVX-512 / AVX2 /
+// baseline x86-64 clones, picked at load time (ifunc) and vectorised at O3. A clone differs from another only in
 // vector width, never in the operations or their order, so all give the same bits.
 //
 // Two exps, on purpose. Each softmax has its own e^x for x <= 0, and they differ

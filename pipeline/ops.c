@@ -4,7 +4,10 @@
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+
+#include "common/log.h"
 
 // Row counts up to which ops_matmul runs one sgemv per row (see below).
 #ifndef OPS_GEMV_MAX_ROWS
@@ -19,24 +22,54 @@
 #ifndef OPS_ONEPASS_MAX_ROWS
 #define OPS_ONEPASS_MAX_ROWS 0
 #endif
+// Whether AUTO picks the AVX-512 rows kernel on a CPU that has it (else AVX2).
+#ifndef OPS_ROWS_AVX512_DEFAULT
+#define OPS_ROWS_AVX512_DEFAULT 1
+#endif
 #ifndef OPS_SMALL_MACS
 #define OPS_SMALL_MACS (1u << 18)
 #endif
 
-// Built for AVX2+FMA and for baseline x86-64, picked at load time (ifunc),
-// and vectorised at O3: these loops carry the decoder's attention.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define OPS_SMALL_KERNEL \
-    __attribute__((optimize("O3", "fp-contract=fast"), target_clones("arch=x86-64-v3", "default")))
-#else
-#define OPS_SMALL_KERNEL
-#endif
+// The small-product loops below are built twice, for x86-64-v3 (AVX2+FMA) and for
+// baseline x86-64, vectorised at O3, and picked at run time (small_matmul). Every
+// multiply-add is an explicit fmaf and nothing else is contracted (ISO C mode), so
+// both builds give the same bits: those the v3 build gave when it was built with
+// fp-contract=fast (GCC fused exactly these multiply-adds; the baseline build could
+// not, and rounded differently). On a CPU without FMA fmaf is libm's (slow, exact).
+// They carry encoder attention over short sources (n^2 dh <= OPS_SMALL_MACS: up to 64
+// positions at dh = 64), k-means distances to small codebooks and tiny models.
+#pragma GCC push_options
+#pragma GCC optimize("O3")
 
 static inline float hsum16(const float *v)
 {
     float s = 0.0f;
     for (int l = 0; l < 8; l++) // pairwise halves: a fixed order, vectorisable
         s += v[l] + v[l + 8];
+    return s;
+}
+
+// s + a[k0 .. n) . b[k0 .. n) in order, the n - k0 < 16 elements past the 16-lane
+// loops, exactly as GCC 12 built this tail in the v3 code with fp-contract=fast: it
+// vectorised the in-order sum, so products of whole chunks of 8, then of 4, were
+// rounded before their add, and only the last 0..3 were fused. Spelt out, so every
+// build (and compiler) gives those bits.
+static inline float tail_dot(float s, const float *a, const float *b, size_t k, size_t n)
+{
+    for (; k + 8 <= n; k += 8)
+        for (int l = 0; l < 8; l++) {
+            float p = a[k + (size_t)l] * b[k + (size_t)l];
+            s = s + p;
+        }
+    if (k + 4 <= n) {
+        for (int l = 0; l < 4; l++) {
+            float p = a[k + (size_t)l] * b[k + (size_t)l];
+            s = s + p;
+        }
+        k += 4;
+    }
+    for (; k < n; k++)
+        s = fmaf(a[k], b[k], s);
     return s;
 }
 
@@ -47,11 +80,8 @@ static inline float dot(const float *a, const float *b, size_t n)
     size_t k = 0;
     for (; k + 16 <= n; k += 16)
         for (int l = 0; l < 16; l++)
-            acc[l] += a[k + l] * b[k + l];
-    float s = hsum16(acc);
-    for (; k < n; k++)
-        s += a[k] * b[k];
-    return s;
+            acc[l] = fmaf(a[k + l], b[k + l], acc[l]);
+    return tail_dot(hsum16(acc), a, b, k, n);
 }
 
 // Four rows against one b: b is loaded once per chunk, 8 independent chains.
@@ -63,21 +93,19 @@ static inline void dot4(const float *a0, const float *a1, const float *a2, const
     for (; k + 16 <= n; k += 16)
         for (int l = 0; l < 16; l++) {
             float x = b[k + l];
-            s0[l] += a0[k + l] * x;
-            s1[l] += a1[k + l] * x;
-            s2[l] += a2[k + l] * x;
-            s3[l] += a3[k + l] * x;
+            s0[l] = fmaf(a0[k + l], x, s0[l]);
+            s1[l] = fmaf(a1[k + l], x, s1[l]);
+            s2[l] = fmaf(a2[k + l], x, s2[l]);
+            s3[l] = fmaf(a3[k + l], x, s3[l]);
         }
     out[0] = hsum16(s0);
     out[1] = hsum16(s1);
     out[2] = hsum16(s2);
     out[3] = hsum16(s3);
-    for (; k < n; k++) {
-        out[0] += a0[k] * b[k];
-        out[1] += a1[k] * b[k];
-        out[2] += a2[k] * b[k];
-        out[3] += a3[k] * b[k];
-    }
+    out[0] = tail_dot(out[0], a0, b, k, n);
+    out[1] = tail_dot(out[1], a1, b, k, n);
+    out[2] = tail_dot(out[2], a2, b, k, n);
+    out[3] = tail_dot(out[3], a3, b, k, n);
 }
 
 // C *= beta, row by row (M x N, leading dimension ldc); beta = 0 must not read C
@@ -95,8 +123,9 @@ static void scale_rows(size_t M, size_t N, float beta, float *C, size_t ldc)
 }
 
 // C = alpha * A . op(B) + beta * C for small products (A not transposed).
-OPS_SMALL_KERNEL static void small_matmul(ops_trans tb, size_t M, size_t N, size_t K, float alpha, const float *A,
-                         size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc)
+__attribute__((always_inline)) static inline void
+small_body(ops_trans tb, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
+           const float *B, size_t ldb, float beta, float *C, size_t ldc)
 {
     scale_rows(M, N, beta, C, ldc);
     if (tb == OPS_T) { // C[i, j] += alpha * A[i, :] . B[j, :]; each B row read once
@@ -108,10 +137,10 @@ OPS_SMALL_KERNEL static void small_matmul(ops_trans tb, size_t M, size_t N, size
                 dot4(A + i * lda, A + (i + 1) * lda, A + (i + 2) * lda, A + (i + 3) * lda, b, K,
                      d);
                 for (int r = 0; r < 4; r++)
-                    C[(i + (size_t)r) * ldc + j] += alpha * d[r];
+                    C[(i + (size_t)r) * ldc + j] = fmaf(alpha, d[r], C[(i + (size_t)r) * ldc + j]);
             }
             for (; i < M; i++)
-                C[i * ldc + j] += alpha * dot(A + i * lda, b, K);
+                C[i * ldc + j] = fmaf(alpha, dot(A + i * lda, b, K), C[i * ldc + j]);
         }
     } else { // C[i, :] += alpha * sum_k A[i, k] B[k, :], in 4 x 16 register blocks
         size_t i = 0;
@@ -124,24 +153,26 @@ OPS_SMALL_KERNEL static void small_matmul(ops_trans tb, size_t M, size_t N, size
                     const float *b = B + k * ldb + j;
                     float x0 = a0[k], x1 = a1[k], x2 = a2[k], x3 = a3[k];
                     for (int l = 0; l < 16; l++) {
-                        c0[l] += x0 * b[l];
-                        c1[l] += x1 * b[l];
-                        c2[l] += x2 * b[l];
-                        c3[l] += x3 * b[l];
+                        c0[l] = fmaf(x0, b[l], c0[l]);
+                        c1[l] = fmaf(x1, b[l], c1[l]);
+                        c2[l] = fmaf(x2, b[l], c2[l]);
+                        c3[l] = fmaf(x3, b[l], c3[l]);
                     }
                 }
                 for (int l = 0; l < 16; l++) {
-                    C[i * ldc + j + (size_t)l] += alpha * c0[l];
-                    C[(i + 1) * ldc + j + (size_t)l] += alpha * c1[l];
-                    C[(i + 2) * ldc + j + (size_t)l] += alpha * c2[l];
-                    C[(i + 3) * ldc + j + (size_t)l] += alpha * c3[l];
+                    float *y0 = C + i * ldc + j + (size_t)l, *y1 = y0 + ldc, *y2 = y1 + ldc,
+                          *y3 = y2 + ldc;
+                    *y0 = fmaf(alpha, c0[l], *y0);
+                    *y1 = fmaf(alpha, c1[l], *y1);
+                    *y2 = fmaf(alpha, c2[l], *y2);
+                    *y3 = fmaf(alpha, c3[l], *y3);
                 }
             }
             for (size_t r = i; r < i + 4; r++)
                 for (size_t k = 0; k < K; k++) {
                     float a = alpha * A[r * lda + k];
                     for (size_t jj = j; jj < N; jj++)
-                        C[r * ldc + jj] += a * B[k * ldb + jj];
+                        C[r * ldc + jj] = fmaf(a, B[k * ldb + jj], C[r * ldc + jj]);
                 }
         }
         for (; i < M; i++) {
@@ -153,18 +184,60 @@ OPS_SMALL_KERNEL static void small_matmul(ops_trans tb, size_t M, size_t N, size
                     const float *b = B + k * ldb + j;
                     float x0 = A[i * lda + k];
                     for (int l = 0; l < 16; l++)
-                        c0[l] += x0 * b[l];
+                        c0[l] = fmaf(x0, b[l], c0[l]);
                 }
                 for (int l = 0; l < 16; l++)
-                    c[j + (size_t)l] += alpha * c0[l];
+                    c[j + (size_t)l] = fmaf(alpha, c0[l], c[j + (size_t)l]);
             }
             for (size_t k = 0; k < K; k++) {
                 float a = alpha * A[i * lda + k];
                 for (size_t jj = j; jj < N; jj++)
-                    c[jj] += a * B[k * ldb + jj];
+                    c[jj] = fmaf(a, B[k * ldb + jj], c[jj]);
             }
         }
     }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define OPS_HAVE_SMALL_V3 1
+__attribute__((target("arch=x86-64-v3"))) static void
+small_v3(ops_trans tb, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
+         const float *B, size_t ldb, float beta, float *C, size_t ldc)
+{
+    small_body(tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+#endif
+
+static void small_base(ops_trans tb, size_t M, size_t N, size_t K, float alpha, const float *A,
+                       size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc)
+{
+    small_body(tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+#pragma GCC pop_options
+
+// 1: the v3 build (the CPU has AVX2+FMA and not forced off), 0: baseline; -1 unknown.
+static int small_use_v3 = -1;
+
+void ops_small_force_baseline(int on)
+{
+    small_use_v3 = on ? 0 : -1;
+}
+
+static void small_matmul(ops_trans tb, size_t M, size_t N, size_t K, float alpha, const float *A,
+                         size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc)
+{
+#ifdef OPS_HAVE_SMALL_V3
+    if (small_use_v3 < 0) {
+        __builtin_cpu_init();
+        small_use_v3 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                       __builtin_cpu_supports("bmi2"); // (the v3 build may use BMI1/2, F16C, ...)
+    }
+    if (small_use_v3) {
+        small_v3(tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+#endif
+    small_base(tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 void ops_matmul(ops_trans ta, ops_trans tb, size_t M, size_t N, size_t K, float alpha,
@@ -205,9 +278,9 @@ void ops_matmul(ops_trans ta, ops_trans tb, size_t M, size_t N, size_t K, float 
 //   C[i, j] = C[i, j] + alpha * s                       (after C *= beta)
 // Fused multiply-adds are exact-then-rounded, so the AVX2 kernel (intrinsics,
 // register blocks of 4 rows x 3 weight rows) and the portable one (fmaf, same
-// lanes, same tree) give the same bits, on any x86-64 (AVX-512 machines run the
-// AVX2 kernel: 8 lanes everywhere). No compiler contraction: ISO C mode and
-// explicit intrinsics only.
+// lanes, same tree) give the same bits, on any x86-64, and so does the AVX-512
+// kernel (below: still 8 lanes per element, two elements per zmm). No compiler
+// contraction: ISO C mode and explicit intrinsics only.
 #define ROWS_MR 4 // rows of A per register block
 #define ROWS_NR 3 // rows of B (output columns) per register block
 
@@ -318,30 +391,226 @@ rows_avx2(size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
 }
 #endif
 
-// Set once (first call; benign race: every thread computes the same value).
-static int rows_use_avx2 = -1;
 
-int ops_rows_kernel_avx2(void)
-{
-#ifdef OPS_HAVE_AVX2_ROWS
-    if (rows_use_avx2 < 0) {
-        __builtin_cpu_init();
-        rows_use_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
-    return rows_use_avx2;
-#else
-    return 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+#define OPS_HAVE_AVX512_ROWS 1
+#define R5_MP 2 // pairs of A rows per register block (4 rows)
+#define R5_NR 6 // rows of B (output columns) per register block
+#ifndef R5_PF
+#define R5_PF 3 // prefetch the weight rows this many blocks ahead
 #endif
+
+// A's rows in pairs, chunk by chunk: Ap[(p * nch + ch) * 16 + h * 8 + l] =
+// A[2p + h, 8 ch + l] for ch < nch = K / 8; a missing odd last row is 0.
+static void rows_pack_pairs(size_t M, size_t nch, const float *A, size_t lda, float *Ap)
+{
+    for (size_t p = 0; p < (M + 1) / 2; p++)
+        for (size_t h = 0; h < 2; h++) {
+            size_t i = 2 * p + h;
+            for (size_t ch = 0; ch < nch; ch++) {
+                float *d = Ap + (p * nch + ch) * 16 + h * 8;
+                if (i < M)
+                    memcpy(d, A + i * lda + ch * 8, 8 * sizeof(float));
+                else
+                    memset(d, 0, 8 * sizeof(float));
+            }
+        }
 }
 
-void ops_rows_set_portable(int on)
+// The AVX2 block's operations, two output elements per zmm: the low half holds the
+// 8 lanes of row 2p against weight row c, the high half those of row 2p + 1 (the
+// weight chunk broadcast to both halves). Each lane is the same fma chain as in
+// rows_block, and the tree, tail and update are the same scalar code: same bits.
+// mp <= R5_MP pairs from pair p0 (rows i0 = 2 p0 .. i0 + m), nr <= R5_NR weight rows.
+__attribute__((target("avx512f,fma"), always_inline)) static inline void
+rows512_block(int mp, int nr, size_t m, size_t K, float alpha, const float *Ap, size_t nch,
+              const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc,
+              const float *pf, size_t npf)
 {
-    rows_use_avx2 = -1;
-    if (on)
-        rows_use_avx2 = 0;
-    else
-        (void)ops_rows_kernel_avx2();
+    __m512 acc[R5_MP][R5_NR];
+#pragma GCC unroll 4
+    for (int p = 0; p < mp; p++)
+#pragma GCC unroll 8
+        for (int c = 0; c < nr; c++)
+            acc[p][c] = _mm512_setzero_ps();
+    for (size_t ch = 0; ch < nch; ch++) {
+        __m512 b[R5_NR];
+#pragma GCC unroll 8
+        for (int c = 0; c < nr; c++)
+            b[c] = _mm512_castpd_ps(_mm512_broadcast_f64x4(
+                _mm256_castps_pd(_mm256_loadu_ps(B + (size_t)c * ldb + ch * 8))));
+        if (pf && (ch & 1) == 0)
+            for (size_t c = 0; c < npf; c++)
+                _mm_prefetch((const char *)(pf + c * ldb + ch * 8), _MM_HINT_T0);
+#pragma GCC unroll 4
+        for (int p = 0; p < mp; p++) {
+            __m512 a = _mm512_loadu_ps(Ap + ((size_t)p * nch + ch) * 16);
+#pragma GCC unroll 8
+            for (int c = 0; c < nr; c++)
+                acc[p][c] = _mm512_fmadd_ps(a, b[c], acc[p][c]);
+        }
+    }
+    size_t K8 = nch * 8;
+#pragma GCC unroll 4
+    for (int p = 0; p < mp; p++)
+#pragma GCC unroll 8
+        for (int c = 0; c < nr; c++) {
+            float t[16];
+            _mm512_storeu_ps(t, acc[p][c]);
+            const float *b = B + (size_t)c * ldb;
+            for (size_t h = 0; h < 2; h++) {
+                size_t r = 2 * (size_t)p + h;
+                if (r >= m)
+                    break;
+                const float *a = A + r * lda;
+                float s = rows_tree8(t + 8 * h);
+                for (size_t k = K8; k < K; k++)
+                    s = fmaf(a[k], b[k], s);
+                float *y = C + r * ldc + c;
+                *y = *y + alpha * s;
+            }
+        }
 }
+
+#define R5_CASE(mp, nr)                                                                           \
+    case (mp) * 8 + (nr):                                                                         \
+        rows512_block(mp, nr, m, K, alpha, ap, nch, a, lda, b, ldb, c, ldc, pf, npf);             \
+        break;
+
+// Returns 0 when it cannot get its packing buffer (the caller runs the AVX2 kernel:
+// the same bits).
+__attribute__((target("avx512f,fma"))) static int
+rows_avx512(size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda, const float *B,
+            size_t ldb, float *C, size_t ldc)
+{
+    size_t nch = K / 8, np = (M + 1) / 2;
+    float *Ap = NULL;
+    if (nch > 0) {
+        Ap = malloc(np * nch * 16 * sizeof(float));
+        if (!Ap)
+            return 0;
+        rows_pack_pairs(M, nch, A, lda, Ap);
+    }
+    for (size_t j = 0; j < N; j += R5_NR) {
+        int nr = N - j < R5_NR ? (int)(N - j) : R5_NR;
+        const float *b = B + j * ldb;
+        for (size_t p = 0; p < np; p += R5_MP) {
+            int mp = np - p < R5_MP ? (int)(np - p) : R5_MP;
+            size_t i = 2 * p, m = M - i < 2 * (size_t)mp ? M - i : 2 * (size_t)mp;
+            const float *a = A + i * lda, *ap = Ap ? Ap + p * nch * 16 : NULL;
+            float *c = C + i * ldc + j;
+            // The next weight rows, while these come from L1 (they would come from
+            // memory: a decoder's weights do not fit in the caches).
+            size_t jn = j + R5_PF * R5_NR;
+            const float *pf = p == 0 && jn < N ? B + jn * ldb : NULL;
+            size_t npf = pf ? (N - jn < R5_NR ? N - jn : R5_NR) : 0;
+            switch (mp * 8 + nr) {
+                R5_CASE(1, 1) R5_CASE(1, 2) R5_CASE(1, 3) R5_CASE(1, 4) R5_CASE(1, 5) R5_CASE(1, 6)
+                R5_CASE(2, 1) R5_CASE(2, 2) R5_CASE(2, 3) R5_CASE(2, 4) R5_CASE(2, 5) R5_CASE(2, 6)
+            default:
+                break;
+            }
+        }
+    }
+    free(Ap);
+    return 1;
+}
+#endif
+
+static const char *const ROWS_NAMES[] = {"auto", "portable", "avx2", "avx512"};
+
+const char *ops_rows_kernel_name(ops_rows_kernel k)
+{
+    return (unsigned)k < sizeof ROWS_NAMES / sizeof *ROWS_NAMES ? ROWS_NAMES[k] : "?";
+}
+
+int ops_rows_kernel_available(ops_rows_kernel k)
+{
+    switch (k) {
+    case OPS_ROWS_AUTO:
+    case OPS_ROWS_PORTABLE:
+        return 1;
+    case OPS_ROWS_AVX2:
+#ifdef OPS_HAVE_AVX2_ROWS
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+        return 0;
+#endif
+    case OPS_ROWS_AVX512:
+#ifdef OPS_HAVE_AVX512_ROWS
+        __builtin_cpu_init(); // libgcc also checks that the OS saves the zmm state (XCR0)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+#else
+        return 0;
+#endif
+    }
+    return 0;
+}
+
+// The kernel AUTO stands for on this CPU.
+static ops_rows_kernel rows_best(void)
+{
+    if (ops_rows_kernel_available(OPS_ROWS_AVX512) && OPS_ROWS_AVX512_DEFAULT)
+        return OPS_ROWS_AVX512;
+    if (ops_rows_kernel_available(OPS_ROWS_AVX2))
+        return OPS_ROWS_AVX2;
+    return OPS_ROWS_PORTABLE;
+}
+
+int ops_rows_kernel_parse(const char *name, ops_rows_kernel *out, sl_err *err)
+{
+    for (int k = 0; k < (int)(sizeof ROWS_NAMES / sizeof *ROWS_NAMES); k++)
+        if (!strcmp(name, ROWS_NAMES[k])) {
+            if (!ops_rows_kernel_available((ops_rows_kernel)k))
+                return sl_fail(err, SL_EINVAL, "ops: rows kernel %s: this CPU (or build) lacks it",
+                               name);
+            *out = (ops_rows_kernel)k;
+            return SL_OK;
+        }
+    return sl_fail(err, SL_EINVAL, "ops: rows kernel '%s' is not auto|portable|avx2|avx512", name);
+}
+
+int ops_rows_kernel_from_env(sl_err *err)
+{
+    const char *v = getenv("SL_ROWS_KERNEL");
+    ops_rows_kernel k = OPS_ROWS_AUTO;
+    if (v && *v) {
+        int rc = ops_rows_kernel_parse(v, &k, err);
+        if (rc) {
+            size_t n = strlen(err->msg);
+            snprintf(err->msg + n, sizeof err->msg - n, " (SL_ROWS_KERNEL)");
+            return rc;
+        }
+    }
+    return ops_rows_set_kernel(k);
+}
+
+// The kernel ops_matmul_rows runs; -1 until the first call (or ops_rows_set_kernel)
+// resolves it, then fixed (benign race: every thread computes the same value).
+static int rows_kind = -1;
+
+static ops_rows_kernel rows_current(void)
+{
+    if (rows_kind < 0) {
+        sl_err e;
+        if (ops_rows_kernel_from_env(&e)) {
+            sl_log(SL_LOG_WARN, "ops", "%s: using %s", e.msg, ops_rows_kernel_name(rows_best()));
+            rows_kind = (int)rows_best();
+        }
+    }
+    return (ops_rows_kernel)rows_kind;
+}
+
+int ops_rows_set_kernel(ops_rows_kernel k)
+{
+    if (!ops_rows_kernel_available(k))
+        return SL_EINVAL;
+    rows_kind = (int)(k == OPS_ROWS_AUTO ? rows_best() : k);
+    return SL_OK;
+}
+
+ops_rows_kernel ops_rows_kernel_current(void) { return rows_current(); }
 
 void ops_matmul_rows(size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
                      const float *B, size_t ldb, float beta, float *C, size_t ldc)
@@ -349,8 +618,14 @@ void ops_matmul_rows(size_t M, size_t N, size_t K, float alpha, const float *A, 
     if (M == 0 || N == 0)
         return;
     scale_rows(M, N, beta, C, ldc);
+    ops_rows_kernel k = rows_current();
+#ifdef OPS_HAVE_AVX512_ROWS
+    if (k == OPS_ROWS_AVX512 && rows_avx512(M, N, K, alpha, A, lda, B, ldb, C, ldc))
+        return;
+    // (no packing buffer: the AVX2 kernel gives the same bits)
+#endif
 #ifdef OPS_HAVE_AVX2_ROWS
-    if (ops_rows_kernel_avx2()) {
+    if (k == OPS_ROWS_AVX2 || k == OPS_ROWS_AVX512) {
         rows_avx2(M, N, K, alpha, A, lda, B, ldb, C, ldc);
         return;
     }

@@ -3,7 +3,8 @@
 // The models' weight products, convolutions, encoder attention and k-means
 // distances are ops_matmul() calls (row-major, so transposes and leading
 // dimensions are right in one place): OpenBLAS sgemm, one sgemv per row for a
-// few rows, or loops of its own for products too small to pay for a BLAS call.
+// few rows, or loops of its own for products too small to pay for a BLAS call
+// (explicit fmaf: the same bits on every x86-64, see ops_small_force_baseline).
 // Decoders use ops_matmul_rows() (batch-invariant bits, below). Two kinds of
 // product do not come here: a decoder step's attention (a few query rows over
 // one source's keys per head: kern_step_attend in pipeline/kernels.h, fmaf
@@ -13,6 +14,8 @@
 // starts); the rest of the code is single-threaded.
 #pragma once
 #include <stddef.h>
+
+#include "common/err.h"
 
 typedef enum ops_trans { OPS_N = 0, OPS_T = 1 } ops_trans;
 
@@ -28,15 +31,42 @@ void ops_matmul(ops_trans ta, ops_trans tb, size_t M, size_t N, size_t K, float 
 // summation order per element. For decoders, where a hypothesis must come out the
 // same whatever batch it is decoded in (labels and scores independent of scheduling).
 // Each element is 8-lane fused multiply-adds over K in order, a fixed add tree,
-// fused tail (see ops.c): the AVX2 kernel and the portable one give the same bits.
+// fused tail (see ops.c): every kernel below gives the same bits.
 void ops_matmul_rows(size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
                      const float *B, size_t ldb, float beta, float *C, size_t ldc);
 
-// 1 when ops_matmul_rows runs the AVX2+FMA kernel (the CPU has both), else 0.
-int ops_rows_kernel_avx2(void);
-// Tests: on = 1 forces the portable kernel, 0 goes back to the CPU's choice.
-// Not thread-safe; call while no ops_matmul_rows runs.
-void ops_rows_set_portable(int on);
+// The kernels ops_matmul_rows can run, all with the same bits: PORTABLE (fmaf loops),
+// AVX2 (AVX2+FMA intrinsics, blocks of 4 rows x 3 weight rows), AVX512 (AVX-512F: two
+// output elements' 8 lanes per zmm, blocks of 4 rows x 6 weight rows). AUTO is the
+// fastest the CPU has (and the OS enables). By default the first call resolves AUTO,
+// or the environment variable SL_ROWS_KERNEL=auto|portable|avx2|avx512 when set
+// (read once; an unknown or unavailable name is logged and ignored).
+typedef enum ops_rows_kernel {
+    OPS_ROWS_AUTO = 0,
+    OPS_ROWS_PORTABLE = 1,
+    OPS_ROWS_AVX2 = 2,
+    OPS_ROWS_AVX512 = 3,
+} ops_rows_kernel;
+// 1 when this CPU and build can run kernel k (AUTO and PORTABLE: always).
+int ops_rows_kernel_available(ops_rows_kernel k);
+// Forces kernel k (AUTO: the CPU's fastest). SL_EINVAL, nothing changed, when k is not
+// available. Not thread-safe: call while no ops_matmul_rows runs.
+int ops_rows_set_kernel(ops_rows_kernel k);
+// The kernel the next ops_matmul_rows runs (never AUTO; resolves it on first use).
+ops_rows_kernel ops_rows_kernel_current(void);
+// "auto", "portable", "avx2", "avx512".
+const char *ops_rows_kernel_name(ops_rows_kernel k);
+// Name -> kernel; SL_EINVAL for an unknown name or one this CPU cannot run.
+int ops_rows_kernel_parse(const char *name, ops_rows_kernel *out, sl_err *err);
+// Applies SL_ROWS_KERNEL (unset or empty: AUTO) now; SL_EINVAL with the reason when it
+// names an unknown or unavailable kernel (then nothing changes). For main(), so a
+// forced run fails at once instead of running another kernel.
+int ops_rows_kernel_from_env(sl_err *err);
+
+// ops_matmul's own loops for small products are built for x86-64-v3 (AVX2+FMA) and for
+// baseline x86-64 and give the same bits (explicit fmaf). Tests: on = 1 runs the
+// baseline build on any CPU, 0 the CPU's choice again. Not thread-safe.
+void ops_small_force_baseline(int on);
 
 // y[M,N] = x[M,K] . W^T + b for a PyTorch Linear weight W[N,K] (b may be NULL).
 void ops_linear(const float *x, size_t M, size_t K, const float *W, const float *b, size_t N,

@@ -375,7 +375,8 @@ static void test_pool_schedules(void)
 }
 
 // ops_matmul_rows: a row's bits do not depend on M, on its place in a register
-// block, nor on the kernel (AVX2 or portable); K tails (K % 8 != 0) included.
+// block, nor on the kernel (the CPU's or portable); K tails (K % 8 != 0) included.
+// (tests/unit/test_ops.c compares every kernel over many more shapes.)
 static void test_rows_kernel(void)
 {
     enum { MM = 13, NN = 37, KK = 1365 };
@@ -400,9 +401,9 @@ static void test_rows_kernel(void)
                 for (size_t i = 0; i < (size_t)MM * NN; i++)
                     C[i] = P[i] = 0.25f * (float)((i / NN) * N + i % NN);
                 ops_matmul_rows(M, N, K, 0.5f, A, KK, B, KK, 1.0f, C, NN);
-                ops_rows_set_portable(1);
+                ops_rows_set_kernel(OPS_ROWS_PORTABLE);
                 ops_matmul_rows(M, N, K, 0.5f, A, KK, B, KK, 1.0f, P, NN);
-                ops_rows_set_portable(0);
+                ops_rows_set_kernel(OPS_ROWS_AUTO);
                 CU_ASSERT(memcmp(C, P, sizeof(float) * ((M - 1) * NN + N)) == 0);
                 for (size_t i = 0; i < M; i++) {
                     for (size_t j = 0; j < N; j++)
