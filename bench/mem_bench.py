@@ -2,7 +2,7 @@
 """Memory per rank of `spearlabel run` with realistic models: what one more rank on a node costs.
 
 usage: /usr/bin/python3 bench/mem_bench.py BUILD_DIR --ref-pythonpath PP
-           [--seconds 30] [--dims 512,1024] [--tokens 64] [--workdir DIR]
+           [--seconds 30] [--dims 512,1024] [--tokens 64] [--unit 1] [--pool N] [--workdir DIR]
 
 Models (random weights, as bench/e2e_bench.py): HuBERT-base (torchaudio hubert_base(), seed 0,
 HF directory), layer 9; 500 centroids; the seed's speech->text TextToSemantic at each --dims
@@ -124,6 +124,7 @@ def main():
     ap.add_argument("--dims", default="512,1024")
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--unit", type=int, default=1, help="utterances per work unit (run --unit)")
+    ap.add_argument("--pool", type=int, default=0, help="run --pool (0: its default)")
     ap.add_argument("--workdir")
     a = ap.parse_args()
     if not a.ref_pythonpath:
@@ -164,7 +165,7 @@ def main():
     mib = lambda kib: kib / 1024  # noqa: E731
     hub_mb = os.path.getsize(os.path.join(hub, "model.safetensors")) / 2**20
     print(f"mem_bench: {secs:.1f} s of 16 kHz speech per worker, HuBERT-base L9 ({hub_mb:.0f} MiB F32), "
-          f"500 centroids, beam 4, {a.tokens} text ids, unit {a.unit}, 1 thread, mpirun -n 3 (rank 0 + 2 workers)")
+          f"500 centroids, beam 4, {a.tokens} text ids, unit {a.unit}, pool {a.pool or 'default'}, 1 thread, mpirun -n 3 (rank 0 + 2 workers)")
     print("| s2t | s2t file MiB | rank | peak Rss MiB | of it file pages (shared) | peak Anonymous MiB (per extra rank) |")
     print("|---|---|---|---|---|---|")
     for dim in [int(x) for x in a.dims.split(",")]:
@@ -181,7 +182,8 @@ def main():
         r = subprocess.Popen(["mpirun", "-n", "3", "--oversubscribe", "--bind-to", "none", bin_, "run",
                               "--manifest", man, "--out", db, "--hubert", hub, "--layer", "9", "--kmeans", km,
                               "--s2t", path, "--beam", "4", "--min-len", str(a.tokens), "--max-len",
-                              str(a.tokens), "--unit", str(a.unit), "--threads", "1"],
+                              str(a.tokens), "--unit", str(a.unit), "--threads", "1"]
+                             + (["--pool", str(a.pool)] if a.pool > 0 else []),
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         th = threading.Thread(target=sample, args=(stop, peaks, r.pid))
         th.start()
