@@ -38,8 +38,10 @@
 // not, and rounded differently). On a CPU without FMA fmaf is libm's (slow, exact).
 // They carry encoder attention over short sources (n^2 dh <= OPS_SMALL_MACS: up to 64
 // positions at dh = 64), k-means distances to small codebooks and tiny models.
+#if defined(__GNUC__) && !defined(__clang__) // clang has no optimize pragma (fuzz builds)
 #pragma GCC push_options
 #pragma GCC optimize("O3")
+#endif
 
 static inline float hsum16(const float *v)
 {
@@ -213,7 +215,9 @@ static void small_base(ops_trans tb, size_t M, size_t N, size_t K, float alpha, 
 {
     small_body(tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC pop_options
+#endif
 
 // 1: the v3 build (the CPU has AVX2+FMA and not forced off), 0: baseline; -1 unknown.
 static int small_use_v3 = -1;
