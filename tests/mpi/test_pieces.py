@@ -18,6 +18,9 @@ import sys
 import tempfile
 import unittest
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples"))
+import corpus  # noqa: E402
+
 BIN = os.environ["SL_BIN"]
 DATA = os.environ["SL_TEST_DATA"]
 CUT, MKDATA = sys.argv[1], sys.argv[2]
@@ -31,20 +34,7 @@ if os.geteuid() == 0:
 for k in ("SL_TEST_CRASH_ID", "SL_TEST_DELAY_MS"):
     ENV.pop(k, None)
 
-SENTENCES = [
-    "The quick brown fox jumps over the lazy dog.",
-    "Good morning, everyone.",
-    "A journey of a thousand miles begins with a single step.",
-    "She sells sea shells by the sea shore.",
-    "Rain is expected later this afternoon.",
-    "Please close the door on your way out.",
-    "The meeting has been moved to Thursday.",
-    "Seven bright stars were visible tonight.",
-    "He poured a cup of coffee and sat down.",
-    "Numbers like forty two are easy to say.",
-    "Turn left at the second traffic light.",
-    "Music filled the small and crowded room.",
-]
+SENTENCES = corpus.SENTENCES[:12]  # the example corpus's sentences (examples/corpus.py)
 # (offset, duration) in seconds, for both recordings: a piece in the first resampler
 # block, one across the 60 s block edge, one after it, one at a 1/3-sample offset.
 PIECES = [(1.0, 2.5), (58.7, 3.1), (66.25, 2.0), (30.00002, 1.7)]
