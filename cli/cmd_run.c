@@ -235,6 +235,7 @@ int cmd_run(int argc, char **argv)
         cp.argc = argc;
         cp.argv = argv;
         cp.exec = exec_unit;
+        cp.exec_partial = exec_set_partial;
         cp.exec_ctx = x;
         if (rc == SL_OK)
             rc = fingerprints(&a, &cp, pp, fps, &n_fps, &err);

@@ -29,6 +29,11 @@ int coord_exit_code(coord_status s)
     return s == COORD_FINISHED ? SL_EXIT_OK : SL_EXIT_INTERRUPTED;
 }
 
+static int local_partial(void *sink, const void *msg, size_t n, sl_err *err)
+{
+    return coord_session_result(sink, 0, msg, n, err);
+}
+
 // One rank: execute each unit in process, with a crash note armed around it.
 static int run_local(coord_session *s, const coord_params *p, sl_err *err)
 {
@@ -40,6 +45,8 @@ static int run_local(coord_session *s, const coord_params *p, sl_err *err)
         return sl_fail(err, SL_EIO, "run: %s: %s", note_path, strerror(errno));
     sl_crash_install();
     sl_crash_set_fd(fd);
+    if (p->exec_partial)
+        p->exec_partial(p->exec_ctx, local_partial, s);
     proto_buf work = {0}, result = {0}, note = {0};
     int rc = SL_OK;
     uint32_t wid;

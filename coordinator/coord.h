@@ -36,6 +36,10 @@
 typedef int (*coord_exec_fn)(void *ctx, const void *work, size_t work_len, proto_buf *result,
                              double *stats, sl_err *err);
 
+// Gives a one-rank executor (ctx = exec_ctx) where to hand its PARTIAL messages
+// (protocol.h proto_partial_fn: the session stores them at once); called once before
+// the first unit.
+typedef void (*coord_exec_partial_fn)(void *ctx, proto_partial_fn fn, void *sink);
 // Payload of manifest item i for WORK messages (regenerate: the stored row),
 // lent until the next call. When set, workers get payloads instead of paths.
 typedef int (*coord_payload_fn)(void *ctx, size_t i, const void **bytes, size_t *n,
@@ -68,6 +72,7 @@ typedef struct coord_params {
     char **argv;
     coord_exec_fn exec;         // for one-rank runs
     void *exec_ctx;
+    coord_exec_partial_fn exec_partial; // NULL: the executor never sends partial results
     coord_payload_fn payload;   // NULL: items are paths
     void *payload_ctx;
     const char *const *meta;    // extra meta key, value pairs recorded at start (provenance)
@@ -89,6 +94,8 @@ typedef struct coord_outcome {
     size_t rows_added, errors_added;
     size_t rows_kept;   // of rows_added, those the default quality filter keeps (storage/quality.h)
     double audio_s;     // audio seconds of rows_added
+    size_t segmented_files; // files (items) of this run cut into segments, finished
+    size_t segment_rows;    // of rows_added, segment rows (keys with a segment suffix)
 } coord_outcome;
 
 // Printed at the end of a run (%s = the dataset): where to look at it.

@@ -84,15 +84,18 @@ int proto_work_begin(proto_buf *b, uint32_t wid, uint32_t flags, sl_err *err)
     return SL_OK;
 }
 
-// One item; with PROTO_WORK_RANGES in the header, followed by its range.
+// One item; with PROTO_WORK_RANGES in the header, followed by its range (and, with
+// PROTO_WORK_ITEM_FLAGS, its item flags).
 static int work_item(proto_buf *b, const char *id, const void *bytes, size_t n, int64_t start,
-                     int64_t end, sl_err *err)
+                     int64_t end, uint32_t item_flags, sl_err *err)
 {
     size_t il = strlen(id);
     if (il > UINT32_MAX || n > UINT32_MAX)
         return sl_fail(err, SL_EINVAL, "protocol: WORK item \"%.64s\" too large", id);
-    int ranges = b->len >= 12 && (get32(b->p + 4) & PROTO_WORK_RANGES);
-    int rc = proto_buf_reserve(b, 8 + il + n + 2 + (ranges ? 16 : 0), err);
+    uint32_t mflags = b->len >= 12 ? get32(b->p + 4) : 0;
+    int ranges = (mflags & PROTO_WORK_RANGES) != 0;
+    int iflags = ranges && (mflags & PROTO_WORK_ITEM_FLAGS);
+    int rc = proto_buf_reserve(b, 8 + il + n + 2 + (ranges ? 16 : 0) + (iflags ? 4 : 0), err);
     if (rc)
         return rc;
     put32(b, (uint32_t)il);
@@ -104,30 +107,56 @@ static int work_item(proto_buf *b, const char *id, const void *bytes, size_t n, 
         put64(b, (uint64_t)start);
         put64(b, (uint64_t)end);
     }
+    if (iflags)
+        put32(b, item_flags);
     set32(b->p + 8, get32(b->p + 8) + 1);
     return SL_OK;
 }
 
 int proto_work_add(proto_buf *b, const char *id, const char *path, sl_err *err)
 {
-    return work_item(b, id, path, strlen(path), 0, 0, err);
+    return work_item(b, id, path, strlen(path), 0, 0, 0, err);
 }
 
 int proto_work_add_bytes(proto_buf *b, const char *id, const void *bytes, size_t n, sl_err *err)
 {
-    return work_item(b, id, bytes, n, 0, 0, err);
+    return work_item(b, id, bytes, n, 0, 0, 0, err);
+}
+
+// The range rule of protocol.h, for an item with item_flags.
+static int range_ok(uint64_t a, uint64_t z, uint32_t item_flags)
+{
+    if (z > (uint64_t)INT64_MAX || a > (uint64_t)INT64_MAX)
+        return 0;
+    if (item_flags & PROTO_ITEM_CONTINUE)
+        return a > 0 && (z == 0 || z > a);
+    return (a == 0 && z == 0) || z > a;
+}
+
+int proto_work_add_item(proto_buf *b, const char *id, const char *path, int64_t start,
+                        int64_t end, uint32_t item_flags, sl_err *err)
+{
+    uint32_t mflags = b->len >= 12 ? get32(b->p + 4) : 0;
+    if (!(mflags & PROTO_WORK_RANGES))
+        return sl_fail(err, SL_EINVAL, "protocol: WORK item \"%.64s\" with a range in a "
+                       "message without PROTO_WORK_RANGES", id);
+    if (item_flags & ~PROTO_ITEM_CONTINUE)
+        return sl_fail(err, SL_EINVAL, "protocol: WORK item \"%.64s\": unknown item flags 0x%x",
+                       id, item_flags);
+    if (item_flags && !(mflags & PROTO_WORK_ITEM_FLAGS))
+        return sl_fail(err, SL_EINVAL, "protocol: WORK item \"%.64s\" with item flags in a "
+                       "message without PROTO_WORK_ITEM_FLAGS", id);
+    if (start < 0 || end < 0 || !range_ok((uint64_t)start, (uint64_t)end, item_flags))
+        return sl_fail(err, SL_EINVAL, "protocol: WORK item \"%.64s\": bad range [%lld, %lld)%s",
+                       id, (long long)start, (long long)end,
+                       (item_flags & PROTO_ITEM_CONTINUE) ? " to continue" : "");
+    return work_item(b, id, path, strlen(path), start, end, item_flags, err);
 }
 
 int proto_work_add_range(proto_buf *b, const char *id, const char *path, int64_t start,
                          int64_t end, sl_err *err)
 {
-    if (b->len < 12 || !(get32(b->p + 4) & PROTO_WORK_RANGES))
-        return sl_fail(err, SL_EINVAL, "protocol: WORK item \"%.64s\" with a range in a "
-                       "message without PROTO_WORK_RANGES", id);
-    if (!(start == 0 && end == 0) && !(start >= 0 && end > start))
-        return sl_fail(err, SL_EINVAL, "protocol: WORK item \"%.64s\": bad range [%lld, %lld)",
-                       id, (long long)start, (long long)end);
-    return work_item(b, id, path, strlen(path), start, end, err);
+    return proto_work_add_item(b, id, path, start, end, 0, err);
 }
 
 int proto_work_header(const void *buf, size_t n, uint32_t *wid, uint32_t *flags,
@@ -143,6 +172,8 @@ int proto_work_header(const void *buf, size_t n, uint32_t *wid, uint32_t *flags,
         return sl_fail(err, SL_EFORMAT, "protocol: WORK with unknown flags 0x%x", *flags);
     if ((*flags & PROTO_WORK_PAYLOAD) && (*flags & PROTO_WORK_RANGES))
         return sl_fail(err, SL_EFORMAT, "protocol: WORK with both payloads and ranges");
+    if ((*flags & PROTO_WORK_ITEM_FLAGS) && !(*flags & PROTO_WORK_RANGES))
+        return sl_fail(err, SL_EFORMAT, "protocol: WORK with item flags but no ranges");
     if (*n_items > (n - 12) / 10) // an item takes at least 10 bytes
         return sl_fail(err, SL_EFORMAT, "protocol: WORK of %u items in %zu bytes", *n_items, n);
     return SL_OK;
@@ -173,17 +204,25 @@ int proto_work_parse(const void *buf, size_t n, uint32_t *wid, uint32_t *flags,
         items[i].path = (const char *)p + il + 1;
         items[i].path_len = pl;
         items[i].start = items[i].end = 0;
+        items[i].item_flags = 0;
         p += (size_t)il + pl + 2;
         if (*flags & PROTO_WORK_RANGES) {
-            if (end - p < 16)
+            int with_flags = (*flags & PROTO_WORK_ITEM_FLAGS) != 0;
+            if (end - p < 16 + 4 * with_flags)
                 return sl_fail(err, SL_EFORMAT, "protocol: WORK item %u: range truncated", i);
             uint64_t a = get64(p), z = get64(p + 8);
-            if (!(a == 0 && z == 0) && !(z > a && z <= (uint64_t)INT64_MAX))
-                return sl_fail(err, SL_EFORMAT, "protocol: WORK item %u: bad range [%llu, %llu)",
-                               i, (unsigned long long)a, (unsigned long long)z);
+            uint32_t f = with_flags ? get32(p + 16) : 0;
+            if (f & ~PROTO_ITEM_CONTINUE)
+                return sl_fail(err, SL_EFORMAT, "protocol: WORK item %u: unknown item flags "
+                               "0x%x", i, f);
+            if (!range_ok(a, z, f))
+                return sl_fail(err, SL_EFORMAT, "protocol: WORK item %u: bad range [%llu, %llu)%s",
+                               i, (unsigned long long)a, (unsigned long long)z,
+                               (f & PROTO_ITEM_CONTINUE) ? " to continue" : "");
             items[i].start = (int64_t)a;
             items[i].end = (int64_t)z;
-            p += 16;
+            items[i].item_flags = f;
+            p += 16 + 4 * (size_t)with_flags;
         }
     }
     if (p != end)
@@ -225,6 +264,37 @@ int proto_result_add(proto_buf *b, int kind, const void *key, size_t key_len, co
     return SL_OK;
 }
 
+int proto_result_add_mark(proto_buf *b, const void *id, size_t id_len, int64_t next, int done,
+                          sl_err *err)
+{
+    if (next < 0 || (done != 0 && done != 1))
+        return sl_fail(err, SL_EINVAL, "protocol: mark with next %lld, done %d", (long long)next,
+                       done);
+    if (id_len > UINT32_MAX)
+        return sl_fail(err, SL_EINVAL, "protocol: RESULT record too large");
+    int rc = proto_buf_reserve(b, 9 + id_len + PROTO_MARK_BYTES, err);
+    if (rc)
+        return rc;
+    b->p[b->len++] = PROTO_REC_MARK;
+    put32(b, (uint32_t)id_len);
+    put32(b, PROTO_MARK_BYTES);
+    putn(b, id, id_len);
+    put64(b, (uint64_t)next);
+    b->p[b->len++] = (unsigned char)done;
+    set32(b->p + 4, get32(b->p + 4) + 1);
+    return SL_OK;
+}
+
+int proto_mark_parse(const void *val, size_t n, int64_t *next, int *done, sl_err *err)
+{
+    const unsigned char *p = val;
+    if (n != PROTO_MARK_BYTES || p[8] > 1 || get64(p) > (uint64_t)INT64_MAX)
+        return sl_fail(err, SL_EFORMAT, "protocol: RESULT mark malformed");
+    *next = (int64_t)get64(p);
+    *done = p[8];
+    return SL_OK;
+}
+
 int proto_result_open(proto_result_reader *r, const void *buf, size_t n, sl_err *err)
 {
     if (n < 8)
@@ -251,10 +321,15 @@ int proto_result_next(proto_result_reader *r, proto_record *rec, sl_err *err)
     rec->val_len = get32(r->p + 5);
     r->p += 9;
     if ((size_t)(r->end - r->p) < (size_t)rec->key_len + rec->val_len ||
-        (rec->kind != PROTO_REC_ROW && rec->kind != PROTO_REC_ERROR))
+        (rec->kind != PROTO_REC_ROW && rec->kind != PROTO_REC_ERROR &&
+         rec->kind != PROTO_REC_MARK))
         return sl_fail(err, SL_EFORMAT, "protocol: RESULT record %u malformed", r->i);
     rec->key = r->p;
     rec->val = r->p + rec->key_len;
+    int64_t next;
+    int done;
+    if (rec->kind == PROTO_REC_MARK && proto_mark_parse(rec->val, rec->val_len, &next, &done, err))
+        return sl_fail(err, SL_EFORMAT, "protocol: RESULT record %u: a malformed mark", r->i);
     r->p += (size_t)rec->key_len + rec->val_len;
     r->i++;
     return 1;

@@ -7,12 +7,21 @@
 //   worker -> 0  HELLO   empty                         ready; rank 0 then keeps up to
 //                                                      PROTO_PREFETCH units in flight per worker
 //   0 -> worker  WORK    u32 wid, u32 flags, u32 n, n x (u32 id_len, u32 path_len,
-//                        id bytes, NUL, path bytes, NUL [, u64 start, u64 end])
+//                        id bytes, NUL, path bytes, NUL [, u64 start, u64 end
+//                        [, u32 item_flags]])
 //                        start/end only with PROTO_WORK_RANGES: the piece [start, end)
-//                        of the file in 16 kHz samples, (0, 0) = the whole file
+//                        of the file in 16 kHz samples, (0, 0) = the whole file;
+//                        item_flags only with PROTO_WORK_ITEM_FLAGS (which needs RANGES):
+//                        PROTO_ITEM_CONTINUE = a long item resumed at the cut `start`
+//                        (end 0 = to the end of the file)
 //   worker -> 0  RESULT  u32 wid, u32 n, n x (u8 kind, u32 key_len, u32 val_len, key, value)
-//                        kind 0 = row, 1 = error; values are storage/row.h records,
-//                        so wire and disk share one codec and one version number
+//                        kind 0 = row, 1 = error: values are storage/row.h records,
+//                        so wire and disk share one codec and one version number;
+//                        kind 2 = mark: key = an item's id, value = u64 next, u8 done
+//                        (where a segmented item resumes; done = every segment sent)
+//   worker -> 0  PARTIAL as RESULT: records of a unit still being computed (the
+//                        segments of a long item as they finish, each run followed by
+//                        its item's mark); the unit stays in flight until its RESULT
 //   0 -> worker  STOP    u32 status (0 = finished, 3 = interrupted)
 //   worker -> 0  STATS   PROTO_N_STATS x f64 (stage timers and counts, see proto_stat)
 //   worker -> 0  CRASH   u32 wid: sent from the worker's fatal-signal handler
@@ -39,6 +48,7 @@ enum proto_tag {
     PROTO_STOP = 14,
     PROTO_STATS = 15,
     PROTO_CRASH = 16,
+    PROTO_PARTIAL = 17,
 };
 
 #define PROTO_PREFETCH 2        // units a worker holds: one computing, one queued
@@ -46,10 +56,16 @@ enum proto_tag {
 #define PROTO_WORK_PAYLOAD 2u   // flags: items carry payload bytes (regenerate: stored rows)
 #define PROTO_WORK_RANGES 4u    // flags: items carry u64 start, u64 end (manifest pieces);
                                 //   never with PROTO_WORK_PAYLOAD
-#define PROTO_WORK_FLAGS (PROTO_WORK_ALONE | PROTO_WORK_PAYLOAD | PROTO_WORK_RANGES) // every
-                                                                  // flag a parser accepts
+#define PROTO_WORK_ITEM_FLAGS 8u // flags: ranged items also carry u32 item_flags (needs RANGES)
+#define PROTO_WORK_FLAGS (PROTO_WORK_ALONE | PROTO_WORK_PAYLOAD | PROTO_WORK_RANGES | \
+                          PROTO_WORK_ITEM_FLAGS) // every flag a parser accepts
+#define PROTO_ITEM_CONTINUE 1u  // item_flags: resume a segmented item at the cut `start`
 
-enum { PROTO_REC_ROW = 0, PROTO_REC_ERROR = 1 };
+enum { PROTO_REC_ROW = 0, PROTO_REC_ERROR = 1, PROTO_REC_MARK = 2 };
+#define PROTO_MARK_BYTES 9      // a mark's value: u64 next, u8 done
+
+// Where an in-process executor (a one-rank run) hands a PARTIAL message's bytes.
+typedef int (*proto_partial_fn)(void *sink, const void *msg, size_t n, sl_err *err);
 
 // A growable message buffer; zero-initialise, proto_buf_free when done.
 typedef struct proto_buf {
@@ -75,6 +91,11 @@ int proto_work_add_bytes(proto_buf *b, const char *id, const void *bytes, size_t
 // otherwise or without the flag.
 int proto_work_add_range(proto_buf *b, const char *id, const char *path, int64_t start,
                          int64_t end, sl_err *err);
+// As proto_work_add_range with item flags (begin's flags need PROTO_WORK_ITEM_FLAGS for
+// any item_flags != 0). With PROTO_ITEM_CONTINUE: start > 0 is the cut to resume at and
+// end is the piece's end or 0 (the end of the file). SL_EINVAL otherwise.
+int proto_work_add_item(proto_buf *b, const char *id, const char *path, int64_t start,
+                        int64_t end, uint32_t item_flags, sl_err *err);
 
 typedef struct proto_item {
     const char *id;   // NUL-terminated, inside the message buffer
@@ -82,7 +103,9 @@ typedef struct proto_item {
     const char *path; // NUL-terminated, inside the message buffer; with PROTO_WORK_PAYLOAD
     uint32_t path_len;//   it holds the item's payload bytes instead (a stored row)
     int64_t start, end; // PROTO_WORK_RANGES: the piece [start, end) in 16 kHz samples;
-                        //   0, 0 = the whole file (always without the flag)
+                        //   0, 0 = the whole file (always without the flag); with
+                        //   PROTO_ITEM_CONTINUE the cut to resume at and the end (0: EOF)
+    uint32_t item_flags;// PROTO_ITEM_* (0 without PROTO_WORK_ITEM_FLAGS)
 } proto_item;
 
 // The header alone (wid, flags, item count), checked for length and known flags (and
@@ -92,17 +115,25 @@ int proto_work_header(const void *buf, size_t n, uint32_t *wid, uint32_t *flags,
 // The whole message. items: caller array of capacity cap; *n_items gets the count
 // (SL_EFORMAT if > cap, if an item overruns the message or lacks its NULs, if an id
 // or, without PROTO_WORK_PAYLOAD, a path holds a NUL, if a range is cut short or is
-// neither (0, 0) nor start < end <= INT64_MAX, or if bytes follow the last item).
+// neither (0, 0) nor start < end <= INT64_MAX (CONTINUE: 0 < start, end 0 or start <
+// end), if item flags hold unknown bits, or if bytes follow the last item).
 int proto_work_parse(const void *buf, size_t n, uint32_t *wid, uint32_t *flags,
                      proto_item *items, size_t cap, size_t *n_items, sl_err *err);
 
-// --- RESULT ---
+// --- RESULT (and PARTIAL, the same bytes under another tag) ---
 int proto_result_begin(proto_buf *b, uint32_t wid, sl_err *err);
+// A row or error record (a mark: proto_result_add_mark).
 int proto_result_add(proto_buf *b, int kind, const void *key, size_t key_len, const void *val,
                      size_t val_len, sl_err *err);
+// A mark: the segmented item `id` resumes at sample `next` (its last segment sent ends
+// there); done = 1 once all its segments were sent. next <= INT64_MAX.
+int proto_result_add_mark(proto_buf *b, const void *id, size_t id_len, int64_t next, int done,
+                          sl_err *err);
+// A mark record's value (checked by proto_result_next already; SL_EFORMAT otherwise).
+int proto_mark_parse(const void *val, size_t n, int64_t *next, int *done, sl_err *err);
 
 typedef struct proto_record {
-    int kind;          // PROTO_REC_ROW or PROTO_REC_ERROR
+    int kind;          // PROTO_REC_ROW, PROTO_REC_ERROR or PROTO_REC_MARK
     const void *key;
     uint32_t key_len;
     const void *val;
@@ -117,7 +148,8 @@ typedef struct proto_result_reader {
 
 int proto_result_open(proto_result_reader *r, const void *buf, size_t n, sl_err *err);
 // 1 = a record, 0 = end, < 0 = malformed (a record overruns the message, an unknown
-// kind, or bytes after the last record).
+// kind, a mark whose value is not PROTO_MARK_BYTES with done 0/1 and next <= INT64_MAX,
+// or bytes after the last record).
 int proto_result_next(proto_result_reader *r, proto_record *rec, sl_err *err);
 
 // --- STOP ---

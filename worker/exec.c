@@ -51,6 +51,8 @@ struct job_exec {
     char *crash_id;       // test-only
     long delay_ms;        // test-only
     sl_arena *scratch;    // per-unit copies of stored semantic ids (regenerate)
+    proto_partial_fn partial; // exec_unit's sink for PARTIAL messages (one-rank runs)
+    void *sink;
     const int32_t **sem;  // [max_batch]
     size_t *n_sem;        // [max_batch]
     float *dur;           // [max_batch]
@@ -404,7 +406,7 @@ int exec_advance(job_exec *x, proto_buf *result, int *ready, double *stats, sl_e
         if (!u)
             return SL_OK;
         u->used = 0;
-        *ready = 1;
+        *ready = PROTO_RESULT;
         return run_per_unit(x, u->work.p, u->work.len, result, stats, err);
     }
     double t0 = sl_now();
@@ -417,7 +419,7 @@ int exec_advance(job_exec *x, proto_buf *result, int *ready, double *stats, sl_e
         if ((rc = encode_records(x, h->wid, h->flags, h->n, result, err)))
             return rc;
         h->used = 0;
-        *ready = 1;
+        *ready = PROTO_RESULT;
     } else if (pl_pool_free(x->pipe) > 0 && (h = oldest(x, 0))) {
         rc = start_next(x, h, &t, err);
     } else if (pl_pool_live(x->pipe) > 0) {
@@ -434,6 +436,13 @@ int exec_advance(job_exec *x, proto_buf *result, int *ready, double *stats, sl_e
     return rc;
 }
 
+void exec_set_partial(void *ctx, proto_partial_fn fn, void *sink)
+{
+    job_exec *x = ctx;
+    x->partial = fn;
+    x->sink = sink;
+}
+
 int exec_unit(void *ctx, const void *work, size_t work_len, proto_buf *result, double *stats,
               sl_err *err)
 {
@@ -443,7 +452,11 @@ int exec_unit(void *ctx, const void *work, size_t work_len, proto_buf *result, d
     if (exec_held(x) > 0)
         return sl_fail(err, SL_EINVAL, "worker: exec_unit while the scheduler holds units");
     int rc = exec_push(x, work, work_len, err), ready = 0;
-    while (!rc && !ready)
+    while (!rc && ready != PROTO_RESULT) {
         rc = exec_advance(x, result, &ready, stats, err);
+        if (!rc && ready == PROTO_PARTIAL)
+            rc = x->partial ? x->partial(x->sink, result->p, result->len, err)
+                            : sl_fail(err, SL_EINVAL, "worker: a partial result with no sink");
+    }
     return rc;
 }

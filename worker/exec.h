@@ -31,6 +31,9 @@ typedef struct job_exec job_exec;
 int exec_open(job_exec **out, const pl_params *p, sl_err *err);
 void exec_close(job_exec *x); // NULL is fine
 
+// Matches coord_exec_partial_fn: exec_unit hands PARTIAL messages to fn(sink, ...)
+// (without one, a unit that yields a PARTIAL fails with SL_EINVAL).
+void exec_set_partial(void *ctx, proto_partial_fn fn, void *sink);
 // Matches coord_exec_fn (ctx = the job_exec). stats: PROTO_N_STATS accumulators.
 // One unit start to end (the one-rank run): pushes it and advances until its
 // RESULT is ready; SL_EINVAL while the scheduler holds other units.
@@ -42,7 +45,8 @@ int exec_unit(void *ctx, const void *work, size_t work_len, proto_buf *result, d
 int exec_push(job_exec *x, const void *work, size_t work_len, sl_err *err);
 int exec_held(const job_exec *x); // units pushed whose RESULT was not yet returned
 // One piece of work: the RESULT of a unit whose outcomes are all known (then
-// *ready = 1 and result holds it; at most one per call), else the front half of
+// *ready = PROTO_RESULT and result holds it; at most one per call), or a PARTIAL
+// (*ready = PROTO_PARTIAL: segments of a long item, in order, with its mark), else the front half of
 // one utterance when a decoding slot is free, else one decoder step. Nothing
 // to do (no units, or all waiting for nothing) returns SL_OK, *ready = 0.
 int exec_advance(job_exec *x, proto_buf *result, int *ready, double *stats, sl_err *err);

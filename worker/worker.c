@@ -83,8 +83,8 @@ int worker_run(job_exec *x, uint32_t *stop_status, sl_err *err)
         sl_crash_disarm();
         if (rc)
             goto done;
-        if (ready)
-            MPI_Send(result.p, (int)result.len, MPI_BYTE, 0, PROTO_RESULT, MPI_COMM_WORLD);
+        if (ready) // PROTO_RESULT, or PROTO_PARTIAL: segments of a long item
+            MPI_Send(result.p, (int)result.len, MPI_BYTE, 0, ready, MPI_COMM_WORLD);
     }
     unsigned char msg[PROTO_STATS_BYTES];
     proto_stats_encode(msg, stats);
