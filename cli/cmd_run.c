@@ -17,13 +17,13 @@
 #include "pipeline/pipeline.h"
 #include "worker/exec.h"
 
-// The help text around the job flags' lines (job_flags_help); its one conversion is the
-// default of --max-seconds.
+// The help text around the job flags' lines (job_flags_help, job_flags_help_segment).
 #define HELP                                                                                 \
     "usage: spearlabel run (--manifest M | --audio-dir DIR [--ext wav,flac,...]) --out DB\n"  \
     "         (--hubert DIR --layer L [--final-norm] | --features mfcc) --kmeans KM.npy\n"     \
     "         --s2t MODEL.safetensors [--dedup] [decoding flags] [--unit N] [--threads N]\n"   \
-    "         [--min-seconds S] [--max-seconds S] [--retry-errors] [--grace S] [--seed-layout]\n\n" \
+    "         [--min-seconds S] [--max-seconds S] [cutting flags] [--retry-errors] [--grace S]\n" \
+    "         [--seed-layout]\n\n"                                                          \
     "Labels every utterance of the manifest: audio -> HuBERT layer L -> k-means ids ->\n"     \
     "text ids (SPEAR-TTS speech->text), and stores `semantic ids, -1, text ids` rows\n"       \
     "in the dataset DB (created if absent). Bad files become error records; the job\n"        \
@@ -39,7 +39,6 @@
     "  --audio-dir DIR     every audio file below DIR (ids relative to DIR)\n"                \
     "  --ext LIST          extensions for --audio-dir (default " MAN_DEFAULT_EXTS ")\n"        \
     "  --min-seconds S     shorter audio is an error (default: one HuBERT frame)\n"           \
-    "  --max-seconds S     longer audio is an error, checked before decoding (default %g)\n"  \
     "Models:\n"                                                                               \
     "  --hubert DIR        Hugging Face style HuBERT directory (config.json, model.safetensors)\n" \
     "  --layer L           HuBERT layer whose output is clustered (0 = encoder input)\n"      \
@@ -66,8 +65,11 @@ typedef struct run_args {
 
 static void print_help(void)
 {
-    printf(HELP, (double)pl_default_params().audio.max_seconds);
+    fputs(HELP, stdout);
     job_flags_help(stdout, 0);
+    fputs("Long files (cut inside the job; a file of at most --max-seconds is one row):\n",
+          stdout);
+    job_flags_help_segment(stdout);
     fputs(JOB_FLAGS_HELP_END, stdout);
 }
 
@@ -103,8 +105,8 @@ static int run_flag(void *ctx, int c, const char *arg)
             return cli_usage_error("run", "--min-seconds wants a number >= 0, got '%s'", arg);
         return 0;
     case O_MAXSEC:
-        if (cli_parse_double(arg, 0.01, 36000, &a->max_sec))
-            return cli_usage_error("run", "--max-seconds wants 0.01..36000, got '%s'", arg);
+        if (cli_parse_double(arg, 0.02, 3600, &a->max_sec))
+            return cli_usage_error("run", "--max-seconds wants 0.02..3600, got '%s'", arg);
         return 0;
     }
     return cli_usage_error("run", "internal: option %d", c);
@@ -127,7 +129,7 @@ static int parse_args(int argc, char **argv, run_args *a)
     job_flags_init(&a->jf, 0);
     pl_params *p = &a->jf.pp;
     p->layer = -1; // not given: MFCC and the null pipeline take none
-    a->max_sec = (double)p->audio.max_seconds;
+    a->max_sec = (double)p->seg.max_seconds;
     int rc = job_flags_getopt(&a->jf, argc, argv, own, run_flag, a);
     if (rc)
         return rc;
@@ -144,9 +146,13 @@ static int parse_args(int argc, char **argv, run_args *a)
         return cli_usage_error("run", "--hubert, --layer, --kmeans and --s2t are required");
     if (a->min_sec > a->max_sec)
         return cli_usage_error("run", "--min-seconds is above --max-seconds");
+    // --max-seconds: the longest segment, and so the longest item the pipeline takes whole.
     p->audio.max_seconds = (float)a->max_sec;
+    p->seg.max_seconds = (float)a->max_sec;
     if (a->min_sec > 0)
         p->audio.min_samples = (size_t)(a->min_sec * p->audio.target_hz);
+    if ((rc = job_flags_check_segment(&a->jf)))
+        return rc;
     return job_flags_finish(&a->jf);
 }
 

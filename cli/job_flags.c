@@ -16,6 +16,12 @@ const struct option JOB_FLAG_OPTIONS[] = {
     {"retry-errors", no_argument, 0, JF_RETRY},
     {"map-size-kib", required_argument, 0, JF_MAPSIZE}, // tests: initial LMDB map
     {"pool", required_argument, 0, JF_POOL},
+    {"min-segment", required_argument, 0, JF_MINSEG},
+    {"min-pause", required_argument, 0, JF_MINPAUSE},
+    {"pause-db", required_argument, 0, JF_PAUSEDB},
+    {"silence-dbfs", required_argument, 0, JF_SILENCEDB},
+    {"keep-silence", no_argument, 0, JF_KEEPSILENCE},
+    {"vad-json", no_argument, 0, JF_VADJSON},
     {0, 0, 0, 0}};
 
 void job_flags_options(struct option *out, size_t cap, const struct option *own)
@@ -35,6 +41,8 @@ void job_flags_init(job_flags *f, int regenerate)
     decode_flags_init(&f->df);
     f->pp.beam = f->df.p;
     f->pp.max_batch = (int)f->cp.unit_items;
+    if (!regenerate) // --max-seconds: the longest segment, and the longest item left whole
+        f->pp.audio.max_seconds = f->pp.seg.max_seconds;
 }
 
 int job_flags_getopt(job_flags *f, int argc, char **argv, const struct option *own,
@@ -80,7 +88,34 @@ int job_flags_parse(job_flags *f, int opt, const char *arg)
     double d;
     if (opt >= DF_FIRST && opt < DF_LAST)
         return decode_flags_parse(&f->df, opt, arg, cmd);
+    if (opt >= JF_MINSEG && opt <= JF_VADJSON && f->pp.text_only)
+        return cli_usage_error(cmd, "the cutting flags (--min-segment, --min-pause, --pause-db, "
+                               "--silence-dbfs, --keep-silence, --vad-json) apply to run only");
     switch (opt) {
+    case JF_MINSEG:
+        if (cli_parse_double(arg, 0.01, 1800, &d))
+            return cli_usage_error(cmd, "--min-segment wants seconds in [0.01, 1800], got '%s'",
+                                   arg);
+        f->pp.seg.min_seconds = (float)d;
+        return 0;
+    case JF_MINPAUSE:
+        if (cli_parse_double(arg, 0.02, 3600, &d))
+            return cli_usage_error(cmd, "--min-pause wants seconds in [0.02, 3600], got '%s'",
+                                   arg);
+        f->pp.seg.min_pause_seconds = (float)d;
+        return 0;
+    case JF_PAUSEDB:
+        if (cli_parse_double(arg, 0, 200, &d))
+            return cli_usage_error(cmd, "--pause-db wants dB in [0, 200], got '%s'", arg);
+        f->pp.seg.pause_db = (float)d;
+        return 0;
+    case JF_SILENCEDB:
+        if (cli_parse_double(arg, -200, 0, &d))
+            return cli_usage_error(cmd, "--silence-dbfs wants dBFS in [-200, 0], got '%s'", arg);
+        f->pp.seg.silence_dbfs = (float)d;
+        return 0;
+    case JF_KEEPSILENCE: f->pp.seg.drop_silent = 0; return 0;
+    case JF_VADJSON: f->pp.vad_json = 1; return 0;
     case JF_OUT: f->cp.out = arg; return 0;
     case JF_SEEDLAYOUT: f->pp.seed_layout = 1; return 0;
     case JF_RETRY:
@@ -151,6 +186,40 @@ void job_flags_help(FILE *out, int regenerate)
             "terminal (%g)\n", d.progress_s);
 }
 
+void job_flags_help_segment(FILE *out)
+{
+    seg_params d = pl_default_params().seg;
+    fprintf(out, "  --max-seconds S     the longest segment: a file or piece longer than S is cut\n"
+            "                      into segments at pauses, each a row keyed\n"
+            "                      <id>@SSSSS.sss-EEEEE.eee (default %g; >= 2 x --min-segment)\n",
+            (double)d.max_seconds);
+    fprintf(out, "  --min-segment S     the shortest piece a cut may leave (default %g)\n",
+            (double)d.min_seconds);
+    fprintf(out, "  --min-pause S       the shortest quiet run taken as a pause (default %g)\n",
+            (double)d.min_pause_seconds);
+    fprintf(out, "  --pause-db D        a window has pauses when its levels spread at least D dB "
+            "(default %g)\n", (double)d.pause_db);
+    fprintf(out, "  --silence-dbfs D    quieter frames are silence in any window; segments all "
+            "below it\n                      are dropped (default %g)\n",
+            (double)d.silence_dbfs);
+    fputs("  --keep-silence      keep segments that are all silence (rows of them)\n"
+          "  --vad-json          cut at the voice_activity [start, end] list of the .json beside\n"
+          "                      each long file (LibriLight: a.flac -> a.json) instead of pauses\n",
+          out);
+}
+
+int job_flags_check_segment(const job_flags *f)
+{
+    seg_cutter *c = NULL;
+    sl_err e;
+    if (seg_open(&c, f->pp.seg, 0, &e)) // the cutter's own rules, its own words
+        return cli_usage_error(f->cmd, "cutting flags: %s (--max-seconds %g, --min-segment %g, "
+                               "--min-pause %g)", e.msg, (double)f->pp.seg.max_seconds,
+                               (double)f->pp.seg.min_seconds, (double)f->pp.seg.min_pause_seconds);
+    seg_close(c);
+    return 0;
+}
+
 // The options fingerprint. Its text must not change for a setting that existing datasets
 // were written with, or they stop resuming. What it was before this function existed:
 //   run:        format=1;layer=L;final_norm=F;unit=N;unit_seconds=120;min_seconds=S;
@@ -178,6 +247,10 @@ void job_flags_help(FILE *out, int regenerate)
 // tail that soxr_oneshot cut off non-16 kHz files (pipeline/audio.h). A dataset written
 // before has the text without it, so its resume is refused (cmd_run.c names why, via
 // job_options_before_resample); rows of such files would otherwise mix two lengths.
+// Then, right before it, JOB_OPTIONS_SEGMENT with the cutting params (pp->seg, vad_json),
+// since files and pieces longer than --max-seconds are cut into segment rows instead of
+// being "too long" (and --max-seconds' default went from 60 to 30): an older dataset has
+// no such tag and its resume is refused as options changed.
 enum { FP_TARGET_HZ_0 = 16000, FP_MIN_SAMPLES_0 = 400, FP_UNIT_SECONDS_0 = 120 };
 
 // %.9g of the shortest decimal that reads back as f: what the user typed, not the float's
@@ -230,8 +303,17 @@ void job_options_canonical(const coord_params *cp, const pl_params *pp, char *bu
                      pp->layer, pp->final_norm, cp->unit_items, cp->unit_seconds, min_s, max_s,
                      pp->seed_layout, pp->null_pipeline, dec, features_tag(pp->features),
                      pp->dedup ? ";dedup=1" : "", extra);
+        char sg[6][32];
+        float_as_typed(pp->seg.max_seconds, sg[0], sizeof sg[0]);
+        float_as_typed(pp->seg.min_seconds, sg[1], sizeof sg[1]);
+        float_as_typed(pp->seg.min_pause_seconds, sg[2], sizeof sg[2]);
+        float_as_typed(pp->seg.pause_db, sg[3], sizeof sg[3]);
+        float_as_typed(pp->seg.silence_dbfs, sg[4], sizeof sg[4]);
         if (n >= 0 && (size_t)n < cap)
-            n += snprintf(buf + n, cap - (size_t)n, "%s", JOB_OPTIONS_RESAMPLE);
+            n += snprintf(buf + n, cap - (size_t)n, "%smax:%s,min:%s,pause:%s,db:%s,dbfs:%s,"
+                          "drop:%d%s%s", JOB_OPTIONS_SEGMENT, sg[0], sg[1], sg[2], sg[3], sg[4],
+                          pp->seg.drop_silent, pp->vad_json ? ",vad:json" : "",
+                          JOB_OPTIONS_RESAMPLE);
     }
     assert(n >= 0 && (size_t)n < cap); // JOB_OPTIONS_CAP holds every combination
     (void)n;
@@ -240,10 +322,14 @@ void job_options_canonical(const coord_params *cp, const pl_params *pp, char *bu
 int job_options_before_resample(const char *canonical, char *buf, size_t cap)
 {
     size_t n = strlen(canonical), t = strlen(JOB_OPTIONS_RESAMPLE);
-    if (n < t || strcmp(canonical + n - t, JOB_OPTIONS_RESAMPLE) != 0 || n - t >= cap)
+    if (n < t || strcmp(canonical + n - t, JOB_OPTIONS_RESAMPLE) != 0)
         return 0;
-    memcpy(buf, canonical, n - t);
-    buf[n - t] = '\0';
+    const char *seg = strstr(canonical, JOB_OPTIONS_SEGMENT); // the last tag before it
+    size_t keep = seg ? (size_t)(seg - canonical) : n - t;
+    if (keep >= cap)
+        return 0;
+    memcpy(buf, canonical, keep);
+    buf[keep] = '\0';
     return 1;
 }
 

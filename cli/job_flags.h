@@ -4,6 +4,9 @@
 // "options" fingerprint a resume must match.
 //   --out DB  --unit N  --seed-layout  [decoding flags: decode_flags.h]
 //   --threads N  --grace S  --progress S  --map-size-kib K (tests)  --retry-errors (run)
+//   run only, the cutting of long items (pp.seg, pp.vad_json; --max-seconds itself is
+//   cmd_run.c's): --min-segment S  --min-pause S  --pause-db D  --silence-dbfs D
+//   --keep-silence  --vad-json
 // Defaults are written once, in coord_default_params() and pl_default_params():
 // job_flags_init copies them and job_flags_help prints them from there.
 #pragma once
@@ -20,7 +23,8 @@
 #define JOB_OPTIONS_CAP 1024 // buffer for job_options_canonical
 
 enum { JF_FIRST = 3000, JF_OUT = JF_FIRST, JF_UNIT, JF_THREADS, JF_GRACE, JF_PROGRESS,
-       JF_SEEDLAYOUT, JF_RETRY, JF_MAPSIZE, JF_POOL, JF_LAST };
+       JF_SEEDLAYOUT, JF_RETRY, JF_MAPSIZE, JF_POOL, JF_MINSEG, JF_MINPAUSE, JF_PAUSEDB,
+       JF_SILENCEDB, JF_KEEPSILENCE, JF_VADJSON, JF_LAST };
 
 typedef struct job_flags {
     const char *cmd; // "run" or "regenerate", for messages
@@ -63,6 +67,11 @@ int job_flags_finish(job_flags *f);
 // --progress, with the defaults of coord_default_params(). --out and the decoding flags
 // are described by the command (DECODE_FLAGS_HELP).
 void job_flags_help(FILE *out, int regenerate);
+// run: the help lines of the cutting flags, defaults from pl_default_params().seg.
+void job_flags_help_segment(FILE *out);
+// run: checks pp.seg as the cutter will (seg_open's rules: max >= 2 x --min-segment, ...);
+// 0 or SL_EXIT_USAGE after printing the problem.
+int job_flags_check_segment(const job_flags *f);
 #define JOB_FLAGS_HELP_END                                                                   \
     "  -h, --help          this text\n\n"                                                     \
     "Exit status: 0 finished, 1 error, 2 usage error, 3 interrupted (run again to resume).\n"
@@ -84,6 +93,10 @@ void job_options_canonical(const coord_params *cp, const pl_params *pp, char *bu
 // The tail of every `run` text since the job reads audio through audio_stream.h (full
 // resampled length, see pipeline/audio.h); regenerate (no audio) has none.
 #define JOB_OPTIONS_RESAMPLE ";resample=2"
-// The text a dataset written before that change recorded for the same flags: canonical
-// without JOB_OPTIONS_RESAMPLE, into buf[cap]. 1 when canonical ends in it, else 0.
+// Right before it since long items are cut into segments (worker/exec.h): the cutting
+// params, ";segment=max:30,min:1,pause:0.2,db:12,dbfs:-60,drop:1[,vad:json]".
+#define JOB_OPTIONS_SEGMENT ";segment="
+// The text a dataset written before resample=2 recorded for the same flags: canonical
+// without JOB_OPTIONS_SEGMENT... and JOB_OPTIONS_RESAMPLE (both came later), into
+// buf[cap]. 1 when canonical ends in them, else 0.
 int job_options_before_resample(const char *canonical, char *buf, size_t cap);

@@ -40,6 +40,7 @@ pl_params pl_default_params(void)
     p.audio = audio_default_params();
     p.beam = beam_default_params();
     p.max_batch = 4;
+    p.seg = seg_default_params();
     return p;
 }
 

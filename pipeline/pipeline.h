@@ -24,6 +24,7 @@
 #include "common/stage.h"
 #include "pipeline/audio.h"
 #include "pipeline/beam.h"
+#include "pipeline/segment.h"
 #include "pipeline/tokens.h"
 
 // The values are the stored row flags (storage/row.h REC_FLAG_*; worker/exec.c asserts it).
@@ -47,6 +48,10 @@ typedef struct pl_params {
                             //   audio.max_seconds at the features' rate, 50 or 100 ids/s)
     int pool;               // sources decoding at once in the pl_pool_* calls (0: max_batch);
                             //   never changes a result (decoding is batch-invariant)
+    seg_params seg;         // the worker's cutting of items longer than seg.max_seconds
+                            //   (worker/exec.h; pl itself never cuts: pl_run refuses a
+                            //   file longer than audio.max_seconds as "too long")
+    int vad_json;           // the worker cuts at the corpus's voice_activity (vad_json.h)
 } pl_params;
 
 pl_params pl_default_params(void);

@@ -1,7 +1,8 @@
 // tests/unit/test_job_flags.c — the job flags of `run` / `regenerate` (cli/job_flags.h) and
 // the options fingerprint built from the coord_params and pl_params a job runs with:
-// (a) the text of the settings existing datasets were written with is unchanged (run:
-// but for the ";resample=2" tail, which refuses them on purpose; the old text is kept),
+// (a) the text of the settings existing datasets were written with is unchanged but for
+// what changed on purpose (run: the ";segment=...;resample=2" tail and --max-seconds'
+// default 60 -> 30, which refuse them; the text before resample=2 is recoverable),
 // (b) every row-changing field changes it, (c) no other field does.
 #include <getopt.h>
 #include <stdio.h>
@@ -44,7 +45,8 @@ static void front_null(pl_params *p) { p->layer = -1; p->null_pipeline = 1; }
 static void front_seconds(pl_params *p, double min_s, double max_s)
 {
     front_null(p);
-    p->audio.max_seconds = (float)max_s;
+    p->audio.max_seconds = (float)max_s; // as cmd_run.c: --max-seconds is both
+    p->seg.max_seconds = (float)max_s;
     if (min_s > 0)
         p->audio.min_samples = (size_t)(min_s * p->audio.target_hz);
 }
@@ -138,6 +140,9 @@ static void canonical_of(const job_flags *f, char *buf)
     job_options_canonical(&f->cp, &f->pp, buf, JOB_OPTIONS_CAP);
 }
 
+// The tail every run text has now at the default cutting params, with max M.
+#define SEG_TAIL(m) ";segment=max:" m ",min:1,pause:0.2,db:12,dbfs:-60,drop:1"
+
 static void test_existing_datasets_keep_their_text(void)
 {
     for (size_t i = 0; i < sizeof COMPAT / sizeof COMPAT[0]; i++) {
@@ -149,20 +154,102 @@ static void test_existing_datasets_keep_their_text(void)
         parse(&f, c->flags);
         char text[JOB_OPTIONS_CAP], hex[SL_SHA256_HEX];
         canonical_of(&f, text);
-        // run: the old text plus the resampler's tag, and the old text recoverable
-        // (cmd_run.c names the change when a dataset holds it); regenerate: unchanged.
-        char want[JOB_OPTIONS_CAP], old[JOB_OPTIONS_CAP];
-        snprintf(want, sizeof want, "%s%s", c->text, c->regenerate ? "" : JOB_OPTIONS_RESAMPLE);
+        // run: the old text with the new --max-seconds default (30, where the case did not
+        // set it), then the cutting params and the resampler's tag; the text before them
+        // recoverable (cmd_run.c names the change when a dataset holds it); regenerate:
+        // unchanged.
+        char want[2 * JOB_OPTIONS_CAP], old[JOB_OPTIONS_CAP], base[JOB_OPTIONS_CAP];
+        snprintf(base, sizeof base, "%s", c->text);
+        char *m60 = strstr(base, "max_seconds=60;");
+        if (!c->regenerate && m60) {
+            memcpy(m60, "max_seconds=30;", 15);
+        }
+        if (c->regenerate) {
+            snprintf(want, sizeof want, "%s", base);
+        } else {
+            CU_ASSERT_EQUAL(f.pp.seg.max_seconds, f.pp.audio.max_seconds);
+            snprintf(want, sizeof want, "%s;segment=max:%g,min:1,pause:0.2,db:12,dbfs:-60,drop:1%s",
+                     base, (double)f.pp.seg.max_seconds, JOB_OPTIONS_RESAMPLE);
+        }
         if (strcmp(text, want))
             fprintf(stderr, "\n%s:\n  got  %s\n  want %s\n", c->name, text, want);
         CU_ASSERT_STRING_EQUAL(text, want);
         CU_ASSERT_EQUAL(job_options_before_resample(text, old, sizeof old), !c->regenerate);
         if (c->regenerate)
             snprintf(old, sizeof old, "%s", text);
-        sl_sha256_hex(old, strlen(old), hex);
-        CU_ASSERT_STRING_EQUAL(old, c->text);
+        CU_ASSERT_STRING_EQUAL(old, base);
+        // the text those datasets hold hashes as they stored it
+        sl_sha256_hex(c->text, strlen(c->text), hex);
         CU_ASSERT_STRING_EQUAL(hex, c->sha256);
+        if (!c->regenerate) // the current one is another: their resume is refused
+            CU_ASSERT(strcmp(text, c->text) != 0);
     }
+}
+
+// The cutting flags: where they go, the tag they print, what is refused.
+static void test_segment_flags(void)
+{
+    job_flags f;
+    job_flags_init(&f, 0);
+    front_null(&f.pp);
+    parse(&f, NULL);
+    seg_params d = seg_default_params();
+    CU_ASSERT_EQUAL(f.pp.seg.max_seconds, d.max_seconds);
+    CU_ASSERT_EQUAL(f.pp.audio.max_seconds, d.max_seconds); // --max-seconds: both
+    CU_ASSERT_EQUAL(f.pp.vad_json, 0);
+    char text[JOB_OPTIONS_CAP];
+    canonical_of(&f, text);
+    const char *tail = SEG_TAIL("30") JOB_OPTIONS_RESAMPLE;
+    CU_ASSERT(strlen(text) > strlen(tail) && !strcmp(text + strlen(text) - strlen(tail), tail));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, ";max_seconds=30;"));
+    CU_ASSERT_EQUAL(job_flags_check_segment(&f), 0);
+    static const char *const flags[] = {"--min-segment", "2.5", "--min-pause", "0.3", "--pause-db",
+                                        "9", "--silence-dbfs", "-55.5", "--keep-silence",
+                                        "--vad-json", NULL};
+    job_flags_init(&f, 0);
+    front_null(&f.pp);
+    parse(&f, flags);
+    CU_ASSERT_EQUAL(f.pp.seg.min_seconds, 2.5f);
+    CU_ASSERT_EQUAL(f.pp.seg.min_pause_seconds, 0.3f);
+    CU_ASSERT_EQUAL(f.pp.seg.pause_db, 9.0f);
+    CU_ASSERT_EQUAL(f.pp.seg.silence_dbfs, -55.5f);
+    CU_ASSERT_EQUAL(f.pp.seg.drop_silent, 0);
+    CU_ASSERT_EQUAL(f.pp.vad_json, 1);
+    canonical_of(&f, text);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, ";segment=max:30,min:2.5,pause:0.3,db:9,dbfs:-55.5,drop:0,"
+                                        "vad:json;resample=2"));
+    CU_ASSERT_EQUAL(job_flags_check_segment(&f), 0);
+    // --max-seconds below 2 x --min-segment: the cutter's rule, refused
+    f.pp.seg.max_seconds = 4.0f;
+    CU_ASSERT_EQUAL(job_flags_check_segment(&f), SL_EXIT_USAGE);
+    f.pp.seg.max_seconds = 5.0f;
+    CU_ASSERT_EQUAL(job_flags_check_segment(&f), 0);
+    // bad values, and regenerate (no audio) takes none of them
+    CU_ASSERT_EQUAL(job_flags_parse(&f, JF_MINSEG, "0"), SL_EXIT_USAGE);
+    CU_ASSERT_EQUAL(job_flags_parse(&f, JF_MINPAUSE, "x"), SL_EXIT_USAGE);
+    CU_ASSERT_EQUAL(job_flags_parse(&f, JF_PAUSEDB, "-1"), SL_EXIT_USAGE);
+    CU_ASSERT_EQUAL(job_flags_parse(&f, JF_SILENCEDB, "3"), SL_EXIT_USAGE);
+    job_flags g;
+    job_flags_init(&g, 1);
+    CU_ASSERT_EQUAL(job_flags_parse(&g, JF_VADJSON, NULL), SL_EXIT_USAGE);
+    CU_ASSERT_EQUAL(job_flags_parse(&g, JF_MINSEG, "2"), SL_EXIT_USAGE);
+    canonical_of(&g, text);
+    CU_ASSERT_PTR_NULL(strstr(text, "segment"));
+    // --help: the defaults from seg_default_params()
+    char *h = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&h, &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    job_flags_help_segment(m);
+    fclose(m);
+    CU_ASSERT_PTR_NOT_NULL(strstr(h, "(default 30; >= 2 x --min-segment)"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(h, "cut may leave (default 1)"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(h, "as a pause (default 0.2)"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(h, "(default 12)"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(h, "(default -60)"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(h, "--keep-silence"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(h, "--vad-json"));
+    free(h);
 }
 
 // Values that now come from a float (max_seconds) or a sample count (min_seconds).
@@ -222,6 +309,7 @@ SET(argc, cp->argc = 5)
 SET(argv, cp->argv = (char **)&dummy)
 SET(exec, cp->exec = (coord_exec_fn)(void (*)(void))set_out)
 SET(exec_ctx, cp->exec_ctx = &dummy)
+SET(exec_partial, cp->exec_partial = (coord_exec_partial_fn)(void (*)(void))set_out)
 SET(payload, cp->payload = (coord_payload_fn)(void (*)(void))set_out)
 SET(payload_ctx, cp->payload_ctx = &dummy)
 SET(meta, cp->meta = (const char *const *)&dummy)
@@ -235,7 +323,7 @@ SET(final_norm, pp->final_norm = 1)
 SET(kmeans, pp->kmeans = "other.npy")
 SET(s2t, pp->s2t = "other.safetensors")
 SET(target_hz, pp->audio.target_hz = 8000)
-SET(max_seconds, pp->audio.max_seconds = 30.0f)
+SET(max_seconds, pp->audio.max_seconds = 45.0f)
 SET(min_samples, pp->audio.min_samples = 8000)
 SET(method_greedy, pp->beam.method = BEAM_GREEDY)
 SET(method_sample, pp->beam.method = BEAM_SAMPLE)
@@ -256,6 +344,13 @@ SET(null_pipeline, pp->null_pipeline = 1)
 SET(text_only, pp->text_only = !pp->text_only)
 SET(max_src_ids, pp->max_src_ids = 77)
 SET(pool, pp->pool = 3)
+SET(seg_max, pp->seg.max_seconds = 20.0f)
+SET(seg_min, pp->seg.min_seconds = 2.0f)
+SET(seg_pause, pp->seg.min_pause_seconds = 0.5f)
+SET(seg_db, pp->seg.pause_db = 6.0f)
+SET(seg_dbfs, pp->seg.silence_dbfs = -50.0f)
+SET(seg_drop, pp->seg.drop_silent = 0)
+SET(vad_json, pp->vad_json = 1)
 
 static const struct field_case {
     const char *name;
@@ -282,6 +377,7 @@ static const struct field_case {
     {"argv", set_argv, 0},
     {"exec", set_exec, 0},
     {"exec_ctx", set_exec_ctx, 0},
+    {"exec_partial", set_exec_partial, 0},
     {"payload", set_payload, 0},
     {"payload_ctx", set_payload_ctx, 0},
     {"meta", set_meta, 0},
@@ -316,13 +412,21 @@ static const struct field_case {
     {"text_only", set_text_only, BOTH},       // run <-> regenerate
     {"max_src_ids", set_max_src_ids, 0},      // capacity, sized from the data
     {"pool", set_pool, 0},                    // decoding is batch-invariant (tests/mpi)
+    {"seg.max_seconds", set_seg_max, RUN},    // where long items are cut
+    {"seg.min_seconds", set_seg_min, RUN},
+    {"seg.min_pause_seconds", set_seg_pause, RUN},
+    {"seg.pause_db", set_seg_db, RUN},
+    {"seg.silence_dbfs", set_seg_dbfs, RUN},
+    {"seg.drop_silent", set_seg_drop, RUN},   // which segments become rows
+    {"vad_json", set_vad_json, RUN},          // the .json's chunks instead of pauses
 };
 
 // sizeof on LP64 when FIELDS was last completed: a field added to the structs (or their
 // parts) changes a size and fails here until FIELDS has its row.
 static const struct { const char *name; size_t now, recorded; } STRUCT_SIZES[] = {
-    {"coord_params", sizeof(coord_params), 176}, // n_ranks, threads, alloc_cores + 4 padding
-    {"pl_params", sizeof(pl_params), 136},
+    {"coord_params", sizeof(coord_params), 184}, // n_ranks, threads, alloc_cores + 4 padding
+    {"pl_params", sizeof(pl_params), 168},
+    {"seg_params", sizeof(seg_params), 24},
     {"audio_params", sizeof(audio_params), 16},
     {"beam_params", sizeof(beam_params), 56},
 };
@@ -396,7 +500,7 @@ static void test_parse_and_defaults(void)
     CU_ASSERT_EQUAL(f.cp.unit_items, dc.unit_items);
     CU_ASSERT_EQUAL(f.cp.grace_s, dc.grace_s);
     CU_ASSERT_EQUAL(f.cp.progress_s, dc.progress_s);
-    CU_ASSERT_EQUAL(f.pp.audio.max_seconds, dp.audio.max_seconds);
+    CU_ASSERT_EQUAL(f.pp.audio.max_seconds, dp.seg.max_seconds); // run: the longest segment
     CU_ASSERT_EQUAL(f.pp.text_only, 0);
     static const char *const flags[] = {"--unit", "3.0", "--beam", "2", "--retry-errors", NULL};
     parse(&f, flags);
@@ -439,7 +543,7 @@ static void test_parse_and_defaults(void)
     size_t n_job = 0;
     while (JOB_FLAG_OPTIONS[n_job].name)
         n_job++;
-    CU_ASSERT_EQUAL(n_job, 9);
+    CU_ASSERT_EQUAL(n_job, 15);
     CU_ASSERT_EQUAL(n, 1 + n_job + DECODE_FLAG_N_OPTIONS);
 }
 
@@ -484,6 +588,7 @@ int main(void)
     static const sl_test_case cases[] = {
         {"existing datasets keep their options text", test_existing_datasets_keep_their_text},
         {"seconds print as typed", test_seconds_print_as_typed},
+        {"the cutting flags and their tag", test_segment_flags},
         {"struct sizes match the field table", test_struct_sizes_match_the_field_table},
         {"each field changes the text or not", test_each_field_changes_the_text_or_not},
         {"flags that change no row", test_flags_that_change_no_row},
