@@ -19,7 +19,10 @@
 #include "storage/segkey.h"
 #include "storage/store.h"
 
-enum { ST_TODO = 0, ST_ROW = 1, ST_ERR = 2 };
+// ST_SEGS: a segmented item whose every segment is stored (its done mark): the only
+// stored item left out of a re-sent unit's WORK (recomputing a long file is costly; the
+// other stored items keep the unit whole, so a unit always computes what it computed).
+enum { ST_TODO = 0, ST_ROW = 1, ST_ERR = 2, ST_SEGS = 3 };
 
 struct coord_session {
     const coord_params *p;
@@ -279,7 +282,7 @@ static int load_seg_marks(coord_session *c, sl_err *err)
             continue;
         if (strcmp(val, "done") == 0) {
             if (c->state[i] == ST_TODO)
-                c->state[i] = ST_ROW;
+                c->state[i] = ST_SEGS;
             continue;
         }
         char *end;
@@ -568,8 +571,8 @@ int coord_session_work(coord_session *c, uint32_t wid, proto_buf *b, sl_err *err
     int rc = proto_work_begin(b, wid, flags, err);
     for (size_t k = 0; rc == SL_OK && k < n; k++) {
         const man_item *it = &c->m->items[items[k]];
-        if (!needed(c, items[k]))
-            continue; // stored already (a unit re-sent for its other items): not recomputed
+        if (c->state[items[k]] == ST_SEGS || (c->resume[items[k]] > 0 && !needed(c, items[k])))
+            continue; // a long file stored already (a unit re-sent for its other items)
         if (c->p->payload) {
             const void *bytes;
             size_t len;
@@ -670,7 +673,7 @@ static int store_mark(coord_session *c, size_t i, const proto_record *rec, size_
         c->resume[i] = next;
         return SL_OK;
     }
-    c->state[i] = ST_ROW;
+    c->state[i] = ST_SEGS;
     c->resume[i] = 0;
     c->segmented_files++;
     (*items_done)++;
