@@ -37,6 +37,9 @@ struct coord_session {
                             //   at (meta seg/<id>), 0 = from its start
     size_t segmented_files; // items of this run finished as segments (a done mark)
     size_t segment_rows;    // rows of this run keyed by a segment
+    size_t incomplete;      // long files whose unit was answered before their done mark
+                            //   (a worker stopped cutting on a stop signal): the run is
+                            //   interrupted and they resume at their mark
     uint32_t *queue;        // wids in dispatch order
     size_t q_len, q_head;
     size_t pending;         // records since the last commit
@@ -486,7 +489,7 @@ static coord_status final_status(const coord_session *c)
 {
     if (c->abort != COORD_FINISHED)
         return c->abort;
-    return c->q_head < c->q_len ? COORD_INTERRUPTED : COORD_FINISHED;
+    return c->q_head < c->q_len || c->incomplete ? COORD_INTERRUPTED : COORD_FINISHED;
 }
 
 int coord_session_close(coord_session *c, int rc, coord_outcome *out, sl_err *err)
@@ -733,7 +736,23 @@ static int store_record(coord_session *c, int rank, uint32_t wid, const proto_re
     return (rc = completed(c, (size_t)i, err)) ? rc : 1;
 }
 
-int coord_session_result(coord_session *c, int rank, const void *msg, size_t len, sl_err *err)
+// A unit's final answer left long item i unfinished (no done mark): it resumes next run.
+static void check_finished(coord_session *c, uint32_t wid)
+{
+    const size_t *items;
+    size_t one, n = wid_items(c, wid, &one, &items);
+    for (size_t k = 0; k < n; k++) {
+        size_t i = items[k];
+        if (c->state[i] != ST_TODO || c->resume[i] <= 0)
+            continue;
+        c->incomplete++;
+        SL_LOG(WARN, "run", "%s stopped at %.3f s (the worker was stopped): the next run resumes "
+               "it there", c->m->items[i].id, (double)c->resume[i] / MAN_PIECE_HZ);
+    }
+}
+
+static int take_answer(coord_session *c, int rank, const void *msg, size_t len, int final,
+                       sl_err *err)
 {
     proto_result_reader r;
     int rc = proto_result_open(&r, msg, len, err);
@@ -754,8 +773,20 @@ int coord_session_result(coord_session *c, int rank, const void *msg, size_t len
     c->rows_added += a.rows;
     c->errors_added += a.errors;
     c->rows_kept += a.kept;
+    if (final)
+        check_finished(c, r.wid);
     progress_add(&c->prog, a.items_done, a.rows, a.errors, a.audio);
     return coord_session_commit_due(c, err);
+}
+
+int coord_session_result(coord_session *c, int rank, const void *msg, size_t len, sl_err *err)
+{
+    return take_answer(c, rank, msg, len, 1, err);
+}
+
+int coord_session_partial(coord_session *c, int rank, const void *msg, size_t len, sl_err *err)
+{
+    return take_answer(c, rank, msg, len, 0, err);
 }
 
 int coord_session_crash(coord_session *c, int rank, const void *msg, size_t len, sl_err *err)

@@ -398,7 +398,7 @@ static int drop_sink(void *sink, const void *msg, size_t n, sl_err *err)
 
 static int session_sink(void *sink, const void *msg, size_t n, sl_err *err)
 {
-    return coord_session_result(sink, 1, msg, n, err);
+    return coord_session_partial(sink, 1, msg, n, err);
 }
 
 // One run of a session with n_workers simulated workers taking and answering units
@@ -444,7 +444,10 @@ static int simulate(const char *dir, const manifest *m, size_t unit, unsigned *s
         }
         proto_buf *msg = &x->msgs[x->next_msg];
         int tag = x->tags[x->next_msg++];
-        CU_ASSERT_EQUAL_FATAL(coord_session_result(s, busy + 1, msg->p, msg->len, &err), SL_OK);
+        CU_ASSERT_EQUAL_FATAL(tag == PROTO_RESULT
+                                  ? coord_session_result(s, busy + 1, msg->p, msg->len, &err)
+                                  : coord_session_partial(s, busy + 1, msg->p, msg->len, &err),
+                              SL_OK);
         if (tag == PROTO_RESULT) { // the unit is answered
             proto_buf t = x->work[0];
             x->work[0] = x->work[1];
@@ -613,9 +616,10 @@ static size_t work_items(coord_session *s, uint32_t wid, proto_buf *b, proto_ite
     return n;
 }
 
-// A long item killed after two committed segments resumes at the second cut (CONTINUE),
-// ends "done" with the uninterrupted run's rows, and is never sent again: not when its
-// unit is re-sent for an error retry of another item.
+// A long item killed after two committed segments resumes at the second cut (CONTINUE);
+// stopped after one more (its unit answered without the done mark: "interrupted"), at
+// the third; it ends "done" with the uninterrupted run's rows and is never sent again:
+// not when its unit is re-sent for an error retry of another item.
 static void test_long_item_resumes_at_cut(void)
 {
     const char *root = sl_test_tmpdir("longroot");
@@ -654,9 +658,9 @@ static void test_long_item_resumes_at_cut(void)
     CU_ASSERT_EQUAL_FATAL(stub_msgs(NULL, work.p, work.len, msgs, tags, &n_msgs, &err), SL_OK);
     CU_ASSERT_EQUAL_FATAL(n_msgs, 6); // 5 PARTIALs, then the RESULT
     for (int k = 0; k < 2; k++)
-        CU_ASSERT_EQUAL_FATAL(coord_session_result(s, 1, msgs[k].p, msgs[k].len, &err), SL_OK);
+        CU_ASSERT_EQUAL_FATAL(coord_session_partial(s, 1, msgs[k].p, msgs[k].len, &err), SL_OK);
     CU_ASSERT_EQUAL_FATAL(coord_session_commit(s, &err), SL_OK);
-    CU_ASSERT_EQUAL_FATAL(coord_session_result(s, 1, msgs[2].p, msgs[2].len, &err), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(coord_session_partial(s, 1, msgs[2].p, msgs[2].len, &err), SL_OK);
     CU_ASSERT_EQUAL(coord_session_close(s, SL_EIO, &o, &err), SL_EIO);
     char key[64], *v;
     snprintf(key, sizeof key, "seg/%s", long_id);
@@ -664,7 +668,8 @@ static void test_long_item_resumes_at_cut(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(v);
     CU_ASSERT_STRING_EQUAL(v, "960000"); // the end of the second segment
     free(v);
-    // Run 2: the long item continues at 960000; the short ones are sent whole.
+    // Run 2: the long item continues at 960000; the short ones are sent whole. Its worker
+    // is stopped after one more segment: the unit's RESULT comes without the done mark.
     stub st = {0};
     CU_ASSERT_EQUAL_FATAL(coord_session_open(&s, &p, &err), SL_OK);
     CU_ASSERT_FATAL(coord_session_next(s, &wid));
@@ -680,19 +685,37 @@ static void test_long_item_resumes_at_cut(void)
     CU_ASSERT_EQUAL_FATAL(stub_msgs(&st, work.p, work.len, msgs, tags, &n_msgs, &err), SL_OK);
     CU_ASSERT_EQUAL(st.continued_at, 960000);
     CU_ASSERT_EQUAL_FATAL(n_msgs, 4); // segments 3..5, then the RESULT
+    CU_ASSERT_EQUAL_FATAL(coord_session_partial(s, 1, msgs[0].p, msgs[0].len, &err), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(coord_session_result(s, 1, msgs[3].p, msgs[3].len, &err), SL_OK);
+    CU_ASSERT_EQUAL(coord_session_close(s, SL_OK, &o, &err), SL_OK);
+    CU_ASSERT_EQUAL(o.status, COORD_INTERRUPTED); // every unit answered, one file unfinished
+    CU_ASSERT_EQUAL(o.segmented_files, 0);
+    v = meta_of(dir, key);
+    CU_ASSERT(v && strcmp(v, "1440000") == 0);
+    free(v);
+    // Run 3: on from 1440000, the short items stored already.
+    CU_ASSERT_EQUAL_FATAL(coord_session_open(&s, &p, &err), SL_OK);
+    CU_ASSERT_FATAL(coord_session_next(s, &wid));
+    CU_ASSERT_EQUAL_FATAL(work_items(s, wid, &work, it, 8), 3);
+    CU_ASSERT_EQUAL_FATAL(stub_msgs(&st, work.p, work.len, msgs, tags, &n_msgs, &err), SL_OK);
+    CU_ASSERT_EQUAL(st.continued_at, 1440000);
+    CU_ASSERT_EQUAL_FATAL(n_msgs, 3);
     for (int k = 0; k < n_msgs; k++)
-        CU_ASSERT_EQUAL_FATAL(coord_session_result(s, 1, msgs[k].p, msgs[k].len, &err), SL_OK);
+        CU_ASSERT_EQUAL_FATAL(k < n_msgs - 1
+                                  ? coord_session_partial(s, 1, msgs[k].p, msgs[k].len, &err)
+                                  : coord_session_result(s, 1, msgs[k].p, msgs[k].len, &err),
+                              SL_OK);
     CU_ASSERT_EQUAL(coord_session_close(s, SL_OK, &o, &err), SL_OK);
     CU_ASSERT_EQUAL(o.status, COORD_FINISHED);
     CU_ASSERT_EQUAL(o.segmented_files, 1);
-    CU_ASSERT(o.segment_rows >= 2 && o.segment_rows <= 3); // segment errors are not rows
+    CU_ASSERT(o.segment_rows >= 1 && o.segment_rows <= 2); // segment errors are not rows
     v = meta_of(dir, key);
     CU_ASSERT(v && strcmp(v, "done") == 0);
     free(v);
     size_t n_got = dump_store(dir, &got);
     CU_ASSERT(n_got == n_ref && memcmp(got, ref, n_ref) == 0);
     free(got);
-    // Run 3 (errors retried): the unit goes again for xe2.wav, without the long file.
+    // Run 4 (errors retried): the unit goes again for xe2.wav, without the long file.
     p.retry_errors = 1;
     CU_ASSERT_EQUAL_FATAL(coord_session_open(&s, &p, &err), SL_OK);
     CU_ASSERT_FATAL(coord_session_next(s, &wid));
@@ -701,7 +724,7 @@ static void test_long_item_resumes_at_cut(void)
     for (size_t k = 0; k < n; k++)
         CU_ASSERT(strcmp(it[k].id, long_id) != 0);
     CU_ASSERT_EQUAL(coord_session_close(s, SL_OK, &o, &err), SL_OK);
-    // Run 4: nothing to do.
+    // Run 5: nothing to do.
     p.retry_errors = 0;
     CU_ASSERT_EQUAL_FATAL(coord_session_open(&s, &p, &err), SL_OK);
     CU_ASSERT_FALSE(coord_session_next(s, &wid));
