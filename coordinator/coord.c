@@ -31,7 +31,7 @@ int coord_exit_code(coord_status s)
 
 static int local_partial(void *sink, const void *msg, size_t n, sl_err *err)
 {
-    return coord_session_result(sink, 0, msg, n, err);
+    return coord_session_partial(sink, 0, msg, n, err);
 }
 
 // One rank: execute each unit in process, with a crash note armed around it.

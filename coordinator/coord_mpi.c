@@ -80,7 +80,7 @@ static int handle(coord_session *s, wstate *w, int src, int tag, const void *msg
         w->inflight--;
         return coord_session_result(s, src, msg, n, err);
     case PROTO_PARTIAL: // records of a unit still in flight
-        return coord_session_result(s, src, msg, n, err);
+        return coord_session_partial(s, src, msg, n, err);
     case PROTO_STATS:
         if (!w->got_stats) {
             w->got_stats = 1;

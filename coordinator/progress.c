@@ -11,8 +11,8 @@ void progress_init(progress *p, size_t total, size_t already_done, double every_
 {
     p->total = total;
     p->done0 = already_done;
-    p->rows = p->errors = 0;
-    p->audio_s = 0;
+    p->items = p->rows = p->errors = 0;
+    p->audio_s = p->audio_todo = 0;
     p->t_start = p->t_last = sl_now();
     p->every_s = every_s > 0 ? every_s : 30;
     p->tty = isatty(2);
@@ -28,16 +28,27 @@ static void fmt_eta(double s, char *buf, size_t cap)
         snprintf(buf, cap, "%dm%02ds", (int)(s / 60), (int)s % 60);
 }
 
+void progress_set_audio(progress *p, double audio_todo)
+{
+    p->audio_todo = audio_todo > 0 ? audio_todo : 0;
+}
+
 static void print(progress *p, int final, const char *status)
 {
     double now = sl_now(), el = now - p->t_start;
-    size_t done = p->done0 + p->rows + p->errors;
+    size_t done = p->done0 + p->items;
     double rate = el > 0 ? (double)(p->rows + p->errors) / el : 0;
+    double left = -1; // seconds
+    if (p->audio_todo > 0 && p->audio_s > 0) {
+        double a_left = p->audio_todo - p->audio_s;
+        left = (a_left > 0 ? a_left : 0) / (p->audio_s / el);
+    } else if (p->items > 0) {
+        left = (double)(p->total - (done < p->total ? done : p->total)) / ((double)p->items / el);
+    }
     char eta[32];
-    fmt_eta(rate > 0 ? (double)(p->total - (done < p->total ? done : p->total)) / rate : -1, eta,
-            sizeof eta);
+    fmt_eta(left, eta, sizeof eta);
     char line[256];
-    snprintf(line, sizeof line, "%zu/%zu done (%zu rows, %zu failed this run), %.2f utt/s, "
+    snprintf(line, sizeof line, "%zu/%zu done (%zu rows, %zu failed this run), %.2f rows/s, "
              "%.4f audio h/s, ETA %s%s%s", done, p->total, p->rows, p->errors, rate,
              el > 0 ? p->audio_s / 3600.0 / el : 0.0, final ? "-" : eta, status ? ": " : "",
              status ? status : "");
@@ -51,8 +62,9 @@ static void print(progress *p, int final, const char *status)
     }
 }
 
-void progress_add(progress *p, size_t rows, size_t errors, double audio_s)
+void progress_add(progress *p, size_t items, size_t rows, size_t errors, double audio_s)
 {
+    p->items += items;
     p->rows += rows;
     p->errors += errors;
     p->audio_s += audio_s;

@@ -16,9 +16,13 @@
 #include "coordinator/units.h"
 #include "storage/quality.h"
 #include "storage/row.h"
+#include "storage/segkey.h"
 #include "storage/store.h"
 
-enum { ST_TODO = 0, ST_ROW = 1, ST_ERR = 2 };
+// ST_SEGS: a segmented item whose every segment is stored (its done mark): the only
+// stored item left out of a re-sent unit's WORK (recomputing a long file is costly; the
+// other stored items keep the unit whole, so a unit always computes what it computed).
+enum { ST_TODO = 0, ST_ROW = 1, ST_ERR = 2, ST_SEGS = 3 };
 
 struct coord_session {
     const coord_params *p;
@@ -29,6 +33,13 @@ struct coord_session {
     unit_plan plan;
     unsigned char *state;   // per manifest item: ST_*
     unsigned char *crash;   // per manifest item: crashes recorded so far
+    int64_t *resume;        // per manifest item: the committed cut a segmented item resumes
+                            //   at (meta seg/<id>), 0 = from its start
+    size_t segmented_files; // items of this run finished as segments (a done mark)
+    size_t segment_rows;    // rows of this run keyed by a segment
+    size_t incomplete;      // long files whose unit was answered before their done mark
+                            //   (a worker stopped cutting on a stop signal): the run is
+                            //   interrupted and they resume at their mark
     uint32_t *queue;        // wids in dispatch order
     size_t q_len, q_head;
     size_t pending;         // records since the last commit
@@ -253,6 +264,43 @@ static int load_crash_marks(coord_session *c, sl_err *err)
     return rc < 0 ? rc : SL_OK;
 }
 
+// Segmented items: meta seg/<id> = "done" (every segment stored) or the decimal cut the
+// item resumes at.
+static int load_seg_marks(coord_session *c, sl_err *err)
+{
+    store_iter *it;
+    int rc = store_iter_open(&it, c->s, STORE_META, err);
+    if (rc)
+        return rc;
+    store_iter_seek(it, "seg/", 4, err);
+    const void *k, *v;
+    size_t kn, vn;
+    while ((rc = store_iter_next(it, &k, &kn, &v, &vn, err)) == 1) {
+        if (kn < 4 || memcmp(k, "seg/", 4) != 0)
+            break;
+        int i = find_item(c->m, (const char *)k + 4, kn - 4);
+        char val[32] = {0};
+        memcpy(val, v, vn < sizeof val - 1 ? vn : sizeof val - 1);
+        if (i < 0)
+            continue;
+        if (strcmp(val, "done") == 0) {
+            if (c->state[i] == ST_TODO)
+                c->state[i] = ST_SEGS;
+            continue;
+        }
+        char *end;
+        long long next = strtoll(val, &end, 10);
+        if (end == val || *end || next <= 0) {
+            store_iter_close(it);
+            return sl_fail(err, SL_EFORMAT, "run: %s: meta seg/%s is \"%s\" (want a sample "
+                           "offset or \"done\")", c->p->out, c->m->items[i].id, val);
+        }
+        c->resume[i] = next;
+    }
+    store_iter_close(it);
+    return rc < 0 ? rc : SL_OK;
+}
+
 static int build_queue(coord_session *c, sl_err *err)
 {
     c->queue = malloc((c->plan.n_units + c->m->n + 1) * sizeof(uint32_t));
@@ -271,6 +319,23 @@ static int build_queue(coord_session *c, sl_err *err)
             }
     }
     return SL_OK;
+}
+
+// Audio seconds the queued work covers (the rest of a resumed item), or 0 when some
+// item's length is unknown: the progress line's ETA then counts items.
+static double audio_to_do(const coord_session *c)
+{
+    double total = 0;
+    for (size_t i = 0; i < c->m->n; i++) {
+        const man_item *it = &c->m->items[i];
+        if (!needed(c, i) || it->bad)
+            continue;
+        if (it->n_samples < 0)
+            return 0;
+        int64_t from = c->resume[i] > it->start ? c->resume[i] - it->start : 0;
+        total += (double)(it->n_samples > from ? it->n_samples - from : 0) / MAN_PIECE_HZ;
+    }
+    return total;
 }
 
 // CPU seconds of this process (all its threads, Open MPI's included).
@@ -296,11 +361,12 @@ static int session_start(coord_session *c, sl_err *err)
         return rc;
     c->state = calloc(c->m->n + 1, 1);
     c->crash = calloc(c->m->n + 1, 1);
-    if (!c->state || !c->crash)
+    c->resume = calloc(c->m->n + 1, sizeof *c->resume);
+    if (!c->state || !c->crash || !c->resume)
         return sl_fail(err, SL_ENOMEM, "run: out of memory");
     if ((rc = scan_done(c, STORE_ROWS, ST_ROW, err)) ||
         (rc = scan_done(c, STORE_ERRORS, ST_ERR, err)) || (rc = load_crash_marks(c, err)) ||
-        (rc = consume_crash_note(c, err)))
+        (rc = load_seg_marks(c, err)) || (rc = consume_crash_note(c, err)))
         return rc;
     size_t already = 0;
     for (size_t i = 0; i < c->m->n; i++)
@@ -322,6 +388,7 @@ static int session_start(coord_session *c, sl_err *err)
     if ((rc = coord_session_commit(c, err)) || (rc = build_queue(c, err)))
         return rc;
     progress_init(&c->prog, c->m->n, already, p->progress_s);
+    progress_set_audio(&c->prog, audio_to_do(c));
     c->cpu0 = cpu_seconds(); // rank 0's own cost of the run, start-up excluded
     SL_LOG(INFO, "run", "%zu utterances in %zu units; %zu units to do on %d rank(s)", c->m->n,
            c->plan.n_units, c->q_len, p->n_ranks);
@@ -334,6 +401,7 @@ static void session_free(coord_session *c)
     units_free(&c->plan);
     free(c->state);
     free(c->crash);
+    free(c->resume);
     free(c->queue);
     free(c);
 }
@@ -398,6 +466,9 @@ static void print_summary(const coord_session *c, const jm_run_figures *f)
                f->stage_s[0], 100 * f->stage_s[0] / busy, f->stage_s[1], 100 * f->stage_s[1] / busy,
                f->stage_s[2], 100 * f->stage_s[2] / busy, f->stage_s[3], 100 * f->stage_s[3] / busy,
                s[PROTO_N_UTTS], s[PROTO_AUDIO_SECONDS]);
+    if (c->segmented_files || c->segment_rows)
+        SL_LOG(INFO, "run", "long files: %zu finished as segments this run; %zu segment row(s) "
+               "stored", c->segmented_files, c->segment_rows);
     if (f->batch_height > 0)
         SL_LOG(INFO, "run", "decoding batch: %.2f rows per decoder step on average (%.0f steps, "
                "%.0f rows)", f->batch_height, s[PROTO_N_DEC_STEPS], s[PROTO_N_DEC_ROWS]);
@@ -418,7 +489,7 @@ static coord_status final_status(const coord_session *c)
 {
     if (c->abort != COORD_FINISHED)
         return c->abort;
-    return c->q_head < c->q_len ? COORD_INTERRUPTED : COORD_FINISHED;
+    return c->q_head < c->q_len || c->incomplete ? COORD_INTERRUPTED : COORD_FINISHED;
 }
 
 int coord_session_close(coord_session *c, int rc, coord_outcome *out, sl_err *err)
@@ -452,6 +523,8 @@ int coord_session_close(coord_session *c, int rc, coord_outcome *out, sl_err *er
     out->errors_added = c->errors_added;
     out->rows_kept = c->rows_kept;
     out->audio_s = c->prog.audio_s;
+    out->segmented_files = c->segmented_files;
+    out->segment_rows = c->segment_rows;
     session_free(c);
     return rc;
 }
@@ -491,19 +564,27 @@ int coord_session_work(coord_session *c, uint32_t wid, proto_buf *b, sl_err *err
     size_t one, n = wid_items(c, wid, &one, &items);
     uint32_t flags = (wid >= c->plan.n_units ? PROTO_WORK_ALONE : 0) |
                      (c->p->payload ? PROTO_WORK_PAYLOAD : 0);
-    // Manifest pieces (a range of a file): the unit's items carry their ranges.
-    for (size_t k = 0; !c->p->payload && k < n; k++)
+    // Manifest pieces (a range of a file) and resumed segmented items carry ranges.
+    for (size_t k = 0; !c->p->payload && k < n; k++) {
         if (man_item_is_piece(&c->m->items[items[k]]))
             flags |= PROTO_WORK_RANGES;
+        if (c->resume[items[k]] > 0)
+            flags |= PROTO_WORK_RANGES | PROTO_WORK_ITEM_FLAGS;
+    }
     int rc = proto_work_begin(b, wid, flags, err);
     for (size_t k = 0; rc == SL_OK && k < n; k++) {
         const man_item *it = &c->m->items[items[k]];
+        if (c->state[items[k]] == ST_SEGS || (c->resume[items[k]] > 0 && !needed(c, items[k])))
+            continue; // a long file stored already (a unit re-sent for its other items)
         if (c->p->payload) {
             const void *bytes;
             size_t len;
             rc = c->p->payload(c->p->payload_ctx, items[k], &bytes, &len, err);
             if (rc == SL_OK)
                 rc = proto_work_add_bytes(b, it->id, bytes, len, err);
+        } else if (c->resume[items[k]] > 0) { // a segmented item: on from its committed cut
+            rc = proto_work_add_item(b, it->id, it->path, c->resume[items[k]], it->end,
+                                     PROTO_ITEM_CONTINUE, err);
         } else if (flags & PROTO_WORK_RANGES) {
             rc = proto_work_add_range(b, it->id, it->path, it->start, it->end, err);
         } else {
@@ -533,11 +614,85 @@ int coord_session_note(coord_session *c, uint32_t wid, proto_buf *b, sl_err *err
     return SL_OK;
 }
 
+static void seg_meta_key(const char *id, char *key, size_t cap) { snprintf(key, cap, "seg/%s", id); }
+
+// The manifest item a record names: its id, or for a segment key (storage/segkey.h)
+// the item before the suffix. *segment = 1 for the latter.
+static int record_item(const coord_session *c, const proto_record *rec, int *segment)
+{
+    *segment = 0;
+    int i = find_item(c->m, rec->key, rec->key_len);
+    size_t src_len;
+    if (i < 0 && rec->kind != PROTO_REC_MARK &&
+        seg_key_split(rec->key, rec->key_len, &src_len)) {
+        i = find_item(c->m, rec->key, src_len);
+        *segment = i >= 0;
+    }
+    return i;
+}
+
+// Item i's first record of this answer while its old error is stored (retry_errors):
+// the error goes, the item is being computed again.
+static int drop_old_error(coord_session *c, size_t i, sl_err *err)
+{
+    if (c->state[i] != ST_ERR)
+        return SL_OK;
+    const char *id = c->m->items[i].id;
+    int rc = store_del_error(c->s, id, strlen(id), err);
+    c->state[i] = ST_TODO;
+    return rc;
+}
+
+// Item i is complete (a row, an error, or its done mark): forget an earlier crash.
+static int completed(coord_session *c, size_t i, sl_err *err)
+{
+    if (!c->crash[i])
+        return SL_OK;
+    char key[4200];
+    crash_key(c->m->items[i].id, key, sizeof key);
+    c->crash[i] = 0;
+    return store_del_meta(c->s, key, err);
+}
+
+// A mark: where segmented item i resumes, or that it is done; stored in meta in the same
+// transaction as the segments it follows.
+static int store_mark(coord_session *c, size_t i, const proto_record *rec, size_t *items_done,
+                      sl_err *err)
+{
+    int64_t next;
+    int done, rc;
+    if ((rc = proto_mark_parse(rec->val, rec->val_len, &next, &done, err)))
+        return rc;
+    char key[4200], val[32];
+    seg_meta_key(c->m->items[i].id, key, sizeof key);
+    if (done)
+        snprintf(val, sizeof val, "done");
+    else
+        snprintf(val, sizeof val, "%lld", (long long)next);
+    if ((rc = drop_old_error(c, i, err)) || (rc = store_put_meta(c->s, key, val, err)))
+        return rc;
+    c->pending++;
+    if (!done) {
+        c->resume[i] = next;
+        return SL_OK;
+    }
+    c->state[i] = ST_SEGS;
+    c->resume[i] = 0;
+    c->segmented_files++;
+    (*items_done)++;
+    return completed(c, i, err);
+}
+
+typedef struct answer { // what one RESULT or PARTIAL added
+    size_t rows, errors, kept, items_done;
+    double audio;
+} answer;
+
 // Stores one record of a RESULT answering wid; 1 = stored, 0 = ignored.
 static int store_record(coord_session *c, int rank, uint32_t wid, const proto_record *rec,
-                        double *audio, size_t *kept, sl_err *err)
+                        answer *a, sl_err *err)
 {
-    int i = find_item(c->m, rec->key, rec->key_len);
+    int segment, i = record_item(c, rec, &segment);
     if (i < 0 || !in_wid(c, wid, (size_t)i)) {
         SL_LOG(WARN, "run", "rank %d returned \"%.*s\", %s work unit %u: ignored", rank,
                (int)(rec->key_len > 200 ? 200 : rec->key_len), (const char *)rec->key,
@@ -546,37 +701,58 @@ static int store_record(coord_session *c, int rank, uint32_t wid, const proto_re
     }
     if (!needed(c, (size_t)i))
         return 0; // already stored: a unit recomputed whole for its missing ids
+    if (rec->kind == PROTO_REC_MARK) {
+        int rc = store_mark(c, (size_t)i, rec, &a->items_done, err);
+        return rc ? rc : 0;
+    }
     int rc;
-    if (c->state[i] == ST_ERR && (rc = store_del_error(c->s, rec->key, rec->key_len, err)))
+    if ((rc = drop_old_error(c, (size_t)i, err)))
         return rc;
     if (rec->kind == PROTO_REC_ROW) {
         rec_header h;
         if ((rc = rec_row_decode(rec->val, rec->val_len, &h, err)))
-            return sl_err_prefix(err, "run: row \"%s\" from rank %d", c->m->items[i].id, rank);
+            return sl_err_prefix(err, "run: row \"%.*s\" from rank %d",
+                                 (int)(rec->key_len > 200 ? 200 : rec->key_len),
+                                 (const char *)rec->key, rank);
         rc = store_put_row(c->s, rec->key, rec->key_len, rec->val, rec->val_len, err);
-        c->state[i] = ST_ROW;
-        *audio += (double)h.duration_s;
+        a->audio += (double)h.duration_s;
         rec_quality q;
         rec_quality_of(&h, c->quality.q, &q);
-        *kept += rec_filter_check(&c->quality, &q) == 0;
+        a->kept += rec_filter_check(&c->quality, &q) == 0;
+        a->rows++;
     } else {
         rc = store_put_error(c->s, rec->key, rec->key_len, rec->val, rec->val_len, err);
-        c->state[i] = ST_ERR;
+        a->errors++;
     }
     if (rc)
         return rc;
     c->pending++;
-    if (c->crash[i]) { // it completed: forget the earlier crash
-        char key[4200];
-        crash_key(c->m->items[i].id, key, sizeof key);
-        if ((rc = store_del_meta(c->s, key, err)))
-            return rc;
-        c->crash[i] = 0;
+    if (segment) { // one segment of item i: the item ends with its done mark (or an error)
+        c->segment_rows += rec->kind == PROTO_REC_ROW;
+        return 1;
     }
-    return 1;
+    c->state[i] = rec->kind == PROTO_REC_ROW ? ST_ROW : ST_ERR;
+    a->items_done++;
+    return (rc = completed(c, (size_t)i, err)) ? rc : 1;
 }
 
-int coord_session_result(coord_session *c, int rank, const void *msg, size_t len, sl_err *err)
+// A unit's final answer left long item i unfinished (no done mark): it resumes next run.
+static void check_finished(coord_session *c, uint32_t wid)
+{
+    const size_t *items;
+    size_t one, n = wid_items(c, wid, &one, &items);
+    for (size_t k = 0; k < n; k++) {
+        size_t i = items[k];
+        if (c->state[i] != ST_TODO || c->resume[i] <= 0)
+            continue;
+        c->incomplete++;
+        SL_LOG(WARN, "run", "%s stopped at %.3f s (the worker was stopped): the next run resumes "
+               "it there", c->m->items[i].id, (double)c->resume[i] / MAN_PIECE_HZ);
+    }
+}
+
+static int take_answer(coord_session *c, int rank, const void *msg, size_t len, int final,
+                       sl_err *err)
 {
     proto_result_reader r;
     int rc = proto_result_open(&r, msg, len, err);
@@ -588,23 +764,29 @@ int coord_session_result(coord_session *c, int rank, const void *msg, size_t len
         return SL_OK;
     }
     proto_record rec;
-    size_t rows = 0, errors = 0, kept = 0;
-    double audio = 0;
-    while ((rc = proto_result_next(&r, &rec, err)) == 1) {
-        if ((rc = store_record(c, rank, r.wid, &rec, &audio, &kept, err)) < 0)
+    answer a = {0};
+    while ((rc = proto_result_next(&r, &rec, err)) == 1)
+        if ((rc = store_record(c, rank, r.wid, &rec, &a, err)) < 0)
             return rc;
-        if (rc == 1) {
-            rows += rec.kind == PROTO_REC_ROW;
-            errors += rec.kind != PROTO_REC_ROW;
-        }
-    }
     if (rc < 0)
         return sl_err_prefix(err, "run: from rank %d", rank);
-    c->rows_added += rows;
-    c->errors_added += errors;
-    c->rows_kept += kept;
-    progress_add(&c->prog, rows, errors, audio);
+    c->rows_added += a.rows;
+    c->errors_added += a.errors;
+    c->rows_kept += a.kept;
+    if (final)
+        check_finished(c, r.wid);
+    progress_add(&c->prog, a.items_done, a.rows, a.errors, a.audio);
     return coord_session_commit_due(c, err);
+}
+
+int coord_session_result(coord_session *c, int rank, const void *msg, size_t len, sl_err *err)
+{
+    return take_answer(c, rank, msg, len, 1, err);
+}
+
+int coord_session_partial(coord_session *c, int rank, const void *msg, size_t len, sl_err *err)
+{
+    return take_answer(c, rank, msg, len, 0, err);
 }
 
 int coord_session_crash(coord_session *c, int rank, const void *msg, size_t len, sl_err *err)

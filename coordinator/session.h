@@ -2,7 +2,7 @@
 //
 // A session is everything coord_run() knows between opening the dataset and
 // recording the run: the unit plan, what is stored, crash marks, the dispatch
-// queue, the open commit batch and the progress line. The drivers (the one-rank
+// queue, the open commit batch, the long files' resume marks and the progress line. The drivers (the one-rank
 // loop in coord.c and the MPI loop in coord_mpi.c) only move bytes: they ask the
 // session for the next work id and its WORK message, and hand it what arrives
 // (RESULT, CRASH, STATS). Because every decision is made here, a test can drive a
@@ -56,8 +56,14 @@ int coord_session_work(coord_session *s, uint32_t wid, proto_buf *b, sl_err *err
 // crash note (common/crash.h).
 int coord_session_note(coord_session *s, uint32_t wid, proto_buf *b, sl_err *err);
 
-// Stores the records of one RESULT message (commits when a batch is due).
+// Stores the records of one RESULT message (commits when a batch is due): rows and
+// errors under their item's id or a segment key `<id>@S-E` (storage/segkey.h), and
+// marks, kept as meta seg/<id> ("done" or the decimal cut to resume at) in the same
+// transaction. A long item that its unit's RESULT leaves without a done mark (its
+// worker stopped at a cut) makes the run "interrupted"; the next run continues it.
 int coord_session_result(coord_session *s, int rank, const void *msg, size_t n, sl_err *err);
+// The same for a PARTIAL message (the unit stays in flight).
+int coord_session_partial(coord_session *s, int rank, const void *msg, size_t n, sl_err *err);
 // A worker crashed on the work id in msg: marks its items (meta crash/<id>), commits,
 // and marks the session aborted (the job must end: the sender is dying).
 int coord_session_crash(coord_session *s, int rank, const void *msg, size_t n, sl_err *err);

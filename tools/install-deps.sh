@@ -15,6 +15,7 @@ pkgs=(
   libjansson-dev libssl-dev                   # JSON headers, sha256 fingerprints
   libcunit1-dev                               # unit tests
   espeak-ng sox libsox-fmt-all                # test and example speech
+  asterisk-core-sounds-en-wav                 # real recorded prompts (a 73 s one) in tests
   python3 python3-numpy python3-lmdb          # third-party readers in tests
   python3-torch python3-sklearn python3-joblib  # tools/convert_*, python/ reader tests
   python3-torchaudio                          # MFCC reference in tests/kmfit

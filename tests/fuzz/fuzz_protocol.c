@@ -59,10 +59,19 @@ static void check_items(const uint8_t *data, size_t size, uint32_t flags, const 
         // Without the payload flag the worker opens path as a C string.
         if (!(flags & PROTO_WORK_PAYLOAD) && memchr(it[i].path, 0, it[i].path_len))
             __builtin_trap();
-        // A range is the whole file (0, 0) or a piece 0 <= start < end; none without the flag.
-        if (!(it[i].start == 0 && it[i].end == 0) &&
-            (!(flags & PROTO_WORK_RANGES) || it[i].start < 0 || it[i].end <= it[i].start))
+        // A range is the whole file (0, 0) or a piece 0 <= start < end; none without the
+        // flag. A continuation (item flag CONTINUE, only with PROTO_WORK_ITEM_FLAGS): a cut
+        // start > 0 and an end after it or 0.
+        if (it[i].item_flags & ~PROTO_ITEM_CONTINUE ||
+            (it[i].item_flags && !(flags & PROTO_WORK_ITEM_FLAGS)))
             __builtin_trap();
+        if (it[i].item_flags & PROTO_ITEM_CONTINUE) {
+            if (it[i].start <= 0 || (it[i].end != 0 && it[i].end <= it[i].start))
+                __builtin_trap();
+        } else if (!(it[i].start == 0 && it[i].end == 0) &&
+                   (!(flags & PROTO_WORK_RANGES) || it[i].start < 0 || it[i].end <= it[i].start)) {
+            __builtin_trap();
+        }
     }
 }
 
@@ -70,7 +79,8 @@ static int same_items(const proto_item *a, const proto_item *b, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (a[i].id != b[i].id || a[i].id_len != b[i].id_len || a[i].path != b[i].path ||
-            a[i].path_len != b[i].path_len || a[i].start != b[i].start || a[i].end != b[i].end)
+            a[i].path_len != b[i].path_len || a[i].start != b[i].start || a[i].end != b[i].end ||
+            a[i].item_flags != b[i].item_flags)
             return 0;
     return 1;
 }
@@ -83,7 +93,8 @@ static void fuzz_one(const uint8_t *data, size_t size)
     if (hrc != SL_OK)
         check_refusal(hrc, &err, "WORK");
     else if ((flags & ~PROTO_WORK_FLAGS) || n_hdr > (size - 12) / 10 ||
-             ((flags & PROTO_WORK_PAYLOAD) && (flags & PROTO_WORK_RANGES)))
+             ((flags & PROTO_WORK_PAYLOAD) && (flags & PROTO_WORK_RANGES)) ||
+             ((flags & PROTO_WORK_ITEM_FLAGS) && !(flags & PROTO_WORK_RANGES)))
         __builtin_trap();
 
     // An item takes at least 10 bytes, so size / 10 + 1 always holds the count.
@@ -118,8 +129,8 @@ static void fuzz_one(const uint8_t *data, size_t size)
         abort();
     for (size_t i = 0; i < n_large; i++)
         if ((flags & PROTO_WORK_RANGES)
-                ? proto_work_add_range(&b, large[i].id, large[i].path, large[i].start,
-                                       large[i].end, &err) != SL_OK
+                ? proto_work_add_item(&b, large[i].id, large[i].path, large[i].start,
+                                      large[i].end, large[i].item_flags, &err) != SL_OK
                 : proto_work_add_bytes(&b, large[i].id, large[i].path, large[i].path_len,
                                        &err) != SL_OK)
             abort();
@@ -147,8 +158,14 @@ static void fuzz_one(const uint8_t *data, size_t size)
     size_t k = 0;
     while ((rc = proto_result_next(&r, &recs[k], &err)) == 1) {
         const proto_record *c = &recs[k];
-        if (c->kind != PROTO_REC_ROW && c->kind != PROTO_REC_ERROR)
+        if (c->kind != PROTO_REC_ROW && c->kind != PROTO_REC_ERROR && c->kind != PROTO_REC_MARK)
             __builtin_trap();
+        int64_t next;
+        int done;
+        if (c->kind == PROTO_REC_MARK &&
+            (proto_mark_parse(c->val, c->val_len, &next, &done, &err) != SL_OK || next < 0 ||
+             (done != 0 && done != 1)))
+            __builtin_trap(); // a mark accepted that its own parser refuses
         if (!inside(data, size, c->key, c->key_len) || !inside(data, size, c->val, c->val_len) ||
             (const uint8_t *)c->val != (const uint8_t *)c->key + c->key_len)
             __builtin_trap();
@@ -165,10 +182,17 @@ static void fuzz_one(const uint8_t *data, size_t size)
     proto_buf b = {0};
     if (proto_result_begin(&b, r.wid, &err) != SL_OK)
         abort();
-    for (size_t i = 0; i < k; i++)
-        if (proto_result_add(&b, recs[i].kind, recs[i].key, recs[i].key_len, recs[i].val,
-                             recs[i].val_len, &err) != SL_OK)
+    for (size_t i = 0; i < k; i++) {
+        int64_t next;
+        int done;
+        if (recs[i].kind == PROTO_REC_MARK
+                ? proto_mark_parse(recs[i].val, recs[i].val_len, &next, &done, &err) != SL_OK ||
+                      proto_result_add_mark(&b, recs[i].key, recs[i].key_len, next, done,
+                                            &err) != SL_OK
+                : proto_result_add(&b, recs[i].kind, recs[i].key, recs[i].key_len, recs[i].val,
+                                   recs[i].val_len, &err) != SL_OK)
             abort();
+    }
     check_encoded(&b, data, size);
     proto_buf_free(&b);
     free(recs);

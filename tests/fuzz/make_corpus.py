@@ -63,6 +63,8 @@ def work(wid, flags, items, count=None):
         out += struct.pack("<II", len(ident), len(path)) + ident + b"\0" + path + b"\0"
         if flags & 4:  # PROTO_WORK_RANGES: u64 start, u64 end
             out += struct.pack("<QQ", *item[2:4])
+            if flags & 8:  # PROTO_WORK_ITEM_FLAGS: u32 item flags (1 = CONTINUE)
+                out += struct.pack("<I", item[4])
     return out
 
 
@@ -93,6 +95,12 @@ def protocol(row, err):
     put("proto_work", "bad_range_truncated", work(4, 4, [(b"a", b"a.wav", 1, 2)])[:-3])
     put("proto_work", "bad_range_missing", work(4, 0, [(b"a", b"a.wav")])[:4] + struct.pack("<I", 4)
         + work(4, 0, [(b"a", b"a.wav")])[8:])
+    put("proto_work", "continue", work(6, 12, [(b"book.flac", b"/d/book.flac", 480000, 0, 1),
+                                             (b"p@00001.000-00100.000", b"/d/p.wav", 16000, 1600000, 0),
+                                             (b"q", b"/d/q.wav", 500000, 1600000, 1)]))
+    put("proto_work", "bad_continue_at_0", work(6, 12, [(b"a", b"a.wav", 0, 0, 1)]))
+    put("proto_work", "bad_item_flag", work(6, 12, [(b"a", b"a.wav", 5, 0, 2)]))
+    put("proto_work", "bad_item_flags_no_ranges", work(6, 8, [(b"a", b"a.wav")]))
     put("proto_work", "bad_payload_ranges", work(4, 6, [(b"a", b"\0\1", 1, 2)]))
     put("proto_work", "bad_no_nul", work(3, 0, [(b"x", b"x.wav")])[:-1] + b"!")
     put("proto_work", "bad_nul_in_id", work(3, 0, [(b"x\0y", b"x.wav")]))
@@ -106,7 +114,13 @@ def protocol(row, err):
     put("proto_result", "bad_truncated", result(9, recs)[:-3])
     put("proto_result", "bad_trailing", result(9, recs) + b"\x01")
     put("proto_result", "bad_huge_count", struct.pack("<II", 0, 0xFFFFFFFF))
-    put("proto_result", "bad_kind", result(9, [(2, b"k", b"v")]))
+    put("proto_result", "bad_kind", result(9, [(3, b"k", b"v")]))
+    mark = lambda key, nxt, done: (2, key, struct.pack("<QB", nxt, done))  # PROTO_REC_MARK
+    put("proto_result", "segments_marks", result(9, [(0, b"book.flac@00000.000-00029.870", row),
+                                                     mark(b"book.flac", 477920, 0),
+                                                     mark(b"book.flac", 960000, 1)]))
+    put("proto_result", "bad_mark_short", result(9, [(2, b"k", b"12345678")]))
+    put("proto_result", "bad_mark_done", result(9, [mark(b"k", 5, 2)]))
 
     put("proto_stop", "finished", struct.pack("<I", 0))
     put("proto_stop", "interrupted", struct.pack("<I", 3))

@@ -127,6 +127,102 @@ static void test_work_ranges(void)
     proto_buf_free(&b);
 }
 
+// PROTO_WORK_ITEM_FLAGS: a u32 after each item's range; PROTO_ITEM_CONTINUE resumes a
+// segmented item at the cut `start`, to `end` or (0) the end of the file.
+static void test_work_item_flags(void)
+{
+    proto_buf b = {0};
+    sl_err e;
+    CU_ASSERT_EQUAL_FATAL(proto_work_begin(&b, 7, PROTO_WORK_RANGES | PROTO_WORK_ITEM_FLAGS, &e),
+                          SL_OK);
+    CU_ASSERT_EQUAL_FATAL(proto_work_add_item(&b, "long.flac", "/d/long.flac", 480000, 0,
+                                              PROTO_ITEM_CONTINUE, &e), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(proto_work_add(&b, "short.wav", "/d/short.wav", &e), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(proto_work_add_item(&b, "p@00001.000-00100.000", "/d/p.wav", 500000,
+                                              1600000, PROTO_ITEM_CONTINUE, &e), SL_OK);
+    // A continuation needs a cut > 0 and an end after it (or 0); no unknown item flags.
+    CU_ASSERT_EQUAL(proto_work_add_item(&b, "x", "x", 0, 0, PROTO_ITEM_CONTINUE, &e), SL_EINVAL);
+    CU_ASSERT_EQUAL(proto_work_add_item(&b, "x", "x", 9, 9, PROTO_ITEM_CONTINUE, &e), SL_EINVAL);
+    CU_ASSERT_EQUAL(proto_work_add_item(&b, "x", "x", 9, 0, 0, &e), SL_EINVAL); // (s, 0) w/o it
+    CU_ASSERT_EQUAL(proto_work_add_item(&b, "x", "x", 1, 2, 2, &e), SL_EINVAL);
+    // Wire: the item flags right after the first item's range.
+    const unsigned char *r = b.p + 12 + 8 + strlen("long.flac") + 1 + strlen("/d/long.flac") + 1;
+    CU_ASSERT(r[0] == (480000 & 0xff) && r[1] == ((480000 >> 8) & 0xff) && r[2] == (480000 >> 16));
+    CU_ASSERT(r[8] == 0 && r[15] == 0);
+    CU_ASSERT(r[16] == 1 && r[17] == 0 && r[18] == 0 && r[19] == 0);
+    proto_item it[3];
+    size_t n = 0;
+    uint32_t wid, flags;
+    CU_ASSERT_EQUAL_FATAL(proto_work_parse(b.p, b.len, &wid, &flags, it, 3, &n, &e), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 3);
+    CU_ASSERT(it[0].start == 480000 && it[0].end == 0 && it[0].item_flags == PROTO_ITEM_CONTINUE);
+    CU_ASSERT(it[1].start == 0 && it[1].end == 0 && it[1].item_flags == 0);
+    CU_ASSERT(it[2].start == 500000 && it[2].end == 1600000 && it[2].item_flags == 1);
+    // Refused on the wire: an unknown item flag, a continuation at 0, (s, 0) without it,
+    // the flags cut off.
+    unsigned char *f = b.p + b.len - 4;
+    f[0] = 3;
+    CU_ASSERT_EQUAL(proto_work_parse(b.p, b.len, &wid, &flags, it, 3, &n, &e), SL_EFORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "unknown item flags 0x3"));
+    f[0] = 0; // (500000, 1600000) without CONTINUE is a plain piece: fine
+    CU_ASSERT_EQUAL(proto_work_parse(b.p, b.len, &wid, &flags, it, 3, &n, &e), SL_OK);
+    unsigned char *first_flags = (unsigned char *)r + 16;
+    first_flags[0] = 0; // (480000, 0) without CONTINUE
+    CU_ASSERT_EQUAL(proto_work_parse(b.p, b.len, &wid, &flags, it, 3, &n, &e), SL_EFORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "bad range"));
+    first_flags[0] = 1;
+    memset((unsigned char *)r, 0, 8); // a continuation at 0
+    CU_ASSERT_EQUAL(proto_work_parse(b.p, b.len, &wid, &flags, it, 3, &n, &e), SL_EFORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "to continue"));
+    CU_ASSERT_EQUAL(proto_work_parse(b.p, b.len - 2, &wid, &flags, it, 3, &n, &e), SL_EFORMAT);
+    // Item flags need the message flag.
+    CU_ASSERT_EQUAL_FATAL(proto_work_begin(&b, 7, PROTO_WORK_RANGES, &e), SL_OK);
+    CU_ASSERT_EQUAL(proto_work_add_item(&b, "x", "x", 5, 0, PROTO_ITEM_CONTINUE, &e), SL_EINVAL);
+    proto_buf_free(&b);
+}
+
+// Marks: kind 2, key = the item id, value u64 next + u8 done; refused when malformed.
+static void test_result_marks(void)
+{
+    proto_buf b = {0};
+    sl_err e;
+    CU_ASSERT_EQUAL_FATAL(proto_result_begin(&b, 3, &e), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(proto_result_add_mark(&b, "book.flac", 9, 0x0102030405LL, 0, &e), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(proto_result_add_mark(&b, "book.flac", 9, 7, 1, &e), SL_OK);
+    CU_ASSERT_EQUAL(proto_result_add_mark(&b, "x", 1, -1, 0, &e), SL_EINVAL);
+    CU_ASSERT_EQUAL(proto_result_add_mark(&b, "x", 1, 1, 2, &e), SL_EINVAL);
+    static const unsigned char first[] = {2, 9, 0, 0, 0, 9, 0, 0, 0, 'b', 'o', 'o', 'k', '.',
+                                          'f', 'l', 'a', 'c', 5, 4, 3, 2, 1, 0, 0, 0, 0};
+    CU_ASSERT_EQUAL(memcmp(b.p + 8, first, sizeof first), 0);
+    proto_result_reader r;
+    proto_record rec;
+    int64_t next;
+    int done;
+    CU_ASSERT_EQUAL_FATAL(proto_result_open(&r, b.p, b.len, &e), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(proto_result_next(&r, &rec, &e), 1);
+    CU_ASSERT_EQUAL(rec.kind, PROTO_REC_MARK);
+    CU_ASSERT_EQUAL_FATAL(proto_mark_parse(rec.val, rec.val_len, &next, &done, &e), SL_OK);
+    CU_ASSERT(next == 0x0102030405LL && done == 0);
+    CU_ASSERT_EQUAL_FATAL(proto_result_next(&r, &rec, &e), 1);
+    CU_ASSERT_EQUAL_FATAL(proto_mark_parse(rec.val, rec.val_len, &next, &done, &e), SL_OK);
+    CU_ASSERT(next == 7 && done == 1);
+    CU_ASSERT_EQUAL(proto_result_next(&r, &rec, &e), 0);
+    // done byte 2; next past INT64_MAX; a value of 8 bytes
+    b.p[b.len - 1] = 2;
+    CU_ASSERT_EQUAL_FATAL(proto_result_open(&r, b.p, b.len, &e), SL_OK);
+    CU_ASSERT_EQUAL(proto_result_next(&r, &rec, &e), 1);
+    CU_ASSERT_EQUAL(proto_result_next(&r, &rec, &e), SL_EFORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "malformed mark"));
+    b.p[b.len - 1] = 1;
+    b.p[b.len - 2] = 0x80;
+    CU_ASSERT_EQUAL_FATAL(proto_result_open(&r, b.p, b.len, &e), SL_OK);
+    CU_ASSERT_EQUAL(proto_result_next(&r, &rec, &e), 1);
+    CU_ASSERT_EQUAL(proto_result_next(&r, &rec, &e), SL_EFORMAT);
+    CU_ASSERT_EQUAL(proto_mark_parse("12345678", 8, &next, &done, &e), SL_EFORMAT);
+    CU_ASSERT_EQUAL(PROTO_PARTIAL, 17);
+    proto_buf_free(&b);
+}
+
 static void test_work_payload(void)
 {
     static const unsigned char row[] = {0, 0xff, 0, 1, 'S', 'P', 'L', 'R', 0};
@@ -357,11 +453,14 @@ static void test_work_refused(void)
     CHECK_REFUSED(rc, e, "WORK", "2 bytes after its last item");
 
     n = one_item(m, 0);
-    put_le32(m + 4, 8); // an unknown flag (4 is PROTO_WORK_RANGES)
+    put_le32(m + 4, 16); // an unknown flag (8 is PROTO_WORK_ITEM_FLAGS)
     rc = proto_work_header(m, n, &wid, &flags, &cnt, &e);
-    CHECK_REFUSED(rc, e, "WORK", "unknown flags 0x8");
+    CHECK_REFUSED(rc, e, "WORK", "unknown flags 0x10");
     rc = proto_work_parse(m, n, &wid, &flags, it, 4, &n_it, &e);
-    CHECK_REFUSED(rc, e, "WORK", "unknown flags 0x8");
+    CHECK_REFUSED(rc, e, "WORK", "unknown flags 0x10");
+    put_le32(m + 4, PROTO_WORK_ITEM_FLAGS); // item flags need ranges
+    rc = proto_work_header(m, n, &wid, &flags, &cnt, &e);
+    CHECK_REFUSED(rc, e, "WORK", "item flags but no ranges");
     put_le32(m + 4, 0x80000000u | PROTO_WORK_ALONE);
     rc = proto_work_parse(m, n, &wid, &flags, it, 4, &n_it, &e);
     CHECK_REFUSED(rc, e, "WORK", "unknown flags 0x80000001");
@@ -427,10 +526,14 @@ static void test_result_refused(void)
     rc = proto_result_open(&r, h, sizeof h, &e);
     CHECK_REFUSED(rc, e, "RESULT", "4294967295 records in 8 bytes");
 
-    m[8] = 2; // unknown kind
+    m[8] = 3; // unknown kind
     CU_ASSERT_EQUAL_FATAL(proto_result_open(&r, m, n, &e), SL_OK);
     rc = proto_result_next(&r, &rec, &e);
     CHECK_REFUSED(rc, e, "RESULT", "record 0 malformed");
+    m[8] = PROTO_REC_MARK; // a mark whose value is not 9 bytes
+    CU_ASSERT_EQUAL_FATAL(proto_result_open(&r, m, n, &e), SL_OK);
+    rc = proto_result_next(&r, &rec, &e);
+    CHECK_REFUSED(rc, e, "RESULT", "record 0: a malformed mark");
     m[8] = PROTO_REC_ROW;
 
     put_le32(m + 13, 6); // the value overruns the message
@@ -513,6 +616,8 @@ int main(void)
     static const sl_test_case cases[] = {{"work_paths", test_work_paths},
                                          {"work_payload", test_work_payload},
                                          {"work_ranges", test_work_ranges},
+                                         {"work_item_flags", test_work_item_flags},
+                                         {"result_marks", test_result_marks},
                                          {"little_endian", test_little_endian},
                                          {"result_roundtrip", test_result_roundtrip},
                                          {"small_messages", test_small_messages},
