@@ -12,6 +12,7 @@
 
 #include "common/arena.h"
 #include "common/clock.h"
+#include "common/stop.h"
 #include "pipeline/audio_stream.h"
 #include "pipeline/segment.h"
 #include "pipeline/vad_json.h"
@@ -64,6 +65,7 @@ typedef struct long_item {
     size_t n_live;       // of them in the decoding pool
     size_t n_segments;   // segments produced in this run (dropped silent ones not counted)
     int64_t last_end;    // the end of the last segment produced (start before any)
+    int stopped;         // a stop signal ended the cutting at a cut: no done mark
     int failed;          // the file failed: one error record under the item id follows
     sl_stage fail_stage; //   the segments produced before it
     char fail_msg[512];
@@ -737,6 +739,16 @@ static int start_segment(job_exec *x, held_unit *h, size_t i, pl_timers *t, sl_e
 {
     const proto_item *it = &h->items[i];
     long_item *li = &h->li[i];
+    // A stop signal (SIGUSR1 at a Slurm preemption reaches every rank): the file stops at
+    // its last cut, its unit's RESULT goes back without a done mark and the next run
+    // continues there, instead of rank 0's grace running out on hours of audio. Only once
+    // a cut is committed-to-be: a fresh item gives one segment first (its mark is what
+    // the next run resumes from).
+    if (li->cutting && sl_stop_requested() && (li->cont || li->n_segments > 0)) {
+        li->cutting = 0;
+        li->stopped = 1;
+        li_close_source(li);
+    }
     seg_span sp;
     int got = next_segment(x, h, i, &sp, err);
     if (got < 0)
@@ -856,8 +868,9 @@ static int find_partial(job_exec *x, held_unit **hu, size_t *iu)
 // one error record under its id: the file failed (after the segments before it), or a
 // fresh item gave no segment at all ("no speech"). The records' memory goes here.
 static int send_partial(job_exec *x, held_unit *h, size_t i, proto_buf *result, double *stats,
-                        sl_err *err)
+                        int *empty, sl_err *err)
 {
+    *empty = 0;
     const proto_item *it = &h->items[i];
     long_item *li = &h->li[i];
     int rc = proto_result_begin(result, h->wid, err);
@@ -877,7 +890,10 @@ static int send_partial(job_exec *x, held_unit *h, size_t i, proto_buf *result, 
     }
     int over = !li->cutting && li->n_live == 0;
     int64_t next = k > 0 ? li->q[k - 1].end : li->last_end;
-    if (over && !li->failed && (li->n_segments > 0 || li->cont)) {
+    if (over && li->stopped) { // the rest is the next run's: where it resumes, not done
+        if (k > 0)
+            rc = proto_result_add_mark(result, it->id, it->id_len, next, 0, err);
+    } else if (over && !li->failed && (li->n_segments > 0 || li->cont)) {
         rc = proto_result_add_mark(result, it->id, it->id_len, li->last_end, 1, err);
     } else {
         if (k > 0)
@@ -899,6 +915,8 @@ static int send_partial(job_exec *x, held_unit *h, size_t i, proto_buf *result, 
     }
     if (rc)
         return rc;
+    proto_result_reader rd;
+    *empty = proto_result_open(&rd, result->p, result->len, err) == SL_OK && rd.n == 0;
     for (size_t j = 0; j < k; j++) {
         free((void *)li->q[j].res.semantic);
         free((void *)li->q[j].res.text);
@@ -949,9 +967,10 @@ int exec_advance(job_exec *x, proto_buf *result, int *ready, double *stats, sl_e
     held_unit *h;
     size_t li_i;
     if (find_partial(x, &h, &li_i)) { // segments of a long item, in order, with its mark
-        if ((rc = send_partial(x, h, li_i, result, stats, err)))
+        int empty = 0;
+        if ((rc = send_partial(x, h, li_i, result, stats, &empty, err)))
             return rc;
-        *ready = PROTO_PARTIAL;
+        *ready = empty ? 0 : PROTO_PARTIAL; // a stopped item with nothing left to say
     } else if ((h = oldest(x, 1))) { // a unit whose outcomes are all known: its RESULT
         size_t n = 0;                // (its plain items, in item order)
         for (size_t i = 0; i < h->n; i++)

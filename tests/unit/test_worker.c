@@ -18,11 +18,13 @@
 //     all silence, pieces, --vad-json (joined chunks, a long chunk cut, resumed inside it,
 //     a malformed or missing .json).
 #include <math.h>
+#include <signal.h>
 #include <sndfile.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/stop.h"
 #include "coordinator/protocol.h"
 #include "pipeline/audio.h"
 #include "storage/row.h"
@@ -480,10 +482,14 @@ static void list_free(rec_list *l)
     l->n = 0;
 }
 
+static int stop_after = -1; // > 0: a stop signal after that many PARTIALs
+
 static int sink_fn(void *sink, const void *msg, size_t n, sl_err *err)
 {
     (void)err;
     list_add(sink, msg, n, 1);
+    if (stop_after > 0 && --stop_after == 0)
+        sl_stop_request(SIGUSR1);
     return SL_OK;
 }
 
@@ -849,6 +855,56 @@ static void test_long_item_structure(void)
     proto_buf_free(&work);
 }
 
+// A stop signal mid-file (null pipeline): the item ends at a cut with a mark that is not
+// done and no error; the unit's RESULT still comes; CONTINUE from that mark gives the rest.
+static void test_long_item_stop(void)
+{
+    ensure_long();
+    static rec_list full, part, rest;
+    sl_err err;
+    proto_buf work = {0};
+    pl_params p = long_params(1, 0);
+    proto_work_begin(&work, 9, 0, &err);
+    proto_work_add(&work, "long.wav", long_wav, &err);
+    proto_work_add(&work, "short.wav", sl_test_data("speech_16k.wav"), &err);
+    run_work(&p, &work, &full, NULL);
+    size_t n_full = check_long(&full, "long.wav", 0, long_n, 1, 8 * 16000);
+    stop_after = 2;
+    run_work(&p, &work, &part, NULL);
+    stop_after = -1;
+    sl_stop_reset();
+    size_t n_part = check_long(&part, "long.wav", 0, 0, 0, 8 * 16000);
+    CU_ASSERT(n_part >= 2 && n_part < n_full);
+    CU_ASSERT_PTR_NULL(find_key(&part, "long.wav")); // no error record
+    CU_ASSERT_PTR_NOT_NULL(find_key(&part, "short.wav"));
+    int64_t c = -1;
+    for (size_t i = 0; i < part.n; i++)
+        if (part.r[i].kind == PROTO_REC_MARK) {
+            CU_ASSERT_EQUAL(part.r[i].done, 0);
+            c = part.r[i].next;
+        }
+    CU_ASSERT_FATAL(c > 0);
+    proto_work_begin(&work, 9, PROTO_WORK_RANGES | PROTO_WORK_ITEM_FLAGS, &err);
+    proto_work_add_item(&work, "long.wav", long_wav, c, 0, PROTO_ITEM_CONTINUE, &err);
+    run_work(&p, &work, &rest, NULL);
+    size_t n_rest = check_long(&rest, "long.wav", c, long_n, 1, 8 * 16000);
+    CU_ASSERT_EQUAL(n_part + n_rest, n_full);
+    for (size_t i = 0; i < full.n; i++) {
+        if (full.r[i].kind != PROTO_REC_ROW || !full.r[i].h.source_len)
+            continue;
+        const struct one *o = find_key((int64_t)full.r[i].h.start < c ? &part : &rest,
+                                       full.r[i].key);
+        CU_ASSERT(o != NULL && o->val_len == full.r[i].val_len &&
+                  !memcmp(o->val, full.r[i].val, o->val_len));
+    }
+    printf("\n    stopped after %zu of %zu segments at %.3f s; resumed: %zu more ", n_part, n_full,
+           (double)c / 16000, n_rest);
+    list_free(&full);
+    list_free(&part);
+    list_free(&rest);
+    proto_buf_free(&work);
+}
+
 int main(void)
 {
     tmp = sl_test_tmpdir("worker");
@@ -861,6 +917,8 @@ int main(void)
         {"exec: a long item (tiny models): PARTIALs, marks, rows == pl_run, pools, CONTINUE",
          test_long_item_tiny_models},
         {"exec: long items: NaN, silence, pieces, --vad-json", test_long_item_structure},
+        {"exec: a stop signal ends a long item at a cut; CONTINUE there = the rest",
+         test_long_item_stop},
         {NULL, NULL}};
     int rc = sl_test_main("worker", cases);
     sl_test_rmtree(tmp);
