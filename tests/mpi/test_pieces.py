@@ -5,8 +5,10 @@ stereo, named piece by piece in a NeMo JSON-lines manifest and in a fairseq tsv 
 `start end` columns. Each piece is one row keyed <source>@SSSSS.sss-EEEEE.eee whose
 semantic ids are exactly `spearlabel tokens` (same flags) of the piece cut out as its
 own 16 kHz file, and whose text is `spearlabel decode` of those ids; bad pieces are
-error records naming the line or the file; 1 rank and mpirun -n 3 export the same
-bytes. Also: a dataset written before options "resample=2" is refused on resume.
+error records naming the line or the file; a piece or a file longer than --max-seconds
+(60 here) is cut into segment rows (tests/mpi/test_long.py tests those); 1 rank and
+mpirun -n 3 export the same bytes. Also: a dataset written before options "resample=2"
+is refused on resume.
 
 usage: test_pieces.py SL_CUT SL_MKDATA   (SL_BIN, SL_TEST_DATA as for test_run.py)
 """
@@ -27,7 +29,8 @@ CUT, MKDATA = sys.argv[1], sys.argv[2]
 del sys.argv[1:3]
 MODELS = ["--hubert", os.path.join(DATA, "hubert_tiny_post"), "--layer", "2",
           "--kmeans", os.path.join(DATA, "kmeans_16.npy"),
-          "--s2t", os.path.join(DATA, "s2t_tiny.safetensors"), "--max-len", "24"]
+          "--s2t", os.path.join(DATA, "s2t_tiny.safetensors"), "--max-len", "24",
+          "--max-seconds", "60"]
 ENV = dict(os.environ)
 if os.geteuid() == 0:
     ENV.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
@@ -167,7 +170,15 @@ class PiecesTest(unittest.TestCase):
                 want.add(k)
                 self.assertIn(k, self.rows, sorted(self.rows))
                 self.check_piece(self.rows[k], src, a, z)
-        self.assertEqual(set(self.rows), want)
+        # and the two items longer than 60 s, cut into segments: the 61 s piece and the
+        # whole 80 s recording
+        longer = {key("rec/long44.wav", 32000, 32000 + 61 * 16000), "long16.wav"}
+        extra = {k for k in self.rows if k not in want}
+        self.assertEqual({self.rows[k]["source"] for k in extra}, longer, sorted(extra))
+        for k in extra:
+            self.assertTrue(k.startswith(self.rows[k]["source"] + "@"), k)
+            self.assertLessEqual(self.rows[k]["end"] - self.rows[k]["start"], 60)
+        self.assertEqual(set(self.rows), want | extra)
         # The same piece of the two recordings: resampling changes the ids a little at most.
         self.assertIn("long16.wav@00001.000-00003.500", self.rows)
         self.assertIn("rec/long44.wav@00058.700-00061.800", self.rows)
@@ -188,9 +199,10 @@ class PiecesTest(unittest.TestCase):
         self.assertIn("ends past the end of the file", msg)
         self.assertIn(f"({self.n16} samples", msg)
         self.assertEqual(e[past[0]]["stage"], "audio")
-        self.assertIn("too long", e[key("rec/long44.wav", 32000, 32000 + 61 * 16000)]["message"])
-        self.assertIn("too long", e["long16.wav"]["message"])
-        self.assertEqual(len(e), 7, sorted(e))
+        # longer than --max-seconds: segments now, not "too long"
+        self.assertNotIn(key("rec/long44.wav", 32000, 32000 + 61 * 16000), e)
+        self.assertNotIn("long16.wav", e)
+        self.assertEqual(len(e), 5, sorted(e))
 
     def test_three_ranks_export_the_same_bytes(self):
         db = os.path.join(self.tmp, "r3")
