@@ -76,16 +76,26 @@ class BadInput(unittest.TestCase):
                     self.assertIn(id_, rows, errs.get(id_))
                     self.assertGreater(len(rows[id_]["semantic"]), 0)
                     continue
+                if want == "segments":  # longer than --max-seconds: cut, rows <id>@S-E
+                    segs = [r for k, r in rows.items() if k.startswith(id_ + "@")]
+                    self.assertGreaterEqual(len(segs), 2, errs.get(id_))
+                    self.assertTrue(all(r["source"] == id_ for r in segs))
+                    self.assertTrue(all(r["end"] - r["start"] <= MAX_SECONDS for r in segs))
+                    self.assertNotIn(id_, errs)
+                    continue
                 _, stage, words = want
                 self.assertIn(id_, errs, f"{id_} has no error record")
                 e = errs[id_]
                 self.assertEqual(e["stage"], stage, e)
                 for w in words:
                     self.assertIn(w, e["message"], e)
-        # stat balances: rows + errors = distinct manifest ids, nothing else stored
+        # stat balances: rows + errors = distinct manifest ids (a segmented file counts its
+        # segment rows), nothing else stored
         n_rows, n_errs = stat_counts(self.db)
-        self.assertEqual(n_rows + n_errs, len(self.expected))
-        self.assertEqual(set(rows) | set(errs), set(self.expected))
+        n_segmented = sum(1 for w in self.expected.values() if w == "segments")
+        n_seg_rows = sum(1 for r in rows.values() if r["source"] != r["id"])
+        self.assertEqual(n_rows + n_errs, len(self.expected) - n_segmented + n_seg_rows)
+        self.assertEqual({r["source"] for r in rows.values()} | set(errs), set(self.expected))
         self.assertIn("appears more than once", self.r.stderr)  # the duplicate line
         subprocess.run([BIN, "verify", self.db], check=True, capture_output=True)
 
