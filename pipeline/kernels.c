@@ -55,17 +55,30 @@ static inline float exp_neg_clamp87(float x)
 // flush87 (s2t's softmax): e^x for x <= 0 after subtracting the max, vectorisable:
 // x = n ln2 + r, |r| <= ln2/2, degree-6 Taylor polynomial for e^r (relative error
 // < 3e-7, about expf's), 2^n from the exponent bits; below -87 it returns 0 (expf: < 1.2e-38).
+// Written without a branch, floorf or a float-to-int conversion, so that the softmax
+// loops vectorise: GCC 12 (ISO C, trapping math) keeps a loop scalar for an early
+// return, for floorf, and for a conversion of a value that passed through a select.
+// floor(u) is rint(u) by the 1.5 * 2^23 trick, less 1 where that rounded up; 2^n takes n
+// from the low mantissa bits of n + 1.5 * 2^23 (exact for |u| < 2^22). The value is
+// that of the form with floorf and an early return, bit for bit, for every float in
+// [-100, 88] (the check in tests/unit/test_hubert_kernels.c; below -87 both are 0).
 static inline float exp_neg_flush87(float x)
 {
-    if (x < -87.0f)
-        return 0.0f;
-    float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
-    float r = x - n * 0.693145751953125f - n * 1.428606765330187e-06f;
+    float xc = x >= -87.0f ? x : -87.0f; // also maps NaN to -87
+    float u = xc * 1.44269504088896341f + 0.5f;
+    float k = (u + 12582912.0f) - 12582912.0f; // rint(u)
+    float n = k - (k > u ? 1.0f : 0.0f);       // floor(u)
+    float r = xc - n * 0.693145751953125f - n * 1.428606765330187e-06f;
     float p = 1.0f + r * (1.0f + r * (0.5f + r * (0.16666667f + r * (0.041666668f +
                                                   r * (0.008333334f + r * 0.0013888889f)))));
-    union { float f; int32_t i; } u;
-    u.i = ((int32_t)n + 127) << 23;
-    return p * u.f;
+    float m = n + 12582912.0f; // n in the low mantissa bits
+    uint32_t mb;
+    memcpy(&mb, &m, sizeof mb);
+    uint32_t bits = (mb - 0x4B400000u + 127u) << 23;
+    float s;
+    memcpy(&s, &bits, sizeof s);
+    float y = p * s;
+    return x < -87.0f ? 0.0f : (x == x ? y : x); // NaN propagates
 }
 
 float kern_exp_neg_clamp87(float x) { return exp_neg_clamp87(x); }
@@ -265,24 +278,48 @@ void kern_geglu_rows(float *f, size_t n, size_t inner)
 KERN_STEP void kern_softmax_rows_masked(float *s, size_t rows, size_t ld, size_t n_valid_base,
                                         int causal, size_t n)
 {
-    for (size_t r = 0; r < rows; r++) {
-        float *x = s + r * ld;
-        size_t nv = causal ? n_valid_base + r : n_valid_base;
-        if (nv > n)
-            nv = n;
-        float mx = -FLT_MAX;
-        for (size_t j = 0; j < nv; j++)
-            mx = x[j] > mx ? x[j] : mx;
-        float sum = 0.0f;
-        for (size_t j = 0; j < nv; j++)
-            x[j] = exp_neg_flush87(x[j] - mx);
-        for (size_t j = 0; j < nv; j++)
-            sum += x[j];
-        float inv = 1.0f / sum;
-        for (size_t j = 0; j < nv; j++)
-            x[j] *= inv;
-        for (size_t j = nv; j < n; j++)
-            x[j] = 0.0f;
+    enum { R = 8 }; // rows whose sums run side by side
+    for (size_t r0 = 0; r0 < rows; r0 += R) {
+        size_t nr = rows - r0 < R ? rows - r0 : R, nv[R], nmin = n;
+        for (size_t q = 0; q < nr; q++) {
+            float *x = s + (r0 + q) * ld;
+            nv[q] = causal ? n_valid_base + r0 + q : n_valid_base;
+            if (nv[q] > n)
+                nv[q] = n;
+            nmin = nv[q] < nmin ? nv[q] : nmin;
+            // The max in LANES lanes: a max does not depend on the order it is taken in
+            // (a NaN is skipped either way; which of +0/-0 wins changes no exp below).
+            float mx[LANES];
+            for (int l = 0; l < LANES; l++)
+                mx[l] = -FLT_MAX;
+            size_t j = 0;
+            for (; j + LANES <= nv[q]; j += LANES)
+                for (int l = 0; l < LANES; l++)
+                    mx[l] = x[j + l] > mx[l] ? x[j + l] : mx[l];
+            float m = -FLT_MAX;
+            for (int l = 0; l < LANES; l++)
+                m = mx[l] > m ? mx[l] : m;
+            for (; j < nv[q]; j++)
+                m = x[j] > m ? x[j] : m;
+            for (j = 0; j < nv[q]; j++)
+                x[j] = exp_neg_flush87(x[j] - m);
+        }
+        // Each row's sum in key order, one chain per row; the rows' chains interleave
+        // (a float add's latency, not its throughput, bounded the one-row loop).
+        float sum[R] = {0};
+        for (size_t j = 0; j < nmin; j++)
+            for (size_t q = 0; q < nr; q++)
+                sum[q] += s[(r0 + q) * ld + j];
+        for (size_t q = 0; q < nr; q++) {
+            float *x = s + (r0 + q) * ld;
+            for (size_t j = nmin; j < nv[q]; j++)
+                sum[q] += x[j];
+            float inv = 1.0f / sum[q];
+            for (size_t j = 0; j < nv[q]; j++)
+                x[j] *= inv;
+            for (size_t j = nv[q]; j < n; j++)
+                x[j] = 0.0f;
+        }
     }
 }
 
