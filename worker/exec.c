@@ -750,7 +750,9 @@ static int start_segment(job_exec *x, held_unit *h, size_t i, pl_timers *t, sl_e
         li_close_source(li);
     }
     seg_span sp;
+    double t0 = sl_now();
     int got = next_segment(x, h, i, &sp, err);
+    t->audio += sl_now() - t0; // reading and cutting: the audio stage's share
     if (got < 0)
         return got;
     if (!got) {
