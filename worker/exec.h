@@ -11,12 +11,41 @@
 // when all its utterances are done, with the same record bytes, in item order,
 // as one pl_run of the unit (decoding is batch-invariant bit for bit).
 //
+// Long items (p.seg, p.vad_json): an item longer than seg.max_seconds (a whole file by its
+// header, as pipeline/audio.c judges "too long"; a piece by end - start), or one resumed
+// with PROTO_ITEM_CONTINUE (at the cut item.start, to item.end or the end of the file),
+// is cut into segments while it is tokenised: an audio_stream and a seg_cutter opened at
+// the item's start (positions are absolute 16 kHz samples of the file), fed 1 s blocks on
+// the file's grid; with vad_json the spans of seg_join_chunks over the .json beside the
+// file (pipeline/vad_json.h), a chunk longer than max cut by a cutter fed exactly it.
+// Each time the unit's next utterance is wanted, blocks are pulled until the next segment
+// is decided and it goes through pl_pool_add_file(path, its range): a segment row is
+// `tokens` of that range, bit for bit, whatever decodes beside it. Its key is
+// seg_key_format(item id, start, end), its source the item id, start/end its samples.
+// Memory: the stream, the cutter's frame levels since the last cut, the outcomes not yet
+// sent (bounded by the pool): nothing grows with the file. Outcomes finish out of order;
+// whenever an item's finished prefix grows, exec_advance returns a PARTIAL with those
+// records in cut order and the item's mark (next = the end of the last one; done once
+// the item's last segment is in it). A segment that fails in the pipeline is an error
+// record under its key and cutting goes on. The file itself failing (open, read, NaN,
+// seek, past 99999.999 s, a missing or malformed .json) is one error record under the
+// item id naming the file, the position and the problem, after the segments before it
+// and without a done mark; a fresh item whose every segment was dropped as silent is
+// "no speech" the same way. A stop signal (common/stop.h: SIGUSR1 reaches every rank)
+// ends a long item at its last cut (a fresh one after its first segment): its mark stays
+// not done, and the unit's RESULT goes back; the next run continues it there. The unit's
+// RESULT holds its plain items only (a whole file of at most max_seconds: the same key
+// and bytes as ever) and goes when every item is finished.
+//
 // Test-only fault injection (environment, read at exec_open):
-//   SL_TEST_CRASH_ID=ID   abort() when the utterance ID is started
-//   SL_TEST_DELAY_MS=N    sleep N ms per utterance (makes kill tests land mid-run)
+//   SL_TEST_CRASH_ID=ID   abort() when the utterance ID (an item, or a segment by its
+//                         key) is started
+//   SL_TEST_DELAY_MS=N    sleep N ms per utterance and per segment (makes kill tests
+//                         land mid-run and mid-file)
 //   SL_TEST_PER_UNIT=1    the old path: exec_unit and exec_advance run one held unit
 //                         whole through pl_run / pl_run_ids (the reference the
-//                         scheduler's datasets and speed are compared with)
+//                         scheduler's datasets and speed are compared with; it cuts
+//                         nothing: a long item is "too long" there)
 #pragma once
 #include <stddef.h>
 
