@@ -3,7 +3,8 @@
 mpirun). A recording of sentences joined by pauses of known positions: the cuts fall in
 the pauses, every sentence's middle lies inside a segment, no segment is longer than
 --max-seconds, the segments tile the file; a 400 s tone is cut hard every 30 s (the
-default); segment rows are exactly `spearlabel tokens` of the range cut out as its own
+default), and so is a real 73 s recorded prompt (asterisk-core-sounds-en-wav, when
+installed); segment rows are exactly `spearlabel tokens` of the range cut out as its own
 16 kHz file and their text `decode` of those ids, for the 16 kHz file and for the same at
 44.1 kHz stereo; 1 rank and 3 ranks export the same bytes; a NaN mid-file keeps the
 segments before it and adds one error record; a NeMo piece longer than S is cut within
@@ -36,6 +37,7 @@ MODELS = ["--hubert", os.path.join(DATA, "hubert_tiny_post"), "--layer", "2",
           "--kmeans", os.path.join(DATA, "kmeans_16.npy"),
           "--s2t", os.path.join(DATA, "s2t_tiny.safetensors"), "--max-len", "24"]
 S = 12  # --max-seconds of the speech runs
+PROMPT = "/usr/share/asterisk/sounds/en_US_f_Allison/demo-instruct.wav"  # 73 s, if installed
 ENV = dict(os.environ)
 if os.geteuid() == 0:
     ENV.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
@@ -259,13 +261,14 @@ class LongTest(unittest.TestCase):
             self.assertTrue(r["id"].startswith(pid + "@"), r["id"])
             self.assertLessEqual(r["end"] - r["start"], S)
 
-    def test_tone_is_cut_hard_every_30_s(self):
+    def test_tone_and_real_prompt_at_the_default_30_s(self):
         tone = os.path.join(self.tmp, "tone.wav")
         sh("sox", "-n", "-r", "16000", "-b", "16", "-c", "1", tone, "synth", "400", "sine", "440",
            "vol", "0.5")
         lst = os.path.join(self.tmp, "tone.txt")
+        have_prompt = os.path.exists(PROMPT)
         with open(lst, "w") as f:
-            f.write("tone.wav\n")
+            f.write("tone.wav\n" + (PROMPT + "\n" if have_prompt else ""))
         db = os.path.join(self.tmp, "tone")
         r = run(1, db, "--manifest", lst)  # the default --max-seconds: 30
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -275,6 +278,21 @@ class LongTest(unittest.TestCase):
         self.assertEqual([(x["start"], x["end"]) for x in g],
                          [(30.0 * k, min(30.0 * (k + 1), 400.0)) for k in range(14)])
         self.assertEqual(g[0]["id"], "tone.wav@00000.000-00030.000")
+        if not have_prompt:
+            print(f"\n  skipped the 73 s prompt: {PROMPT} not installed", file=sys.stderr)
+            return
+        # A real recorded 73 s prompt (8 kHz): rows, never "too long"; one == tokens of its cut.
+        p = segs(rows, PROMPT)
+        self.assertGreaterEqual(len(p), 3)
+        self.assertEqual(p[0]["start"], 0)
+        for a, b in zip(p, p[1:]):
+            self.assertEqual(a["end"], b["start"])
+        self.assertTrue(all(x["end"] - x["start"] <= 30 for x in p))
+        out = os.path.join(self.tmp, "cut.wav")
+        sh(CUT, PROMPT, str(samples(p[1]["start"])), str(samples(p[1]["end"])), out)
+        self.check_tokens(p[1], PROMPT, out)
+        print(f"\n  the 73 s prompt: {len(p)} segments, cuts at "
+              + ", ".join(f"{x['end']:.2f}" for x in p[:-1]), file=sys.stderr)
 
     def test_vad_json_librilight_tree(self):
         root = os.path.join(self.tmp, "small")
