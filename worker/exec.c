@@ -923,7 +923,8 @@ static int send_partial(job_exec *x, held_unit *h, size_t i, proto_buf *result, 
         free((void *)li->q[j].res.semantic);
         free((void *)li->q[j].res.text);
     }
-    memmove(li->q, li->q + k, (li->q_len - k) * sizeof *li->q);
+    if (k > 0) // (q is NULL before the first segment)
+        memmove(li->q, li->q + k, (li->q_len - k) * sizeof *li->q);
     li->q_len -= k;
     li->q_base += k;
     if (over) {
