@@ -21,8 +21,8 @@
 // duration) * 16000) in 16 kHz samples (MAN_PIECE_HZ), id = seg_key_format(the whole
 // file's id, start, end) (storage/segkey.h: "a.wav@00001.500-00003.000"), n_samples =
 // end - start. The worker reads only that range (pipeline/audio.h audio_read_range); a
-// piece longer than --max-seconds is an error record, as a too-long file is (pieces are
-// not cut further yet). Two identical pieces are duplicate ids.
+// piece longer than --max-seconds is cut into segments as a long file is (worker/exec.h),
+// keyed `<piece id>@S-E`. Two identical pieces are duplicate ids.
 // A bad piece (negative offset, duration <= 0, a bound that is not a number, a piece
 // past 99999.999 s, a missing or non-string audio_filepath, a line that is not a JSON
 // object, tsv piece columns that are not two numbers with end > start) is an error item

@@ -736,18 +736,23 @@ static int store_record(coord_session *c, int rank, uint32_t wid, const proto_re
     return (rc = completed(c, (size_t)i, err)) ? rc : 1;
 }
 
-// A unit's final answer left long item i unfinished (no done mark): it resumes next run.
+// A unit's final answer left an item unfinished (a long one without its done mark, or
+// one with no record at all): the run is interrupted; the next run does the rest.
 static void check_finished(coord_session *c, uint32_t wid)
 {
     const size_t *items;
     size_t one, n = wid_items(c, wid, &one, &items);
     for (size_t k = 0; k < n; k++) {
         size_t i = items[k];
-        if (c->state[i] != ST_TODO || c->resume[i] <= 0)
+        if (c->state[i] != ST_TODO || c->m->items[i].bad)
             continue;
         c->incomplete++;
-        SL_LOG(WARN, "run", "%s stopped at %.3f s (the worker was stopped): the next run resumes "
-               "it there", c->m->items[i].id, (double)c->resume[i] / MAN_PIECE_HZ);
+        if (c->resume[i] > 0)
+            SL_LOG(WARN, "run", "%s stopped at %.3f s (the worker was stopped): the next run "
+                   "resumes it there", c->m->items[i].id, (double)c->resume[i] / MAN_PIECE_HZ);
+        else
+            SL_LOG(WARN, "run", "%s: its unit was answered without it: the next run does it",
+                   c->m->items[i].id);
     }
 }
 

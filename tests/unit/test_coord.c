@@ -738,6 +738,46 @@ static void test_long_item_resumes_at_cut(void)
     sl_test_rmtree(root);
 }
 
+// A unit answered without one of its items (no row, no error, no mark): the run is
+// interrupted, not finished, and the next run does that item.
+static void test_missing_item_interrupts(void)
+{
+    const char *root = sl_test_tmpdir("missroot");
+    char text[256];
+    snprintf(text, sizeof text, "%s\nxa1.wav\t16000\nxb2.wav\t16000\n", root);
+    manifest m;
+    sl_err err;
+    CU_ASSERT_EQUAL_FATAL(man_parse(text, strlen(text), "miss.tsv", &m, &err), SL_OK);
+    const char *dir = sl_test_tmpdir("miss");
+    coord_params p = params(dir, &m, 2, NULL);
+    p.n_ranks = 2;
+    coord_session *s;
+    proto_buf work = {0}, result = {0};
+    uint32_t wid;
+    CU_ASSERT_EQUAL_FATAL(coord_session_open(&s, &p, &err), SL_OK);
+    CU_ASSERT_FATAL(coord_session_next(s, &wid));
+    CU_ASSERT_EQUAL_FATAL(coord_session_work(s, wid, &work, &err), SL_OK);
+    unsigned char rec[256];
+    rec_header hd = {.n_semantic = 1, .n_text = 1, .duration_s = 1.0f};
+    int32_t one = 1;
+    long len = rec_row_encode(&hd, &one, &one, rec, sizeof rec, &err);
+    CU_ASSERT_FATAL(len > 0);
+    proto_result_begin(&result, wid, &err);
+    proto_result_add(&result, PROTO_REC_ROW, "xa1.wav", 7, rec, (size_t)len, &err);
+    CU_ASSERT_EQUAL(coord_session_result(s, 1, result.p, result.len, &err), SL_OK);
+    coord_outcome o;
+    CU_ASSERT_EQUAL(coord_session_close(s, SL_OK, &o, &err), SL_OK);
+    CU_ASSERT_EQUAL(o.status, COORD_INTERRUPTED);
+    CU_ASSERT_EQUAL_FATAL(coord_session_open(&s, &p, &err), SL_OK);
+    CU_ASSERT(coord_session_next(s, &wid)); // the unit goes again for xb2.wav
+    CU_ASSERT_EQUAL(coord_session_close(s, SL_OK, &o, &err), SL_OK);
+    proto_buf_free(&work);
+    proto_buf_free(&result);
+    sl_test_rmtree(dir);
+    man_free(&m);
+    sl_test_rmtree(root);
+}
+
 static int has_meta_prefix(const char *dir, const char *prefix)
 {
     store *s;
@@ -876,6 +916,7 @@ int main(void)
 {
     static const sl_test_case cases[] = {
         {"session: a long item resumes at its committed cut", test_long_item_resumes_at_cut},
+        {"session: a unit answered without an item interrupts the run", test_missing_item_interrupts},
         {"units: random manifests", test_units_property},
         {"session: simulated workers, kills and stops resume exactly", test_simulated_workers_resume_exactly},
         {"coord_run: one rank, stop half-way, resume", test_coord_run_stop_and_resume},
