@@ -68,15 +68,15 @@ def main():
         print(f"segment_bench: espeak-ng speech, HuBERT-base layer 9 (random weights), "
               f"{a.threads} thread(s), best of {a.reps}")
         print()
-        print("| file | audio s | segments | stream s | cut s | stream + cut s | HuBERT-base s "
-              "| stream + cut / HuBERT |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("| file | audio s | segments | stream s | cut s | stream + cut s | re-read by range s "
+              "| HuBERT-base s | stream + cut / HuBERT | + re-read (the worker's cost) / HuBERT |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for name, path in (("16 kHz mono FLAC", f16), ("44.1 kHz stereo FLAC", f44)):
             r = kv(run([exe, "--audio", path, "--hubert", hub, "--layer", "9", "--threads",
                         str(a.threads), "--reps", str(a.reps)]))
             print(f"| {name} | {float(r['audio_s']):.0f} | {r['segments']} | {r['stream_s']} | "
-                  f"{r['segment_s']} | {r['stream_segment_s']} | {r['hubert_s']} | "
-                  f"{r['share_pct']} % |")
+                  f"{r['segment_s']} | {r['stream_segment_s']} | {r['reread_s']} | {r['hubert_s']} | "
+                  f"{r['share_pct']} % | {r['worker_share_pct']} % |")
         print(f"(OpenBLAS core {r['core']})")
         print()
         print("| file | audio | segments | longest hold s | peak RSS MiB |")

@@ -226,7 +226,10 @@ class RunTest(unittest.TestCase):
                                       capture_output=True, text=True).stdout.split()
                 workers = [k for k in kids if k != rank0 and k != str(p.pid)]
                 if workers:
-                    os.kill(int(rnd.choice(workers)), signal.SIGKILL)
+                    try:
+                        os.kill(int(rnd.choice(workers)), signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass  # it exited between pgrep and the kill: the job is ending
                 else:
                     os.killpg(p.pid, signal.SIGKILL)
             p.communicate(timeout=60)
