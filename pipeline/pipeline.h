@@ -123,6 +123,12 @@ int pl_pool_live(const pl *x); // utterances decoding
 // range: the piece of the file (as pl_run's ranges; NULL = the whole file).
 int pl_pool_add_file(pl *x, const char *path, const pl_range *range, const char *name,
                      pl_result *res, int *slot, pl_timers *t, sl_err *err);
+// As pl_pool_add_file for samples the caller already read: pcm[0..n) at the pipeline's
+// rate, the range [range->start, range->end) of the file (n = end - start), read from an
+// audio_stream of path (so the same bits as a range read; path names it in messages).
+// The worker's long items: the cutting pass's samples, not read a second time.
+int pl_pool_add_pcm(pl *x, const float *pcm, const pl_range *range, const char *path,
+                    const char *name, pl_result *res, int *slot, pl_timers *t, sl_err *err);
 // As pl_pool_add_file for stored semantic ids (regenerate; pl_run_ids).
 int pl_pool_add_ids(pl *x, const int32_t *sem, size_t n_sem, float dur, const char *name,
                     pl_result *res, int *slot, pl_timers *t, sl_err *err);

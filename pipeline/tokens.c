@@ -311,6 +311,30 @@ int tok_run_range(const tok_pipeline *p, tok_state *s, const char *path, int64_t
     return rc;
 }
 
+int tok_run_pcm(const tok_pipeline *p, tok_state *s, const float *pcm, size_t n,
+                const char *name, const int32_t **ids, size_t *n_ids, float *duration_s,
+                sl_err *err)
+{
+    *ids = NULL;
+    *n_ids = 0;
+    s->failed = SL_STAGE_NONE;
+    s->t_audio = s->t_features = s->t_tokens = 0.0;
+    s->n_samples = 0;
+    audio_params ap = p->ap;
+    if (n < ap.min_samples) { // audio.c's too_short, word for word
+        s->failed = SL_STAGE_AUDIO;
+        return sl_fail(err, SL_EFORMAT, "audio: %s: too short: %zu samples at %d Hz (need at "
+                       "least %zu)", name, n, ap.target_hz, ap.min_samples);
+    }
+    audio_result a = {.pcm = pcm, .n_samples = n,
+                      .duration_s = (float)((double)n / (double)ap.target_hz)};
+    s->n_samples = n;
+    int rc = tokenise(p, s, &a, ids, n_ids, duration_s, err);
+    if (rc)
+        sl_err_prefix(err, "%s", name);
+    return rc;
+}
+
 int tok_run_memory(const tok_pipeline *p, tok_state *s, const void *bytes, size_t n_bytes,
                    const char *name, const int32_t **ids, size_t *n, float *duration_s,
                    sl_err *err)

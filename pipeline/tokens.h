@@ -67,6 +67,13 @@ int tok_run(const tok_pipeline *p, tok_state *s, const char *path, const int32_t
 // end == 0 = the whole file (tok_run).
 int tok_run_range(const tok_pipeline *p, tok_state *s, const char *path, int64_t start,
                   int64_t end, const int32_t **ids, size_t *n, float *duration_s, sl_err *err);
+// The same for samples already read: pcm[0..n) at target_hz (a segment the caller cut
+// from an audio_stream of the file, whose samples are those audio_read_range gives for
+// the same range, bit for bit). The audio stage checks only what a range read checks
+// after reading: n >= min_samples ("too short", naming name); *duration_s = n / target_hz.
+int tok_run_pcm(const tok_pipeline *p, tok_state *s, const float *pcm, size_t n,
+                const char *name, const int32_t **ids, size_t *n_ids, float *duration_s,
+                sl_err *err);
 // Same for an in-memory file image (name for messages).
 // With dedup set, *ids holds runs collapsed to one id (n counts the collapsed ids).
 int tok_run_memory(const tok_pipeline *p, tok_state *s, const void *bytes, size_t n_bytes,

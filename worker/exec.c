@@ -56,6 +56,9 @@ typedef struct long_item {
     audio_stream *as;    // open while cutting by samples
     seg_cutter *cut;
     int64_t pos;         // the next sample as gives
+    float *hold;         // samples [hold0, hold0 + hold_n) read by the cutting pass: from
+    size_t hold_n, hold_cap; // the current cut on (at most one cutting window and a block),
+    int64_t hold0;       //   handed to the token stage, so a segment is not read twice
     int64_t cut_end;     // cut is fed up to here
     seg_span *spans;     // --vad-json: the joined chunks left to hand out
     size_t n_spans, next_span;
@@ -396,12 +399,14 @@ static void li_close_source(long_item *li)
     seg_close(li->cut);
     li->as = NULL;
     li->cut = NULL;
+    li->hold_n = 0;
 }
 
 static void li_release(long_item *li)
 {
     li_close_source(li);
     free(li->spans);
+    free(li->hold);
     for (size_t k = 0; k < li->q_len; k++) {
         free((void *)li->q[k].res.semantic);
         free((void *)li->q[k].res.text);
@@ -599,9 +604,24 @@ static int classify(job_exec *x, held_unit *h, size_t i, sl_err *err)
                 (double)li->start / SEG_RATE, (long long)li->start, e.msg);
         return SL_OK;
     }
-    li->pos = li->start;
+    li->pos = li->hold0 = li->start;
+    li->hold_n = 0;
     li->cut_end = li->end;
     return SL_OK;
+}
+
+// Drops the held samples before the cutter's current cut.
+static void hold_trim(long_item *li)
+{
+    int64_t pos = seg_pos(li->cut);
+    size_t drop = pos > li->hold0 ? (size_t)(pos - li->hold0) : 0;
+    if (drop > li->hold_n)
+        drop = li->hold_n;
+    if (drop == 0)
+        return;
+    memmove(li->hold, li->hold + drop, (li->hold_n - drop) * sizeof(float));
+    li->hold_n -= drop;
+    li->hold0 += (int64_t)drop;
 }
 
 // The next segment of a long item into *sp: 1; 0 when no more come (cutting over, or the
@@ -628,9 +648,23 @@ static int next_segment(job_exec *x, held_unit *h, size_t i, seg_span *sp, sl_er
             size_t want = SEG_RATE - (size_t)(li->pos % SEG_RATE), k = 0;
             if (li->cut_end - li->pos < (int64_t)want)
                 want = (size_t)(li->cut_end - li->pos);
-            int rc = want ? audio_stream_read(li->as, x->block, want, &k, &e) : SL_OK;
+            hold_trim(li); // samples before the cut: every segment there is consumed or dropped
+            int rc = SL_OK;
+            if (li->hold_n + want > li->hold_cap) {
+                size_t cap = (li->hold_n + want) * 2;
+                float *h2 = realloc(li->hold, cap * sizeof(float));
+                if (!h2)
+                    return sl_fail(err, SL_ENOMEM, "worker: out of memory for %zu samples", cap);
+                li->hold = h2;
+                li->hold_cap = cap;
+            }
+            float *blk = li->hold + li->hold_n;
+            if (want)
+                rc = audio_stream_read(li->as, blk, want, &k, &e);
             if (rc == SL_OK && k > 0)
-                rc = seg_push(li->cut, x->block, k, &e);
+                rc = seg_push(li->cut, blk, k, &e);
+            if (rc == SL_OK)
+                li->hold_n += k;
             if (rc == SL_ENOMEM) {
                 *err = e;
                 return rc;
@@ -666,7 +700,8 @@ static int next_segment(job_exec *x, held_unit *h, size_t i, seg_span *sp, sl_er
                     it->path, (double)v.start / SEG_RATE, (long long)v.start, e.msg);
             return 0;
         }
-        li->pos = v.start;
+        li->pos = li->hold0 = v.start;
+        li->hold_n = 0;
         li->cut_end = v.end;
     }
 }
@@ -782,7 +817,16 @@ static int start_segment(job_exec *x, held_unit *h, size_t i, pl_timers *t, sl_e
     test_faults(x, key);
     pl_range range = {sp.start, sp.end};
     pl_result r;
-    int slot, rc = pl_pool_add_file(x->pipe, it->path, &range, key, &r, &slot, t, err);
+    int slot, rc;
+    if (li->cut && sp.start >= li->hold0 && sp.end <= li->hold0 + (int64_t)li->hold_n) {
+        // cut from samples read: hand them over (the stream's samples of any range are
+        // those a range read gives, bit for bit), then keep only those from the next cut
+        rc = pl_pool_add_pcm(x->pipe, li->hold + (sp.start - li->hold0), &range, it->path, key,
+                             &r, &slot, t, err);
+        hold_trim(li);
+    } else { // a VAD span (no samples read for it): read by its range
+        rc = pl_pool_add_file(x->pipe, it->path, &range, key, &r, &slot, t, err);
+    }
     if (rc)
         return rc;
     if (slot < 0)

@@ -19,10 +19,12 @@
 // the file's grid; with vad_json the spans of seg_join_chunks over the .json beside the
 // file (pipeline/vad_json.h), a chunk longer than max cut by a cutter fed exactly it.
 // Each time the unit's next utterance is wanted, blocks are pulled until the next segment
-// is decided and it goes through pl_pool_add_file(path, its range): a segment row is
-// `tokens` of that range, bit for bit, whatever decodes beside it. Its key is
+// is decided and its samples (held from the last cut on) go through pl_pool_add_pcm (a
+// --vad-json span, for which nothing was read, through pl_pool_add_file of its range): a
+// segment row is `tokens` of that range, bit for bit, whatever decodes beside it. Its key is
 // seg_key_format(item id, start, end), its source the item id, start/end its samples.
-// Memory: the stream, the cutter's frame levels since the last cut, the outcomes not yet
+// Memory: the stream, the samples and the cutter's frame levels since the last cut (one
+// cutting window, max + min + 1 s, and a block), the outcomes not yet
 // sent (bounded by the pool): nothing grows with the file. Outcomes finish out of order;
 // whenever an item's finished prefix grows, exec_advance returns a PARTIAL with those
 // records in cut order and the item's mark (next = the end of the last one; done once
