@@ -381,8 +381,10 @@ static int pool_room(const pl *x, sl_err *err)
     return SL_OK;
 }
 
-int pl_pool_add_file(pl *x, const char *path, const pl_range *range, const char *name,
-                     pl_result *res, int *slot, pl_timers *t, sl_err *err)
+// The front half of one utterance, then it joins the pool: pcm NULL reads path (its
+// range, or the whole file), else pcm holds the range's samples already read.
+static int pool_add_audio(pl *x, const char *path, const float *pcm, const pl_range *range,
+                          const char *name, pl_result *res, int *slot, pl_timers *t, sl_err *err)
 {
     *slot = -1;
     memset(res, 0, sizeof *res);
@@ -399,8 +401,10 @@ int pl_pool_add_file(pl *x, const char *path, const pl_range *range, const char 
     const int32_t *ids;
     size_t n_ids;
     float dur = 0;
-    rc = tok_run_range(x->tok, x->ts, path, range ? range->start : 0, range ? range->end : 0,
-                       &ids, &n_ids, &dur, &res->err);
+    rc = pcm ? tok_run_pcm(x->tok, x->ts, pcm, (size_t)(range->end - range->start), path, &ids,
+                           &n_ids, &dur, &res->err)
+             : tok_run_range(x->tok, x->ts, path, range ? range->start : 0,
+                             range ? range->end : 0, &ids, &n_ids, &dur, &res->err);
     double ta, tf, tt;
     tok_last_timings(x->ts, &ta, &tf, &tt);
     t->audio += ta;
@@ -422,47 +426,22 @@ int pl_pool_add_file(pl *x, const char *path, const pl_range *range, const char 
     return pool_join(x, ids, n_ids, dur, res, slot, t);
 }
 
+int pl_pool_add_file(pl *x, const char *path, const pl_range *range, const char *name,
+                     pl_result *res, int *slot, pl_timers *t, sl_err *err)
+{
+    return pool_add_audio(x, path, NULL, range, name, res, slot, t, err);
+}
+
 int pl_pool_add_pcm(pl *x, const float *pcm, const pl_range *range, const char *path,
                     const char *name, pl_result *res, int *slot, pl_timers *t, sl_err *err)
 {
-    *slot = -1;
-    memset(res, 0, sizeof *res);
-    if (!range || range->end <= range->start || range->start < 0)
-        return sl_fail(err, SL_EINVAL, "pipeline: %s: pl_pool_add_pcm needs a range", name);
-    if (x->p.null_pipeline) {
-        run_null(x, &name, 1, res);
-        t->utts++;
-        t->ok++;
-        t->audio_s += 1.0;
-        return SL_OK;
+    if (!pcm || !range || range->end <= range->start || range->start < 0) {
+        *slot = -1;
+        memset(res, 0, sizeof *res);
+        return sl_fail(err, SL_EINVAL, "pipeline: %s: pl_pool_add_pcm needs samples and a range",
+                       name);
     }
-    int rc = pool_room(x, err);
-    if (rc)
-        return rc;
-    const int32_t *ids;
-    size_t n_ids;
-    float dur = 0;
-    rc = tok_run_pcm(x->tok, x->ts, pcm, (size_t)(range->end - range->start), path, &ids, &n_ids,
-                     &dur, &res->err);
-    double ta, tf, tt;
-    tok_last_timings(x->ts, &ta, &tf, &tt);
-    t->audio += ta;
-    t->features += tf;
-    t->tokens += tt;
-    res->duration_s = dur;
-    set_bounds(x, range, res);
-    t->utts++;
-    if (rc) {
-        res->stage = tok_failed_stage(x->ts);
-        return SL_OK;
-    }
-    if (n_ids > (size_t)x->max_src) {
-        sl_fail(&res->err, SL_EFORMAT, "text: %s: %zu semantic ids exceed the decoder's "
-                "limit of %d", name, n_ids, x->max_src);
-        res->stage = SL_STAGE_TEXT;
-        return SL_OK;
-    }
-    return pool_join(x, ids, n_ids, dur, res, slot, t);
+    return pool_add_audio(x, path, pcm, range, name, res, slot, t, err);
 }
 
 int pl_pool_add_ids(pl *x, const int32_t *sem, size_t n_sem, float dur, const char *name,

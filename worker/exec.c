@@ -102,7 +102,6 @@ struct job_exec {
     int can_cut;          // audio.target_hz == SEG_RATE and not regenerate
     int vad_json;
     audio_stream_params sp;
-    float *block;         // [SEG_RATE] one second of samples on its way to a cutter
     proto_item *items;
     const char **paths, **names;
     pl_range *ranges;     // [max_batch] WORK item ranges (PROTO_WORK_RANGES)
@@ -164,8 +163,7 @@ int exec_open(job_exec **out, const pl_params *p, sl_err *err)
     x->slot_unit = calloc((size_t)x->pool_cap, sizeof(int));
     x->slot_utt = calloc((size_t)x->pool_cap, sizeof(int));
     x->slot_seg = calloc((size_t)x->pool_cap, sizeof(int64_t));
-    x->block = malloc(SEG_RATE * sizeof(float));
-    bad |= !x->slot_unit || !x->slot_utt || !x->slot_seg || !x->block;
+    bad |= !x->slot_unit || !x->slot_utt || !x->slot_seg;
     x->items = calloc(nb, sizeof *x->items);
     x->paths = calloc(nb, sizeof(char *));
     x->names = calloc(nb, sizeof(char *));
@@ -222,7 +220,6 @@ void exec_close(job_exec *x)
     free(x->slot_unit);
     free(x->slot_utt);
     free(x->slot_seg);
-    free(x->block);
     free(x);
 }
 
