@@ -65,7 +65,8 @@ struct s2t_state {
     size_t *xk_off;   // (max_batch) first float of the slot in x_k
     // per decoder layer, per source: keys per head in tiles of 8 keys (heads,
     // ntile = ceil((src_pos + 1) / 8), dim_head, 8), the padding zero, so a
-    // step's scores stream through memory once; values (src_pos + 1, heads*dim_head)
+    // step's scores stream through memory once; values per head (heads, src_pos + 1,
+    // dim_head), row 0 the null value, so each head's values are one stream too
     float **x_k, **x_v;
     // decoder: each row has its own position (rows of different sources may be at
     // different steps: continuous batching)
@@ -510,7 +511,8 @@ int s2t_state_new(s2t_state **out, const s2t_model *m, s2t_limits lim, sl_err *e
                        s2t_state_bytes(m, lim) >> 20, lim.max_batch, lim.max_beam,
                        lim.max_src_len, lim.max_len);
     }
-    // Slot i's regions: encoder rows, cross values (null + keys), tiled cross keys.
+    // Slot i's regions: encoder rows, cross values (null + keys, head by head), tiled
+    // cross keys.
     for (int i = 0; i < lim.max_batch; i++) {
         s->enc_off[i] = (size_t)i * p.n_src_pos;
         s->x_off[i] = (size_t)i * (p.n_src_pos + 1);
@@ -647,9 +649,6 @@ static void encode_into(s2t_state *s, int i, const int32_t *ids, int n_ids)
         const s2t_layer *L = &m->dec[l];
         float *xk = s->x_k[l] + s->xk_off[i], *xv = s->x_v[l] + s->x_off[i] * hd;
         size_t nk = (size_t)n + 1, dh = (size_t)c->dim_head;
-        memcpy(xv, L->null_kv + hd, hd * sizeof(float));
-        ops_matmul(OPS_N, OPS_T, (size_t)n, hd, d, 1.0f, eo, d, L->x_wkv + hd * d, d, 0.0f,
-                   xv + hd, hd);
         float *k = s->eqkv; // (n, hd) scratch, then transposed per head
         ops_matmul(OPS_N, OPS_T, (size_t)n, hd, d, 1.0f, eo, d, L->x_wkv, d, 0.0f, k, hd);
         size_t nt = (nk + 7) / 8;
@@ -663,6 +662,17 @@ static void encode_into(s2t_state *s, int i, const int32_t *ids, int n_ids)
                             : key < nk ? k[(key - 1) * hd + h * dh + e]
                                        : 0.0f;
                     }
+        // Values head by head: head h's nk rows of dh are contiguous, so a step reads
+        // each head's values as one stream (the bits do not depend on the layout).
+        float *v = s->eqkv;
+        ops_matmul(OPS_N, OPS_T, (size_t)n, hd, d, 1.0f, eo, d, L->x_wkv + hd * d, d, 0.0f, v,
+                   hd);
+        for (size_t h = 0; h < (size_t)c->heads; h++) {
+            float *vh = xv + h * nk * dh;
+            memcpy(vh, L->null_kv + hd + h * dh, dh * sizeof(float));
+            for (size_t key = 1; key < nk; key++)
+                memcpy(vh + key * dh, v + (key - 1) * hd + h * dh, dh * sizeof(float));
+        }
     }
 }
 
@@ -812,7 +822,7 @@ static void dec_forward(s2t_state *s, size_t n_rows, size_t n_new)
             const float *K = s->x_k[l] + s->xk_off[src], *V = s->x_v[l] + s->x_off[src] * hd;
             for (size_t h = 0; h < H; h++)
                 kern_step_attend(s->dq + r0 * n_new * hd + h * dh, hd, (r1 - r0) * n_new,
-                            K + h * nt * dh * 8, dh * 8, 8, V + h * dh, hd, nkx, dh, scale,
+                            K + h * nt * dh * 8, dh * 8, 8, V + h * nkx * dh, dh, nkx, dh, scale,
                             s->datt + r0 * n_new * hd + h * dh, hd, s->score);
             r0 = r1;
         }

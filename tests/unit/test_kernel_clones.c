@@ -53,7 +53,7 @@ typedef struct build {
      kern_layer_norm_##s, kern_softmax_rows_unnorm_##s, kern_scale_rows_##s,                     \
      kern_softmax_rows_masked_##s, kern_step_attend_##s}
 
-enum { NMAX = 4096 };
+enum { NMAX = 8192 };
 static float g_in[8][NMAX];
 
 static void fill(void)
@@ -70,7 +70,7 @@ static void fill(void)
 
 // Runs every kernel of build b on fixed inputs of odd sizes; the outputs go to out
 // (n_out floats). Sizes: 1..37 and 301 elements, rows of 5..67 columns, step
-// attention over 1..70 keys for 1..9 query rows, both key layouts.
+// attention over 1..70 keys for 1..9 query rows, dim_head 16..64, both key layouts.
 static size_t run_build(const build *b, float *out)
 {
     size_t o = 0;
@@ -100,7 +100,8 @@ static size_t run_build(const build *b, float *out)
             b->sm_masked(out + o, n, c, causal ? 1 : c - 2, causal, c), o += n * c;
         }
     }
-    static const size_t nks[] = {1, 7, 8, 9, 31, 70}, Ms[] = {1, 3, 4, 5, 9}, dhs[] = {16, 24};
+    static const size_t nks[] = {1, 7, 8, 9, 31, 70}, Ms[] = {1, 3, 4, 5, 9},
+                        dhs[] = {16, 24, 40, 64}; // 16- and 32-dim blocks, tails
     for (size_t a = 0; a < sizeof nks / sizeof *nks; a++)
         for (size_t m = 0; m < sizeof Ms / sizeof *Ms; m++)
             for (size_t d = 0; d < sizeof dhs / sizeof *dhs; d++) {
@@ -152,11 +153,51 @@ static void test_builds_same_bits(void)
     free(got);
 }
 
+// The step attention's contract (kernels.h): every score is scale * one fmaf chain
+// in dim order, the softmax is kern_softmax_rows_masked's, and every output element
+// one fmaf chain in key order, whatever the blocking (4 rows, 16 or 32 dims, tails).
+static void test_step_attend_plain_chains(void)
+{
+    fill();
+    static const size_t nks[] = {1, 9, 70}, Ms[] = {1, 4, 5, 9}, dhs[] = {16, 40, 64};
+    static float got[9 * 64], want[9 * 64], sc[9 * 72], p[9 * 72];
+    int same = 1, cases = 0;
+    for (size_t a = 0; a < 3; a++)
+        for (size_t m = 0; m < 4; m++)
+            for (size_t d = 0; d < 3; d++) {
+                size_t nk = nks[a], M = Ms[m], dh = dhs[d], lds = (nk + 7) / 8 * 8;
+                const float *Q = g_in[0], *K = g_in[1], *V = g_in[2];
+                size_t ldv = dh + 3; // rows apart, as in the self-attention cache
+                kern_step_attend(Q, dh, M, K, dh * 8, 8, V, ldv, nk, dh, 0.25f, got, dh, sc);
+                for (size_t r = 0; r < M; r++)
+                    for (size_t j = 0; j < nk; j++) {
+                        float acc = 0.0f;
+                        for (size_t e = 0; e < dh; e++)
+                            acc = fmaf(Q[r * dh + e], K[(j / 8) * dh * 8 + e * 8 + j % 8], acc);
+                        p[r * lds + j] = 0.25f * acc;
+                    }
+                kern_softmax_rows_masked(p, M, lds, nk, 0, nk);
+                for (size_t r = 0; r < M; r++)
+                    for (size_t e = 0; e < dh; e++) {
+                        float acc = 0.0f;
+                        for (size_t j = 0; j < nk; j++)
+                            acc = fmaf(p[r * lds + j], V[j * ldv + e], acc);
+                        want[r * dh + e] = acc;
+                    }
+                same &= memcmp(got, want, M * dh * sizeof(float)) == 0;
+                cases++;
+            }
+    CU_ASSERT(same);
+    CU_ASSERT_EQUAL(cases, 36);
+}
+
 int main(void)
 {
     static const sl_test_case cases[] = {
         {"kernels: AVX-512, AVX2, baseline builds and the dispatched ones give the same bits",
          test_builds_same_bits},
+        {"kernels: the step attention is one fmaf chain per score and per output element",
+         test_step_attend_plain_chains},
         {NULL, NULL},
     };
     return sl_test_main("kernel_clones", cases);
