@@ -2,7 +2,7 @@
 """The whole job at realistic sizes: `spearlabel run` vs the reference pipeline, same run.
 
 usage: /usr/bin/python3 bench/e2e_bench.py BUILD_DIR --ref-pythonpath PP
-           [--utts 20] [--tokens 64] [--reps 2] [--workdir DIR]
+           [--utts 20] [--tokens 64] [--reps 2] [--workdir DIR] [--threads2]
 
 Models (random weights, written here, the SAME files for both sides): HuBERT-base
 (torchaudio hubert_base(), seed 0, as an HF directory by hubert_bench.save_hf), layer 9;
@@ -107,6 +107,8 @@ def main():
     ap.add_argument("--tokens", type=int, default=64, help="text ids per utterance, both sides")
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--workdir")
+    ap.add_argument("--threads2", action="store_true",
+                    help="also time ours at --threads 2 (each rep) and print the 2-thread scaling")
     a = ap.parse_args()
     if not a.ref_pythonpath:
         ap.error("give --ref-pythonpath or SPEAR_REF_PYTHONPATH (../shared/reference/README.md)")
@@ -174,13 +176,13 @@ def main():
                 f.write(f"{os.path.basename(wavs[i])}\t{len(pcm[i])}\n")
     env = dict(os.environ)
 
-    def ours(man):
+    def ours(man, threads=1):
         db = os.path.join(work, "db")
         subprocess.run(["rm", "-rf", db], check=True)
         t0 = time.perf_counter()
         r = subprocess.run([bin_, "run", "--manifest", man, "--out", db, "--hubert", hub, "--layer", str(LAYER),
                             "--kmeans", km, "--s2t", s2t_path, "--beam", "4", "--min-len", str(a.tokens),
-                            "--max-len", str(a.tokens), "--threads", "1"], env=env, capture_output=True, text=True)
+                            "--max-len", str(a.tokens), "--threads", str(threads)], env=env, capture_output=True, text=True)
         dt = time.perf_counter() - t0
         if r.returncode:
             sys.exit(r.stderr)
@@ -200,7 +202,8 @@ def main():
         return float(kv["sgemm_gflops"]), kv["core"]
 
     ref_run([0])  # warm the reference
-    t = {"ours_all": [], "ours_one": [], "ref_all": [], "ref_one": [], "peak": []}
+    t = {"ours_all": [], "ours_one": [], "ref_all": [], "ref_one": [], "peak": [], "ours2_all": [],
+         "ours2_one": []}
     for rep in range(a.reps):
         pk, core = peak()
         t["peak"].append(pk)
@@ -208,6 +211,12 @@ def main():
         d_one, _, _, _ = ours(man_one)
         t["ours_all"].append(d_all)
         t["ours_one"].append(d_one)
+        if a.threads2:
+            d2, _, rows2, _ = ours(man_all, 2)
+            t["ours2_all"].append(d2)
+            t["ours2_one"].append(ours(man_one, 2)[0])
+            same2 = [x["semantic"] == y["semantic"] and x["text"] == y["text"] for x, y in zip(rows, rows2)]
+            t.setdefault("rows2_same", []).append(len(rows) == len(rows2) and all(same2))
         r_all, ref_res = ref_run(range(a.utts))
         r_one, _ = ref_run([0])
         t["ref_all"].append(r_all)
@@ -266,6 +275,13 @@ def main():
     op = [100 * fl_steady / x * 1e-9 / pk_med for x in O["steady"]]
     rp = [100 * fl_steady / x * 1e-9 / pk_med for x in R["steady"]]
     print(f"| steady share of the sgemm peak | {op[0]:.0f} % / {op[1]:.0f} % | {rp[0]:.0f} % / {rp[1]:.0f} % | |")
+    if a.threads2:
+        O2 = fig(t["ours2_all"], t["ours2_one"])
+        print(f"| ours at --threads 2, steady state, s | {O2['steady'][0]:.2f} / {O2['steady'][1]:.2f} | | |")
+        print(f"| 2 threads vs 1 (steady state) | {O['steady'][0] / O2['steady'][0]:.2f}x / "
+              f"{O['steady'][1] / O2['steady'][1]:.2f}x | | |")
+        print(f"| rows at --threads 2 == rows at 1 (semantic and text ids) | "
+              f"{sum(t['rows2_same'])}/{len(t['rows2_same'])} reps | | |")
     print()
     print(f"spearlabel's own figures (last run on all utterances, start-up excluded, rank 0 = the worker here): "
           f"log {hpc.group(1) if hpc else '?'} audio hours per core-hour; run record "

@@ -32,7 +32,8 @@ static const char HELP[] =
     "  --batch B           sources decoded together (default 8)\n"
     "  --out TEXT.npy      write the text ids\n"
     "  --print             print the rows instead\n"
-    "  --threads N         OpenBLAS threads (default SLURM_CPUS_PER_TASK, else 1)\n"
+    "  --threads N         threads (OpenBLAS and the decoder; default SLURM_CPUS_PER_TASK,\n"
+    "                      else 1)\n"
     "  -h, --help          this text\n";
 
 int cmd_decode(int argc, char **argv)

@@ -171,7 +171,8 @@ void job_flags_help(FILE *out, int regenerate)
     fprintf(out, "  --unit N            %s per work unit, decoded as one batch "
             "(default %zu, max %d)\n", regenerate ? "rows" : "utterances", d.unit_items,
             JOB_MAX_UNIT);
-    fputs("  --threads N         OpenBLAS threads per rank (default SLURM_CPUS_PER_TASK, else 1)\n",
+    fputs("  --threads N         threads per rank (OpenBLAS and the decoder; default SLURM_CPUS_PER_TASK,\n"
+          "                      else 1)\n",
           out);
     fputs("  --pool N            utterances a worker decodes together across its units\n"
           "                      (default 2 x --unit: what it holds); never changes a row\n",

@@ -22,6 +22,9 @@ sl_require_pkg(JANSSON  jansson   libjansson-dev)
 sl_require_pkg(CRYPTO   libcrypto libssl-dev)
 sl_require_pkg(FFTW3F   fftw3f    libfftw3-dev)   # MFCC's real FFT (single precision)
 
+set(THREADS_PREFER_PTHREAD_FLAG ON)
+find_package(Threads REQUIRED)  # pipeline/par.c's workers
+
 find_package(MPI QUIET COMPONENTS C)
 if(NOT MPI_C_FOUND)
   message(FATAL_ERROR "MPI (C) not found: apt-get install libopenmpi-dev openmpi-bin")

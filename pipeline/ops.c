@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "pipeline/par.h"
 
 // Row counts up to which ops_matmul runs one sgemv per row (see below).
 #ifndef OPS_GEMV_MAX_ROWS
@@ -616,11 +617,10 @@ int ops_rows_set_kernel(ops_rows_kernel k)
 
 ops_rows_kernel ops_rows_kernel_current(void) { return rows_current(); }
 
-void ops_matmul_rows(size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
+// One thread's ops_matmul_rows (the whole product, or a range of its output columns).
+static void rows_one(size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
                      const float *B, size_t ldb, float beta, float *C, size_t ldc)
 {
-    if (M == 0 || N == 0)
-        return;
     scale_rows(M, N, beta, C, ldc);
     ops_rows_kernel k = rows_current();
 #ifdef OPS_HAVE_AVX512_ROWS
@@ -637,6 +637,42 @@ void ops_matmul_rows(size_t M, size_t N, size_t K, float alpha, const float *A, 
     rows_portable(M, N, K, alpha, A, lda, B, ldb, C, ldc);
 }
 
+// With threads, a product is split over its output columns: each element is computed
+// by the same kernel code as single-threaded (the kernels' blocks are of 3 and 6
+// weight rows, so ranges start at multiples of 6: even the blocking is unchanged).
+#define ROWS_PAR_MIN_MACS 65536.0 // smaller products are not worth waking a thread
+typedef struct rows_job {
+    size_t M, N, K, ldb, lda, ldc, chunk;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+} rows_job;
+
+static void rows_task(void *ctx, size_t t, int worker)
+{
+    (void)worker;
+    const rows_job *j = ctx;
+    size_t n0 = t * j->chunk, n = j->N - n0 < j->chunk ? j->N - n0 : j->chunk;
+    rows_one(j->M, n, j->K, j->alpha, j->A, j->lda, j->B + n0 * j->ldb, j->ldb, j->beta,
+             j->C + n0, j->ldc);
+}
+
+void ops_matmul_rows(size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
+                     const float *B, size_t ldb, float beta, float *C, size_t ldc)
+{
+    if (M == 0 || N == 0)
+        return;
+    size_t T = (size_t)par_threads();
+    if (T > 1 && (double)M * (double)N * (double)K >= ROWS_PAR_MIN_MACS && N >= 12) {
+        size_t chunk = (N + T - 1) / T;
+        chunk = (chunk + 5) / 6 * 6;
+        rows_job j = {M, N, K, ldb, lda, ldc, chunk, alpha, beta, A, B, C};
+        par_run((N + chunk - 1) / chunk, rows_task, &j);
+        return;
+    }
+    rows_one(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
 void ops_linear(const float *x, size_t M, size_t K, const float *W, const float *b, size_t N,
                 float *y)
 {
@@ -647,7 +683,11 @@ void ops_linear(const float *x, size_t M, size_t K, const float *W, const float 
     ops_matmul(OPS_N, OPS_T, M, N, K, 1.0f, x, K, W, K, b ? 1.0f : 0.0f, y, N);
 }
 
-void ops_set_threads(int n) { openblas_set_num_threads(n < 1 ? 1 : n); }
+void ops_set_threads(int n)
+{
+    openblas_set_num_threads(n < 1 ? 1 : n);
+    par_set_threads(n);
+}
 int ops_get_threads(void) { return openblas_get_num_threads(); }
 
 int ops_threads_default(int flag_value)

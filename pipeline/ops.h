@@ -10,8 +10,9 @@
 // one source's keys per head: kern_step_attend in pipeline/kernels.h, fmaf
 // chains whose bits do not depend on the batch either) and MFCC's per-frame
 // mel and DCT sums (mfcc.c, 23 x 13 per frame).
-// Threads: OpenBLAS owns them (ops_set_threads once per process, before work
-// starts); the rest of the code is single-threaded.
+// Threads: ops_set_threads (once per process, before work starts) sets OpenBLAS's
+// threads (ops_matmul) and pipeline/par.h's (ops_matmul_rows over output columns,
+// the decoder's step attention over heads and sources); the rest is single-threaded.
 #pragma once
 #include <stddef.h>
 
@@ -27,7 +28,8 @@ void ops_matmul(ops_trans ta, ops_trans tb, size_t M, size_t N, size_t K, float 
 
 // C[M,N] = alpha * A[M,K] . B[N,K]^T + beta * C like ops_matmul(OPS_N, OPS_T, ...),
 // but row i of C depends only on row i of A (and C), bit for bit, whatever M and
-// the thread count: single-threaded, one pass over B for all rows, a fixed
+// the thread count: threads take ranges of output columns (par.h), each element
+// computed by the same code as single-threaded, one pass over B for all rows, a fixed
 // summation order per element. For decoders, where a hypothesis must come out the
 // same whatever batch it is decoded in (labels and scores independent of scheduling).
 // Each element is 8-lane fused multiply-adds over K in order, a fixed add tree,
@@ -72,7 +74,7 @@ void ops_small_force_baseline(int on);
 void ops_linear(const float *x, size_t M, size_t K, const float *W, const float *b, size_t N,
                 float *y);
 
-// OpenBLAS thread count for this process (n >= 1).
+// OpenBLAS's and par.h's thread count for this process (n >= 1).
 void ops_set_threads(int n);
 int ops_get_threads(void);
 // The number of threads the user asked for: --threads if > 0, else

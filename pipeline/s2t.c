@@ -12,6 +12,7 @@
 #include "common/json.h"
 #include "pipeline/kernels.h"
 #include "pipeline/ops.h"
+#include "pipeline/par.h"
 #include "pipeline/weights.h"
 
 typedef struct s2t_layer {
@@ -55,8 +56,14 @@ struct s2t_state {
     float *eqkv;      // (n, 3*heads*dim_head): q | k | v
     float *eatt;      // (n, heads*dim_head)
     float *eff;       // (n, 2*ff_inner)
-    float *score;     // attention scores, score_cap floats
+    float *score;     // attention scores, score_cap floats (the encoder; worker 0's step scratch)
     size_t score_cap;
+    // decoder step attention with threads (par.h): worker w > 0 scores into wscore[w]
+    // (step_cap floats, allocated on first use); wscore[0] = score
+    float **wscore;
+    int n_wscore;
+    size_t step_cap;
+    size_t *grp;      // (rows_cap + 1) first row of each cross-attention row group
     // encoded sources, one fixed region per slot (s2t_encode_slot touches only its own)
     int *src_pos;     // (max_batch) positions per slot incl. EOS; 0 = no source
     size_t *enc_off;  // (max_batch) first row of the slot in enc_out
@@ -336,7 +343,7 @@ const s2t_config *s2t_model_config(const s2t_model *m) { return &m->c; }
 typedef struct plan {
     size_t n_src_pos; // encoder rows for one source
     size_t tot_pos;   // encoder rows of all sources
-    size_t rows_cap, dec_cap, cache_pos, max_pos, score_cap;
+    size_t rows_cap, dec_cap, cache_pos, max_pos, score_cap, step_cap;
 } plan;
 
 static int make_plan(const s2t_model *m, s2t_limits lim, plan *p)
@@ -359,7 +366,13 @@ static int make_plan(const s2t_model *m, s2t_limits lim, plan *p)
     keys += 7;
     size_t enc = p->n_src_pos * p->n_src_pos;
     p->score_cap = q_rows * keys > enc ? q_rows * keys : enc;
-    (void)m;
+    // one step-attention call: the heads of a kv group over the self cache, or a
+    // group of at most max_beam rows over a source's cross keys (dec_forward)
+    size_t self = (hq / (size_t)m->c.kv_heads) * (p->cache_pos + 7);
+    size_t cross = (size_t)lim.max_beam * (p->n_src_pos + 8);
+    p->step_cap = self > cross ? self : cross;
+    if (p->step_cap > p->score_cap)
+        p->score_cap = p->step_cap;
     return 0;
 }
 
@@ -377,7 +390,7 @@ size_t s2t_state_bytes(const s2t_model *m, s2t_limits lim)
                L * 4 * p.rows_cap * p.cache_pos * kvd +
                p.dec_cap * (2 * d + hd + 2 * kvd + hd + ff + (size_t)c->n_text_vocab);
     return f * sizeof(float) + (size_t)lim.max_batch * (sizeof(int) + 3 * sizeof(size_t)) +
-           3 * p.rows_cap * sizeof(int);
+           3 * p.rows_cap * sizeof(int) + (p.rows_cap + 1) * sizeof(size_t);
 }
 
 void s2t_state_free(s2t_state *s)
@@ -392,6 +405,10 @@ void s2t_state_free(s2t_state *s)
     free(s->eqkv);
     free(s->eatt);
     free(s->eff);
+    for (int w = 1; w < s->n_wscore; w++)
+        free(s->wscore[w]);
+    free(s->wscore);
+    free(s->grp);
     free(s->score);
     free(s->src_pos);
     free(s->enc_off);
@@ -458,6 +475,7 @@ int s2t_state_new(s2t_state **out, const s2t_model *m, s2t_limits lim, sl_err *e
     s->rows_cap = (int)p.rows_cap;
     s->dec_cap = (int)p.dec_cap;
     s->score_cap = p.score_cap;
+    s->step_cap = p.step_cap;
     const s2t_config *c = &m->c;
     size_t d = (size_t)c->dim, hd = (size_t)c->heads * (size_t)c->dim_head;
     size_t kvd = (size_t)c->kv_heads * (size_t)c->dim_head, ff = 2 * (size_t)c->ff_inner;
@@ -479,6 +497,7 @@ int s2t_state_new(s2t_state **out, const s2t_model *m, s2t_limits lim, sl_err *e
     s->row_src = calloc(p.rows_cap, sizeof(int));
     s->row_len = calloc(p.rows_cap, sizeof(int));
     s->row_len2 = calloc(p.rows_cap, sizeof(int));
+    s->grp = calloc(p.rows_cap + 1, sizeof(size_t));
     s->x_k = calloc(L, sizeof(float *));
     s->x_v = calloc(L, sizeof(float *));
     s->kc = calloc(L, sizeof(float *));
@@ -486,7 +505,7 @@ int s2t_state_new(s2t_state **out, const s2t_model *m, s2t_limits lim, sl_err *e
     s->kc2 = calloc(L, sizeof(float *));
     s->vc2 = calloc(L, sizeof(float *));
     if (!s->src_pos || !s->enc_off || !s->x_off || !s->xk_off || !s->row_src || !s->row_len ||
-        !s->row_len2 || !s->x_k || !s->x_v || !s->kc || !s->vc || !s->kc2 || !s->vc2)
+        !s->row_len2 || !s->grp || !s->x_k || !s->x_v || !s->kc || !s->vc || !s->kc2 || !s->vc2)
         bad = 1;
     for (size_t i = 0; !bad && i < L; i++) {
         size_t xrows = p.tot_pos + (size_t)lim.max_batch, cache = p.rows_cap * p.cache_pos * kvd;
@@ -570,6 +589,29 @@ static void lin(int rowwise, const float *x, size_t n, size_t K, size_t ldx, con
         ops_matmul(OPS_N, OPS_T, n, N, K, 1.0f, x, ldx, W, K, beta, y, ldy);
 }
 
+// GEGLU of rows [t * per, ...) (element-wise: the same bits however rows are split).
+typedef struct geglu_job {
+    float *f;
+    size_t n, inner, per;
+} geglu_job;
+
+static void geglu_task(void *ctx, size_t t, int worker)
+{
+    (void)worker;
+    const geglu_job *j = ctx;
+    size_t r0 = t * j->per, n = j->n - r0 < j->per ? j->n - r0 : j->per;
+    kern_geglu_rows(j->f + r0 * 2 * j->inner, n, j->inner);
+}
+
+static void geglu(float *f, size_t n, size_t inner)
+{
+    if (n == 0)
+        return;
+    size_t T = (size_t)par_threads(), per = (n + T - 1) / T;
+    geglu_job j = {f, n, inner, per};
+    par_run((n + per - 1) / per, geglu_task, &j);
+}
+
 // x[n, d] += FF(x): RMSNorm -> Linear(d, 2*inner) -> GEGLU -> Linear(inner, d).
 static void feed_forward(const s2t_layer *L, size_t n, size_t d, size_t inner, float *x,
                          float *h, float *f, int rowwise)
@@ -578,7 +620,7 @@ static void feed_forward(const s2t_layer *L, size_t n, size_t d, size_t inner, f
     for (size_t r = 0; r < n; r++)
         memcpy(f + r * 2 * inner, L->b1, 2 * inner * sizeof(float));
     lin(rowwise, h, n, d, d, L->w1, 2 * inner, 1.0f, f, 2 * inner);
-    kern_geglu_rows(f, n, inner);
+    geglu(f, n, inner);
     for (size_t r = 0; r < n; r++)
         for (size_t i = 0; i < d; i++)
             x[r * d + i] += L->b2[i];
@@ -758,6 +800,81 @@ int s2t_dec_row_length(const s2t_state *s, int r)
     return r >= 0 && r < s->n_rows ? s->row_len[r] : -1;
 }
 
+// Step attention (n_new == 1) as tasks for par_run: the self-attention of row r,
+// kv group g (task r * G + g) and the cross-attention of row group q, head h (task
+// q * H + h). Each output element is computed by one task, by the code that computes
+// it single-threaded: the bits do not depend on the thread count.
+typedef struct step_job {
+    s2t_state *s;
+    int l;
+    float scale;
+} step_job;
+
+static void self_task(void *ctx, size_t t, int worker)
+{
+    const step_job *j = ctx;
+    s2t_state *s = j->s;
+    const s2t_config *c = &s->m->c;
+    size_t H = (size_t)c->heads, dh = (size_t)c->dim_head, hd = H * dh, G = (size_t)c->kv_heads;
+    size_t kvd = G * dh, P = (size_t)s->cache_pos, r = t / G, g = t % G;
+    const float *K = s->kc[j->l] + r * kvd * P, *V = s->vc[j->l] + r * P * kvd;
+    // ref: einops repeat 'b h ... -> b (g h) ...': query head i uses kv head i % kv_heads,
+    // so the heads of kv head g sit kvd apart in the q row and go through one call.
+    kern_step_attend(s->dq + r * hd + g * dh, kvd, H / G, K + g * dh * P, 8, P, V + g * dh, kvd,
+                     (size_t)s->row_len[r] + 1, dh, j->scale, s->datt + r * hd + g * dh, kvd,
+                     s->wscore[worker]);
+}
+
+static void cross_task(void *ctx, size_t t, int worker)
+{
+    const step_job *j = ctx;
+    s2t_state *s = j->s;
+    const s2t_config *c = &s->m->c;
+    size_t H = (size_t)c->heads, dh = (size_t)c->dim_head, hd = H * dh, q = t / H, h = t % H;
+    size_t r0 = s->grp[q], r1 = s->grp[q + 1];
+    int src = s->row_src[r0];
+    size_t nkx = (size_t)s->src_pos[src] + 1, nt = (nkx + 7) / 8;
+    const float *K = s->x_k[j->l] + s->xk_off[src], *V = s->x_v[j->l] + s->x_off[src] * hd;
+    kern_step_attend(s->dq + r0 * hd + h * dh, hd, r1 - r0, K + h * nt * dh * 8, dh * 8, 8,
+                     V + h * nkx * dh, dh, nkx, dh, j->scale, s->datt + r0 * hd + h * dh, hd,
+                     s->wscore[worker]);
+}
+
+// Runs the tasks on par_threads() workers if each has its scratch (allocated here on
+// first use), else on this thread alone.
+static void run_step(s2t_state *s, size_t n_tasks, par_fn fn, step_job *j)
+{
+    int T = par_threads();
+    if (T > s->n_wscore) {
+        float **w = realloc(s->wscore, (size_t)T * sizeof *w);
+        if (w) {
+            s->wscore = w;
+            if (s->n_wscore == 0)
+                w[s->n_wscore++] = s->score;
+            while (s->n_wscore < T && (w[s->n_wscore] = malloc(s->step_cap * sizeof(float))))
+                s->n_wscore++;
+        }
+    }
+    if (T <= s->n_wscore) {
+        par_run(n_tasks, fn, j);
+        return;
+    }
+    for (size_t t = 0; t < n_tasks; t++) // out of memory for scratch: serial, same bits
+        fn(j, t, 0);
+}
+
+// The cross-attention row groups: runs of rows of one source (the rows share one pass
+// over its keys and values), at most max_beam rows each (the scratch's bound).
+static size_t make_groups(s2t_state *s, size_t n_rows)
+{
+    size_t n = 0, cap = (size_t)s->lim.max_beam;
+    for (size_t r = 0; r < n_rows; r++)
+        if (r == 0 || s->row_src[r] != s->row_src[r - 1] || r - s->grp[n - 1] == cap)
+            s->grp[n++] = r;
+    s->grp[n] = n_rows;
+    return n;
+}
+
 // Runs n_rows x n_new positions (row-major in s->dx) through the decoder,
 // with s->row_len[r] positions already cached in row r; leaves the final-normed
 // states in s->dh and the logits in s->logits.
@@ -769,8 +886,10 @@ static void dec_forward(s2t_state *s, size_t n_rows, size_t n_new)
     size_t G = (size_t)c->kv_heads, kvd = G * dh, half = dh / 2, inner = (size_t)c->ff_inner;
     size_t P = (size_t)s->cache_pos, N = n_rows * n_new;
     float scale = 1.0f / sqrtf((float)dh);
+    size_t n_grp = make_groups(s, n_rows);
     for (int l = 0; l < c->target_depth; l++) {
         const s2t_layer *L = &m->dec[l];
+        step_job job = {s, l, scale};
         // causal self-attention, GQA, rotary, KV cache
         kern_rmsnorm_rows(s->dx, N, d, L->attn_gamma, s->dh);
         lin(1, s->dh, N, d, d, L->wq, hd, 0.0f, s->dq, hd);
@@ -789,18 +908,12 @@ static void dec_forward(s2t_state *s, size_t n_rows, size_t n_new)
                     kt[e * P] = k[e];
                 memcpy(s->vc[l] + (r * P + pos) * kvd, v, kvd * sizeof(float));
             }
-        for (size_t r = 0; r < n_rows; r++) {
-            const float *K = s->kc[l] + r * kvd * P, *V = s->vc[l] + r * P * kvd;
-            size_t L0 = (size_t)s->row_len[r], nk = L0 + n_new; // keys of the row after this call
-            if (n_new == 1) {
-                // ref: einops repeat 'b h ... -> b (g h) ...': query head i uses kv head
-                // i % kv_heads, so the heads of kv head g sit kvd apart in the q row
-                // and go through one product.
-                for (size_t g = 0; g < G; g++)
-                    kern_step_attend(s->dq + r * hd + g * dh, kvd, H / G, K + g * dh * P, 8, P,
-                                V + g * dh, kvd, nk, dh, scale, s->datt + r * hd + g * dh, kvd,
-                                s->score);
-            } else {
+        if (n_new == 1) {
+            run_step(s, n_rows * G, self_task, &job);
+        } else {
+            for (size_t r = 0; r < n_rows; r++) {
+                const float *K = s->kc[l] + r * kvd * P, *V = s->vc[l] + r * P * kvd;
+                size_t L0 = (size_t)s->row_len[r], nk = L0 + n_new; // keys after this call
                 for (size_t h = 0; h < H; h++) {
                     size_t g = h % G;
                     attend(s->dq + r * n_new * hd + h * dh, hd, n_new, K + g * dh * P, P, 1,
@@ -810,21 +923,21 @@ static void dec_forward(s2t_state *s, size_t n_rows, size_t n_new)
             }
         }
         lin(1, s->datt, N, hd, hd, L->wo, d, 1.0f, s->dx, d);
-        // cross-attention: the rows of one source share its K/V in one product
+        // cross-attention: the rows of one source share its K/V in one pass
         kern_rmsnorm_rows(s->dx, N, d, L->x_gamma, s->dh);
         lin(1, s->dh, N, d, d, L->x_wq, hd, 0.0f, s->dq, hd);
-        for (size_t r0 = 0; r0 < n_rows;) {
-            size_t r1 = r0 + 1;
-            int src = s->row_src[r0];
-            while (r1 < n_rows && s->row_src[r1] == src)
-                r1++;
-            size_t nkx = (size_t)s->src_pos[src] + 1, nt = (nkx + 7) / 8;
-            const float *K = s->x_k[l] + s->xk_off[src], *V = s->x_v[l] + s->x_off[src] * hd;
-            for (size_t h = 0; h < H; h++)
-                kern_step_attend(s->dq + r0 * n_new * hd + h * dh, hd, (r1 - r0) * n_new,
-                            K + h * nt * dh * 8, dh * 8, 8, V + h * nkx * dh, dh, nkx, dh, scale,
-                            s->datt + r0 * n_new * hd + h * dh, hd, s->score);
-            r0 = r1;
+        if (n_new == 1) {
+            run_step(s, n_grp * H, cross_task, &job);
+        } else {
+            for (size_t r = 0; r < n_rows; r++) {
+                int src = s->row_src[r];
+                size_t nkx = (size_t)s->src_pos[src] + 1, nt = (nkx + 7) / 8;
+                const float *K = s->x_k[l] + s->xk_off[src], *V = s->x_v[l] + s->x_off[src] * hd;
+                for (size_t h = 0; h < H; h++)
+                    kern_step_attend(s->dq + r * n_new * hd + h * dh, hd, n_new,
+                                     K + h * nt * dh * 8, dh * 8, 8, V + h * nkx * dh, dh, nkx,
+                                     dh, scale, s->datt + r * n_new * hd + h * dh, hd, s->score);
+            }
         }
         lin(1, s->datt, N, hd, hd, L->x_wo, d, 1.0f, s->dx, d);
         feed_forward(L, N, d, inner, s->dx, s->dh, s->dff, 1);
