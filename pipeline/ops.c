@@ -422,10 +422,32 @@ static void rows_pack_pairs(size_t M, size_t nch, const float *A, size_t lda, fl
         }
 }
 
+// rows_tree8 of both 8-lane halves of 8 accumulators v[0..7] at once, in the same
+// pairs and the same order (IEEE addition is commutative, so a + b == b + a):
+//   1. s_l = a_l + a_(l+4): 128-bit quarters 0 + 1 and 2 + 3 of each zmm;
+//   2. s0 + s2, s1 + s3;  3. (s0 + s2) + (s1 + s3).
+// t[4 k + g] is the tree of half k & 1 of v[2 g + (k >> 1)], k, g = 0..3.
+__attribute__((target("avx512f"), always_inline)) static inline void
+rows512_trees(const __m512 *v, float *t)
+{
+    __m512 x[4], y[2];
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; g++) // quarters: [v0.q0, v0.q2, v1.q0, v1.q2] + [.q1, .q3, ...]
+        x[g] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * g], v[2 * g + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_f32x4(v[2 * g], v[2 * g + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+#pragma GCC unroll 2
+    for (int g = 0; g < 2; g++) // [s0, s1] + [s2, s3] of x[2g] and of x[2g + 1]
+        y[g] = _mm512_add_ps(_mm512_shuffle_ps(x[2 * g], x[2 * g + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(x[2 * g], x[2 * g + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    _mm512_storeu_ps(t, _mm512_add_ps(_mm512_shuffle_ps(y[0], y[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                      _mm512_shuffle_ps(y[0], y[1], _MM_SHUFFLE(3, 1, 3, 1))));
+}
+
 // The AVX2 block's operations, two output elements per zmm: the low half holds the
 // 8 lanes of row 2p against weight row c, the high half those of row 2p + 1 (the
 // weight chunk broadcast to both halves). Each lane is the same fma chain as in
-// rows_block, and the tree, tail and update are the same scalar code: same bits.
+// rows_block, the tree is rows_tree8's (rows512_trees), and the tail and update are the
+// same scalar code: same bits.
 // mp <= R5_MP pairs from pair p0 (rows i0 = 2 p0 .. i0 + m), nr <= R5_NR weight rows.
 __attribute__((target("avx512f,fma"), always_inline)) static inline void
 rows512_block(int mp, int nr, size_t m, size_t K, float alpha, const float *Ap, size_t nch,
@@ -455,20 +477,36 @@ rows512_block(int mp, int nr, size_t m, size_t K, float alpha, const float *Ap, 
                 acc[p][c] = _mm512_fmadd_ps(a, b[c], acc[p][c]);
         }
     }
+    // The trees of up to 8 accumulators at a time (missing ones are 0), then the
+    // tail and the update per element, as in rows_block.
+    enum { NG = (R5_MP * R5_NR + 7) / 8 };
+    __m512 all[NG * 8];
+    float t[NG * 16];
+    int n = mp * nr, ng = (n + 7) / 8;
+#pragma GCC unroll 4
+    for (int p = 0; p < mp; p++)
+#pragma GCC unroll 8
+        for (int c = 0; c < nr; c++)
+            all[p * nr + c] = acc[p][c];
+#pragma GCC unroll 8
+    for (int q = n; q < ng * 8; q++)
+        all[q] = _mm512_setzero_ps();
+#pragma GCC unroll 2
+    for (int g = 0; g < ng; g++)
+        rows512_trees(all + 8 * g, t + 16 * g);
     size_t K8 = nch * 8;
 #pragma GCC unroll 4
     for (int p = 0; p < mp; p++)
 #pragma GCC unroll 8
         for (int c = 0; c < nr; c++) {
-            float t[16];
-            _mm512_storeu_ps(t, acc[p][c]);
+            int q = p * nr + c, u = q % 8;
             const float *b = B + (size_t)c * ldb;
-            for (size_t h = 0; h < 2; h++) {
-                size_t r = 2 * (size_t)p + h;
+            for (int h = 0; h < 2; h++) {
+                size_t r = 2 * (size_t)p + (size_t)h;
                 if (r >= m)
                     break;
                 const float *a = A + r * lda;
-                float s = rows_tree8(t + 8 * h);
+                float s = t[16 * (q / 8) + 4 * (2 * (u & 1) + h) + u / 2];
                 for (size_t k = K8; k < K; k++)
                     s = fmaf(a[k], b[k], s);
                 float *y = C + r * ldc + c;
