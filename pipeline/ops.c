@@ -401,6 +401,7 @@ rows_avx2(size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
 #define OPS_HAVE_AVX512_ROWS 1
 #define R5_MP 2 // pairs of A rows per register block (4 rows)
 #define R5_NR 6 // rows of B (output columns) per register block
+_Static_assert(R5_MP == 2 && R5_NR > 4 && R5_NR <= 8, "rows512_block's epilogue: 2 pairs, 5..8 columns");
 #ifndef R5_PF
 #define R5_PF 3 // prefetch the weight rows this many blocks ahead
 #endif
@@ -477,41 +478,41 @@ rows512_block(int mp, int nr, size_t m, size_t K, float alpha, const float *Ap, 
                 acc[p][c] = _mm512_fmadd_ps(a, b[c], acc[p][c]);
         }
     }
-    // The trees of up to 8 accumulators at a time (missing ones are 0), then the
-    // tail and the update per element, as in rows_block.
-    enum { NG = (R5_MP * R5_NR + 7) / 8 };
-    __m512 all[NG * 8];
-    float t[NG * 16];
-    int n = mp * nr, ng = (n + 7) / 8;
-#pragma GCC unroll 4
-    for (int p = 0; p < mp; p++)
+    // The trees, 8 accumulators at a time, ordered so that the results come out row
+    // by row: group 0 holds weight rows 0..3, group 1 rows 4..5 (v[2 c + p] is pair p
+    // against weight row c; missing ones are 0), so t[16 g + 4 r + c'] is row r
+    // against weight row 4 g + c'.
+    __m512 v[16];
+    float t[32];
 #pragma GCC unroll 8
-        for (int c = 0; c < nr; c++)
-            all[p * nr + c] = acc[p][c];
-#pragma GCC unroll 8
-    for (int q = n; q < ng * 8; q++)
-        all[q] = _mm512_setzero_ps();
+    for (int c = 0; c < 8; c++)
 #pragma GCC unroll 2
-    for (int g = 0; g < ng; g++)
-        rows512_trees(all + 8 * g, t + 16 * g);
+        for (int p = 0; p < 2; p++)
+            v[2 * c + p] = p < mp && c < nr ? acc[p][c] : _mm512_setzero_ps();
+    rows512_trees(v, t);
+    if (nr > 4)
+        rows512_trees(v + 8, t + 16);
     size_t K8 = nch * 8;
-#pragma GCC unroll 4
-    for (int p = 0; p < mp; p++)
+    if (K8 == K && nr == R5_NR) { // the usual case: 4 + 2 columns of each row at once
+        __m128 al = _mm_set1_ps(alpha);
+        for (size_t r = 0; r < m; r++) {
+            float *y = C + r * ldc;
+            _mm_storeu_ps(y, _mm_add_ps(_mm_loadu_ps(y), _mm_mul_ps(al, _mm_loadu_ps(t + 4 * r))));
+            __m128 y2 = _mm_loadl_pi(_mm_setzero_ps(), (const __m64 *)(y + 4)); // may_alias
+            __m128 s2 = _mm_loadl_pi(_mm_setzero_ps(), (const __m64 *)(t + 16 + 4 * r));
+            _mm_storel_pi((__m64 *)(y + 4), _mm_add_ps(y2, _mm_mul_ps(al, s2)));
+        }
+        return;
+    }
+    for (size_t r = 0; r < m; r++)
 #pragma GCC unroll 8
         for (int c = 0; c < nr; c++) {
-            int q = p * nr + c, u = q % 8;
-            const float *b = B + (size_t)c * ldb;
-            for (int h = 0; h < 2; h++) {
-                size_t r = 2 * (size_t)p + (size_t)h;
-                if (r >= m)
-                    break;
-                const float *a = A + r * lda;
-                float s = t[16 * (q / 8) + 4 * (2 * (u & 1) + h) + u / 2];
-                for (size_t k = K8; k < K; k++)
-                    s = fmaf(a[k], b[k], s);
-                float *y = C + r * ldc + c;
-                *y = *y + alpha * s;
-            }
+            const float *a = A + r * lda, *b = B + (size_t)c * ldb;
+            float s = t[16 * (c / 4) + 4 * r + c % 4];
+            for (size_t k = K8; k < K; k++)
+                s = fmaf(a[k], b[k], s);
+            float *y = C + r * ldc + c;
+            *y = *y + alpha * s;
         }
 }
 
