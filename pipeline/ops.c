@@ -453,7 +453,7 @@ rows512_trees(const __m512 *v, float *t)
 __attribute__((target("avx512f,fma"), always_inline)) static inline void
 rows512_block(int mp, int nr, size_t m, size_t K, float alpha, const float *Ap, size_t nch,
               const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc,
-              const float *pf, size_t npf)
+              const float *pf, size_t npf, size_t pfs)
 {
     __m512 acc[R5_MP][R5_NR];
 #pragma GCC unroll 4
@@ -469,7 +469,7 @@ rows512_block(int mp, int nr, size_t m, size_t K, float alpha, const float *Ap, 
                 _mm256_castps_pd(_mm256_loadu_ps(B + (size_t)c * ldb + ch * 8))));
         if (pf && (ch & 1) == 0)
             for (size_t c = 0; c < npf; c++)
-                _mm_prefetch((const char *)(pf + c * ldb + ch * 8), _MM_HINT_T0);
+                _mm_prefetch((const char *)(pf + c * pfs + ch * 8), _MM_HINT_T0);
 #pragma GCC unroll 4
         for (int p = 0; p < mp; p++) {
             __m512 a = _mm512_loadu_ps(Ap + ((size_t)p * nch + ch) * 16);
@@ -518,7 +518,7 @@ rows512_block(int mp, int nr, size_t m, size_t K, float alpha, const float *Ap, 
 
 #define R5_CASE(mp, nr)                                                                           \
     case (mp) * 8 + (nr):                                                                         \
-        rows512_block(mp, nr, m, K, alpha, ap, nch, a, lda, b, ldb, c, ldc, pf, npf);             \
+        rows512_block(mp, nr, m, K, alpha, ap, nch, a, lda, b, ldb, c, ldc, pf, npf, pfs);        \
         break;
 
 // Returns 0 when it cannot get its packing buffer (the caller runs the AVX2 kernel:
@@ -535,6 +535,7 @@ rows_avx512(size_t M, size_t N, size_t K, float alpha, const float *A, size_t ld
             return 0;
         rows_pack_pairs(M, nch, A, lda, Ap);
     }
+    size_t ng = (np + R5_MP - 1) / R5_MP; // row groups
     for (size_t j = 0; j < N; j += R5_NR) {
         int nr = N - j < R5_NR ? (int)(N - j) : R5_NR;
         const float *b = B + j * ldb;
@@ -544,10 +545,13 @@ rows_avx512(size_t M, size_t N, size_t K, float alpha, const float *A, size_t ld
             const float *a = A + i * lda, *ap = Ap ? Ap + p * nch * 16 : NULL;
             float *c = C + i * ldc + j;
             // The next weight rows, while these come from L1 (they would come from
-            // memory: a decoder's weights do not fit in the caches).
-            size_t jn = j + R5_PF * R5_NR;
-            const float *pf = p == 0 && jn < N ? B + jn * ldb : NULL;
-            size_t npf = pf ? (N - jn < R5_NR ? N - jn : R5_NR) : 0;
+            // memory: a decoder's weights do not fit in the caches). Row group g of
+            // ng fetches the rows g, g + ng, ... of that block, so that the requests
+            // spread over the whole pass instead of bursting in the first group.
+            size_t jn = j + R5_PF * R5_NR, g = p / R5_MP;
+            size_t nb = jn < N ? (N - jn < R5_NR ? N - jn : R5_NR) : 0;
+            const float *pf = g < nb ? B + (jn + g) * ldb : NULL;
+            size_t npf = pf ? (nb - g + ng - 1) / ng : 0, pfs = ng * ldb;
             switch (mp * 8 + nr) {
                 R5_CASE(1, 1) R5_CASE(1, 2) R5_CASE(1, 3) R5_CASE(1, 4) R5_CASE(1, 5) R5_CASE(1, 6)
                 R5_CASE(2, 1) R5_CASE(2, 2) R5_CASE(2, 3) R5_CASE(2, 4) R5_CASE(2, 5) R5_CASE(2, 6)
