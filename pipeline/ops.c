@@ -319,11 +319,23 @@ static void rows_portable(size_t M, size_t N, size_t K, float alpha, const float
 #include <immintrin.h>
 #define OPS_HAVE_AVX2_ROWS 1
 
-__attribute__((target("avx2,fma"))) static inline float rows_hsum(__m256 v)
+// rows_tree8 of 8 accumulators v[0..7] at once, in the same pairs and order (IEEE
+// addition is commutative): 1. s_l = a_l + a_(l+4) (the two 128-bit halves);
+// 2. s0 + s2, s1 + s3; 3. (s0 + s2) + (s1 + s3). t[4 k + g] is the tree of v[2 g + k].
+__attribute__((target("avx2"), always_inline)) static inline void rows_trees8(const __m256 *v,
+                                                                             float *t)
 {
-    float t[8];
-    _mm256_storeu_ps(t, v);
-    return rows_tree8(t);
+    __m256 x[4], y[2];
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; g++) // [v(2g).lo, v(2g+1).lo] + [v(2g).hi, v(2g+1).hi]
+        x[g] = _mm256_add_ps(_mm256_permute2f128_ps(v[2 * g], v[2 * g + 1], 0x20),
+                             _mm256_permute2f128_ps(v[2 * g], v[2 * g + 1], 0x31));
+#pragma GCC unroll 2
+    for (int g = 0; g < 2; g++) // [s0, s1] + [s2, s3] of x[2g] and of x[2g + 1]
+        y[g] = _mm256_add_ps(_mm256_shuffle_ps(x[2 * g], x[2 * g + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm256_shuffle_ps(x[2 * g], x[2 * g + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    _mm256_storeu_ps(t, _mm256_add_ps(_mm256_shuffle_ps(y[0], y[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                      _mm256_shuffle_ps(y[0], y[1], _MM_SHUFFLE(3, 1, 3, 1))));
 }
 
 // C[i0 .. i0+mr, j0 .. j0+nr) += alpha * A . B^T for mr <= 4, nr <= 3 (constants
@@ -352,12 +364,29 @@ rows_block(int mr, int nr, size_t K, float alpha, const float *A, size_t lda, co
                 acc[r][c] = _mm256_fmadd_ps(a, b[c], acc[r][c]);
         }
     }
+    // The trees 8 accumulators at a time (rows_trees8; missing ones are 0).
+    enum { NQ = (ROWS_MR * ROWS_NR + 7) / 8 * 8 };
+    __m256 v[NQ];
+    float t[NQ];
+    int n = mr * nr;
+#pragma GCC unroll 4
+    for (int r = 0; r < mr; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < nr; c++)
+            v[r * nr + c] = acc[r][c];
+#pragma GCC unroll 16
+    for (int q = n; q < (n + 7) / 8 * 8; q++)
+        v[q] = _mm256_setzero_ps();
+#pragma GCC unroll 2
+    for (int q = 0; q < n; q += 8)
+        rows_trees8(v + q, t + q);
 #pragma GCC unroll 4
     for (int r = 0; r < mr; r++)
 #pragma GCC unroll 4
         for (int c = 0; c < nr; c++) {
             const float *a = A + (size_t)r * lda, *b = B + (size_t)c * ldb;
-            float s = rows_hsum(acc[r][c]);
+            int q = r * nr + c, u = q % 8;
+            float s = t[q - u + 4 * (u & 1) + u / 2];
             for (size_t k = K8; k < K; k++)
                 s = fmaf(a[k], b[k], s);
             float *y = C + (size_t)r * ldc + c;
