@@ -302,6 +302,7 @@ int cmd_regenerate(int argc, char **argv)
         cp.argv = argv;
         cp.exec = exec_unit;
         cp.exec_ctx = x;
+        cp.sched = &cli_job_sched; // a worker's pool of held units, as on a worker rank
         cp.payload = payload;
         cp.payload_ctx = &src;
         // Where the new model came from (origin/s2t), beside the source's provenance.

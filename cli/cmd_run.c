@@ -243,6 +243,7 @@ int cmd_run(int argc, char **argv)
         cp.exec = exec_unit;
         cp.exec_partial = exec_set_partial;
         cp.exec_ctx = x;
+        cp.sched = &cli_job_sched; // a worker's pool of held units, as on a worker rank
         if (rc == SL_OK)
             rc = fingerprints(&a, &cp, pp, fps, &n_fps, &err);
         cli_prov prov = {0}; // where each model came from, recorded beside its fingerprint

@@ -43,6 +43,20 @@ int cli_job_open_exec(const char *cmd, const pl_params *pp, job_exec **x)
     return all_ok;
 }
 
+static int sched_push(void *x, const void *work, size_t n, sl_err *err)
+{
+    return exec_push(x, work, n, err);
+}
+static int sched_held(void *x) { return exec_held(x); }
+static int sched_advance(void *x, proto_buf *out, int *ready, double *stats, sl_err *err)
+{
+    return exec_advance(x, out, ready, stats, err);
+}
+static uint32_t sched_next_wid(void *x) { return exec_next_wid(x); }
+
+const coord_sched cli_job_sched = {EXEC_HELD, sched_push, sched_held, sched_advance,
+                                   sched_next_wid};
+
 int cli_job_worker(const char *cmd, int rank, job_exec *x)
 {
     sl_err err;

@@ -16,6 +16,10 @@ void cli_job_init(int threads, int *rank, int *size);
 // that failed prints its message (ranks 0 and 1 only, so a large job prints one or two).
 int cli_job_open_exec(const char *cmd, const pl_params *pp, job_exec **x);
 
+// The executor's scheduler for a one-rank run (coord_params.sched, ctx = the job_exec):
+// it holds EXEC_HELD units, as a worker rank does.
+extern const coord_sched cli_job_sched;
+
 // Ranks >= 1: the worker loop until rank 0 says STOP. Returns the exit code rank 0
 // sent; on a failure prints it and aborts the whole job.
 int cli_job_worker(const char *cmd, int rank, job_exec *x);

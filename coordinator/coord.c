@@ -34,10 +34,91 @@ static int local_partial(void *sink, const void *msg, size_t n, sl_err *err)
     return coord_session_partial(sink, 0, msg, n, err);
 }
 
-// One rank: execute each unit in process, with a crash note armed around it.
+// Rewrites the crash note file with the note of wid (crash.h: the handler writes
+// the armed bytes there if the process dies).
+static int arm_note(coord_session *s, int fd, const char *path, uint32_t wid, proto_buf *note,
+                    sl_err *err)
+{
+    int rc = coord_session_note(s, wid, note, err);
+    if (rc)
+        return rc;
+    if (lseek(fd, 0, SEEK_SET) != 0 || ftruncate(fd, 0) != 0)
+        return sl_fail(err, SL_EIO, "run: %s: %s", path, strerror(errno));
+    sl_crash_arm(wid, note->p, note->len);
+    return SL_OK;
+}
+
+// One rank, one unit at a time through p->exec.
+static int local_units(coord_session *s, const coord_params *p, int fd, const char *path,
+                       sl_err *err)
+{
+    proto_buf work = {0}, result = {0}, note = {0};
+    int rc = SL_OK;
+    uint32_t wid;
+    while (rc == SL_OK && (coord_session_check_stop(s), coord_session_next(s, &wid))) {
+        if ((rc = coord_session_work(s, wid, &work, err)) ||
+            (rc = arm_note(s, fd, path, wid, &note, err)))
+            break;
+        rc = p->exec(p->exec_ctx, work.p, work.len, &result, coord_session_stats_acc(s), err);
+        sl_crash_disarm();
+        if (rc == SL_OK)
+            rc = coord_session_result(s, 0, result.p, result.len, err);
+    }
+    proto_buf_free(&work);
+    proto_buf_free(&result);
+    proto_buf_free(&note);
+    return rc;
+}
+
+// One rank through a scheduler that holds up to max_held units (coord_sched).
+static int local_sched(coord_session *s, const coord_params *p, int fd, const char *path,
+                       sl_err *err)
+{
+    const coord_sched *q = p->sched;
+    void *x = p->exec_ctx;
+    proto_buf work = {0}, result = {0}, note = {0};
+    int rc = SL_OK, more = 1;
+    uint32_t wid, noted = 0;
+    int have_note = 0;
+    while (rc == SL_OK) {
+        while (more && q->held(x) < q->max_held) {
+            coord_session_check_stop(s);
+            if (!(more = coord_session_next(s, &wid)))
+                break;
+            if ((rc = coord_session_work(s, wid, &work, err)) ||
+                (rc = q->push(x, work.p, work.len, err)))
+                break;
+        }
+        if (rc || q->held(x) == 0)
+            break;
+        uint32_t w = q->next_wid(x);
+        if (!have_note || w != noted) { // the note of the unit this piece works for (cached per unit)
+            if ((rc = arm_note(s, fd, path, w, &note, err)))
+                break;
+            noted = w;
+            have_note = 1;
+        } else {
+            sl_crash_arm(w, note.p, note.len);
+        }
+        int ready = 0;
+        rc = q->advance(x, &result, &ready, coord_session_stats_acc(s), err);
+        sl_crash_disarm();
+        if (rc == SL_OK && ready == PROTO_RESULT)
+            rc = coord_session_result(s, 0, result.p, result.len, err);
+        else if (rc == SL_OK && ready == PROTO_PARTIAL)
+            rc = coord_session_partial(s, 0, result.p, result.len, err);
+    }
+    proto_buf_free(&work);
+    proto_buf_free(&result);
+    proto_buf_free(&note);
+    return rc;
+}
+
+// One rank: execute the units in process, with a crash note armed around each
+// piece of work.
 static int run_local(coord_session *s, const coord_params *p, sl_err *err)
 {
-    if (!p->exec)
+    if (!p->exec && !p->sched)
         return sl_fail(err, SL_EINVAL, "run: no executor for a one-rank run");
     const char *note_path = coord_session_crash_path(s);
     int fd = open(note_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -47,29 +128,11 @@ static int run_local(coord_session *s, const coord_params *p, sl_err *err)
     sl_crash_set_fd(fd);
     if (p->exec_partial)
         p->exec_partial(p->exec_ctx, local_partial, s);
-    proto_buf work = {0}, result = {0}, note = {0};
-    int rc = SL_OK;
-    uint32_t wid;
-    while (rc == SL_OK && (coord_session_check_stop(s), coord_session_next(s, &wid))) {
-        if ((rc = coord_session_work(s, wid, &work, err)) ||
-            (rc = coord_session_note(s, wid, &note, err)))
-            break;
-        if (lseek(fd, 0, SEEK_SET) != 0 || ftruncate(fd, 0) != 0) {
-            rc = sl_fail(err, SL_EIO, "run: %s: %s", note_path, strerror(errno));
-            break;
-        }
-        sl_crash_arm(wid, note.p, note.len);
-        rc = p->exec(p->exec_ctx, work.p, work.len, &result, coord_session_stats_acc(s), err);
-        sl_crash_disarm();
-        if (rc == SL_OK)
-            rc = coord_session_result(s, 0, result.p, result.len, err);
-    }
+    int rc = p->sched ? local_sched(s, p, fd, note_path, err)
+                      : local_units(s, p, fd, note_path, err);
     sl_crash_set_fd(-1);
     close(fd);
     unlink(note_path);
-    proto_buf_free(&work);
-    proto_buf_free(&result);
-    proto_buf_free(&note);
     return rc;
 }
 

@@ -36,6 +36,21 @@
 typedef int (*coord_exec_fn)(void *ctx, const void *work, size_t work_len, proto_buf *result,
                              double *stats, sl_err *err);
 
+// A one-rank executor that holds several units at once (worker/exec.h's scheduler,
+// ctx = exec_ctx): its decoding pool then takes the utterances of up to max_held
+// units together, as on a worker rank. When set, a one-rank run uses it instead of
+// exec: it pushes units while fewer than max_held are held (none after a stop
+// signal), advances one piece of work at a time with the crash note of next_wid's
+// unit armed, and stores each RESULT / PARTIAL as it comes.
+typedef struct coord_sched {
+    int max_held;
+    int (*push)(void *ctx, const void *work, size_t work_len, sl_err *err);
+    int (*held)(void *ctx);
+    // *ready = PROTO_RESULT or PROTO_PARTIAL (the message in out), or 0
+    int (*advance)(void *ctx, proto_buf *out, int *ready, double *stats, sl_err *err);
+    uint32_t (*next_wid)(void *ctx);
+} coord_sched;
+
 // Gives a one-rank executor (ctx = exec_ctx) where to hand its PARTIAL messages
 // (protocol.h proto_partial_fn: the session stores them at once); called once before
 // the first unit.
@@ -73,6 +88,7 @@ typedef struct coord_params {
     coord_exec_fn exec;         // for one-rank runs
     void *exec_ctx;
     coord_exec_partial_fn exec_partial; // NULL: the executor never sends partial results
+    const coord_sched *sched;   // NULL: one unit at a time through exec
     coord_payload_fn payload;   // NULL: items are paths
     void *payload_ctx;
     const char *const *meta;    // extra meta key, value pairs recorded at start (provenance)

@@ -1,7 +1,7 @@
 // worker/exec.h — what every rank that computes does with one WORK message:
 // parse it, run the pipeline over its utterances, and encode each outcome as
 // a storage record (row or error) into a RESULT message. MPI-free: the MPI
-// worker loop (worker.h) and a one-rank run (coordinator, through a callback)
+// worker loop (worker.h) and a one-rank run (coordinator, through coord_sched)
 // share it, so both produce the same bytes.
 //
 // The scheduler: a worker holds up to EXEC_HELD units and decodes their

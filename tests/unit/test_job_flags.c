@@ -310,6 +310,7 @@ SET(argv, cp->argv = (char **)&dummy)
 SET(exec, cp->exec = (coord_exec_fn)(void (*)(void))set_out)
 SET(exec_ctx, cp->exec_ctx = &dummy)
 SET(exec_partial, cp->exec_partial = (coord_exec_partial_fn)(void (*)(void))set_out)
+SET(sched, cp->sched = (const coord_sched *)&dummy)
 SET(payload, cp->payload = (coord_payload_fn)(void (*)(void))set_out)
 SET(payload_ctx, cp->payload_ctx = &dummy)
 SET(meta, cp->meta = (const char *const *)&dummy)
@@ -378,6 +379,7 @@ static const struct field_case {
     {"exec", set_exec, 0},
     {"exec_ctx", set_exec_ctx, 0},
     {"exec_partial", set_exec_partial, 0},
+    {"sched", set_sched, 0},
     {"payload", set_payload, 0},
     {"payload_ctx", set_payload_ctx, 0},
     {"meta", set_meta, 0},
@@ -424,7 +426,7 @@ static const struct field_case {
 // sizeof on LP64 when FIELDS was last completed: a field added to the structs (or their
 // parts) changes a size and fails here until FIELDS has its row.
 static const struct { const char *name; size_t now, recorded; } STRUCT_SIZES[] = {
-    {"coord_params", sizeof(coord_params), 184}, // n_ranks, threads, alloc_cores + 4 padding
+    {"coord_params", sizeof(coord_params), 192}, // n_ranks, threads, alloc_cores + 4 padding
     {"pl_params", sizeof(pl_params), 168},
     {"seg_params", sizeof(seg_params), 24},
     {"audio_params", sizeof(audio_params), 16},
