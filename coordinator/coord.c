@@ -92,7 +92,9 @@ static int local_sched(coord_session *s, const coord_params *p, int fd, const ch
         if (rc || q->held(x) == 0)
             break;
         uint32_t w = q->next_wid(x);
-        if (!have_note || w != noted) { // the note of the unit this piece works for (cached per unit)
+        // The note of the unit this piece works for, rebuilt only when that unit
+        // changes (wid 0 is a unit too, hence have_note).
+        if (!have_note || w != noted) {
             if ((rc = arm_note(s, fd, path, w, &note, err)))
                 break;
             noted = w;

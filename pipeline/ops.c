@@ -430,7 +430,8 @@ rows_avx2(size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
 #define OPS_HAVE_AVX512_ROWS 1
 #define R5_MP 2 // pairs of A rows per register block (4 rows)
 #define R5_NR 6 // rows of B (output columns) per register block
-_Static_assert(R5_MP == 2 && R5_NR > 4 && R5_NR <= 8, "rows512_block's epilogue: 2 pairs, 5..8 columns");
+_Static_assert(R5_MP == 2 && R5_NR > 4 && R5_NR <= 8,
+               "rows512_block's epilogue: 2 pairs, 5..8 columns");
 #ifndef R5_PF
 #define R5_PF 3 // prefetch the weight rows this many blocks ahead
 #endif
