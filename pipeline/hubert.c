@@ -25,8 +25,16 @@
 #include "pipeline/weights.h"
 
 #ifndef CONV0_BLOCK
-#define CONV0_BLOCK 256 // conv-1 output rows per chunk of the fused conv 0 -> conv 1 stage
+#define CONV0_BLOCK 256
 #endif
+// Rows of every later conv block's products: a multiple of OpenBLAS's sgemm row unroll (a
+// power of two up to 32 on x86 cores), see conv_window. Larger blocks pack the weights less
+// often and hold more; 256, 512 and 1024 timed the same on HuBERT-base at 30 s.
+#ifndef CONV_BLOCK
+#define CONV_BLOCK 256
+#endif
+// Rows per product of conv block i (conv 1: the fused conv 0 -> conv 1 chunk).
+static size_t conv_blk(int i) { return i == 1 ? (size_t)CONV0_BLOCK : (size_t)CONV_BLOCK; }
 #ifndef POS_BLOCK
 #define POS_BLOCK 256   // frames per im2col block of the positional conv
 #endif
@@ -66,6 +74,12 @@ struct hubert_model {
     enc_layer *layers;                  // n_layers
 };
 
+// Rows [w0, w1) of one conv block's output, (w1 - w0, C) from buf.
+typedef struct conv_win {
+    float *buf;
+    size_t w0, w1;
+} conv_win;
+
 struct hubert_state {
     const hubert_model *m;
     size_t cap_samples;   // the buffers below hold inputs up to this many samples
@@ -73,7 +87,9 @@ struct hubert_state {
     float *chunk;         // conv-0 output rows of one chunk, (rows, C0)
     float *col0;          // conv-0 patches of one chunk, (rows, K0)
     float *colp;          // pos-conv patches of one block, (POS_BLOCK, K * H/G)
-    float *ca, *cb;       // conv ping-pong, (T_i, C_i) for blocks >= 1
+    conv_win win[HUBERT_MAX_CONV]; // conv block i's rows the next block still reads, 1 <= i < last
+    float *feat;          // the conv stack's output, (T, C_last)
+    size_t n;             // samples of the input being run
     float *x;             // residual stream (T, H)
     float *h;             // normed input of a sub-block / scratch (T, max(H, C))
     float *qkv;           // (T, 3H)
@@ -83,7 +99,6 @@ struct hubert_state {
     float *ff;            // (T, F)
     float *xg;            // group-major padded pos-conv input (G, T + K, H/G)
     float *out;           // final-normed output (T, H)
-    size_t sz_chunk, sz_conv, sz_th, sz_qkv, sz_sc, sz_ff, sz_xg;
 };
 
 // y (n, c) = b (c) in every row: the bias a GEMM then accumulates onto.
@@ -486,8 +501,9 @@ void hubert_state_free(hubert_state *s)
     free(s->chunk);
     free(s->col0);
     free(s->colp);
-    free(s->ca);
-    free(s->cb);
+    for (int i = 0; i < HUBERT_MAX_CONV; i++)
+        free(s->win[i].buf);
+    free(s->feat);
     free(s->x);
     free(s->h);
     free(s->qkv);
@@ -514,25 +530,27 @@ int hubert_state_reserve(hubert_state *s, size_t n, sl_err *err)
     const hubert_model *m = s->m;
     const hubert_config *c = &m->cfg;
     size_t T = hubert_n_frames(m, n), H = (size_t)c->hidden, F = (size_t)c->ffn;
-    size_t Cl = (size_t)c->conv_dim[c->n_conv - 1];
-    size_t conv = 0;
-    for (int i = 1; i < c->n_conv; i++) {
-        size_t t = conv_len(c, n, i) * (size_t)c->conv_dim[i];
-        conv = t > conv ? t : conv;
-    }
+    int L = c->n_conv - 1;
+    size_t Cl = (size_t)c->conv_dim[L];
     const conv_block *b1 = &m->conv[1];
-    size_t chunk = ((size_t)(CONV0_BLOCK - 1) * (size_t)b1->stride + (size_t)b1->k) *
-                   (size_t)m->conv[0].c_out;
+    size_t rows0 = (size_t)(CONV0_BLOCK - 1) * (size_t)b1->stride + (size_t)b1->k;
     size_t K = (size_t)c->pos_kernel;
     size_t th = T * (H > Cl ? H : Cl);
-    size_t rows0 = (size_t)(CONV0_BLOCK - 1) * (size_t)b1->stride + (size_t)b1->k;
-    int bad = (c->do_normalize && regrow(&s->pcm, n)) || regrow(&s->chunk, chunk) ||
+    int bad = (c->do_normalize && regrow(&s->pcm, n)) ||
+              regrow(&s->chunk, rows0 * (size_t)m->conv[0].c_out) ||
               regrow(&s->col0, rows0 * (size_t)m->conv[0].k) ||
               regrow(&s->colp, (size_t)POS_BLOCK * K * (H / (size_t)c->pos_groups)) ||
-              regrow(&s->ca, conv) || regrow(&s->cb, conv) || regrow(&s->x, T * H) ||
+              regrow(&s->feat, T * Cl) || regrow(&s->x, T * H) ||
               regrow(&s->h, th) || regrow(&s->qkv, 3 * T * H) || regrow(&s->sc, T * T) || regrow(&s->rinv, T) ||
               regrow(&s->ctx, T * H) || regrow(&s->ff, T * F) || regrow(&s->xg, (T + K) * H) ||
               regrow(&s->out, T * H);
+    // block i's window: the rows one block of block i + 1 reads, plus one block of
+    // its own produced past them, plus the start of its block before them
+    for (int i = 1; i < L && !bad; i++) {
+        size_t r = (conv_blk(i + 1) - 1) * (size_t)c->conv_stride[i + 1] +
+                   (size_t)c->conv_kernel[i + 1] + 2 * conv_blk(i), t = conv_len(c, n, i);
+        bad = regrow(&s->win[i].buf, (r < t ? r : t) * (size_t)c->conv_dim[i]);
+    }
     if (bad) {
         s->cap_samples = 0;
         return sl_fail(err, SL_ENOMEM, "hubert: out of memory for %zu samples (%zu frames)", n,
@@ -620,49 +638,84 @@ static void conv0_stats(const hubert_model *m, const float *pcm, size_t T0, floa
     }
 }
 
-// Conv stack: pcm -> s->ca or s->cb holding (T_last, C_last); returns that buffer.
+// Block i's norm (LayerNorm per row, "layer" mode) or GELU on its rows y (rows, C_i).
+static void conv_act(const hubert_model *m, int i, float *y, size_t rows)
+{
+    const conv_block *b = &m->conv[i];
+    if (b->ln_g)
+        kern_layer_norm(y, NULL, rows, (size_t)b->c_out, b->ln_g, b->ln_b, m->cfg.ln_eps, 1, y);
+    else
+        kern_gelu(y, y, rows * (size_t)b->c_out);
+}
+
+static void conv_block_rows(hubert_state *s, const float *pcm, int i, size_t b0, size_t nb,
+                            const float *mean, const float *rstd, float *y);
+
+// Makes s->win[i] hold conv block i's output rows [x0, x1), dropping the rows before
+// x0. Rows are produced in blocks of conv_blk(i) on a grid from row 0, each block one
+// product of that many rows (the last shorter): row counts the whole-output
+// products had in multiples of OpenBLAS's row unroll, so every row keeps their bits.
+static void conv_window(hubert_state *s, const float *pcm, int i, size_t x0, size_t x1,
+                        const float *mean, const float *rstd)
+{
+    conv_win *w = &s->win[i];
+    size_t C = (size_t)s->m->conv[i].c_out, T = conv_len(&s->m->cfg, s->n, i), B = conv_blk(i);
+    if (x0 >= w->w1) { // nothing held is wanted: start again at x0's block
+        w->w0 = w->w1 = x0 / B * B;
+    } else if (x0 > w->w0) {
+        memmove(w->buf, w->buf + (x0 - w->w0) * C, (w->w1 - x0) * C * sizeof(float));
+        w->w0 = x0;
+    }
+    while (w->w1 < x1) {
+        size_t nb = T - w->w1 < B ? T - w->w1 : B;
+        conv_block_rows(s, pcm, i, w->w1, nb, mean, rstd, w->buf + (w->w1 - w->w0) * C);
+        w->w1 += nb;
+    }
+}
+
+// Conv block i's output rows [b0, b0 + nb) into y (nb, C_i), activated. Block 1 runs
+// conv 0 for its rows into s->chunk first (each conv-0 chunk consumed while in cache);
+// a later block reads block i - 1's rows from its window.
+static void conv_block_rows(hubert_state *s, const float *pcm, int i, size_t b0, size_t nb,
+                            const float *mean, const float *rstd, float *y)
+{
+    const hubert_model *m = s->m;
+    const conv_block *b = &m->conv[i];
+    size_t K = (size_t)b->k, S = (size_t)b->stride;
+    if (i == 1) {
+        conv0_rows(m, pcm, b0 * S, (nb - 1) * S + K, mean, rstd, s->col0, s->chunk);
+        conv_gemm(b, s->chunk, nb, y);
+    } else {
+        conv_win *w = &s->win[i - 1];
+        conv_window(s, pcm, i - 1, b0 * S, b0 * S + (nb - 1) * S + K, mean, rstd);
+        conv_gemm(b, w->buf + (b0 * S - w->w0) * (size_t)b->c_in, nb, y);
+    }
+    conv_act(m, i, y, nb);
+}
+
+// Conv stack: pcm -> s->feat (T, C_last), streamed: each block keeps a window of the
+// rows the next one still reads, so no block's whole output is held (conv 1's alone was
+// 98 MB at 30 s).
 static float *conv_stack(hubert_state *s, const float *pcm, size_t n)
 {
     const hubert_model *m = s->m;
     const hubert_config *c = &m->cfg;
-    size_t T0 = conv_len(c, n, 0), T1 = conv_len(c, n, 1);
-    const conv_block *b1 = &m->conv[1];
-    size_t C1 = (size_t)b1->c_out;
+    int L = c->n_conv - 1;
+    size_t T = conv_len(c, n, L), T0 = conv_len(c, n, 0), C = (size_t)c->conv_dim[L];
     float mean[CONV0_MAX_DIM], rstd[CONV0_MAX_DIM];
     int group = !c->feat_norm_layer;
     if (group)
         conv0_stats(m, pcm, T0, mean, rstd);
-    // Conv 0 in chunks of CONV0_BLOCK conv-1 output rows, each chunk consumed by conv 1
-    // while it is in cache.
-    float *y1 = s->ca;
-    for (size_t u0 = 0; u0 < T1; u0 += CONV0_BLOCK) {
-        size_t nu = T1 - u0 < CONV0_BLOCK ? T1 - u0 : CONV0_BLOCK;
-        size_t r0 = u0 * (size_t)b1->stride, rows = (nu - 1) * (size_t)b1->stride + (size_t)b1->k;
-        conv0_rows(m, pcm, r0, rows, group ? mean : NULL, group ? rstd : NULL, s->col0,
-                   s->chunk);
-        conv_gemm(b1, s->chunk, nu, y1 + u0 * C1);
+    s->n = n;
+    for (int i = 1; i < L; i++)
+        s->win[i].w0 = s->win[i].w1 = 0;
+    size_t B = conv_blk(L);
+    for (size_t f0 = 0; f0 < T; f0 += B) {
+        size_t nf = T - f0 < B ? T - f0 : B;
+        conv_block_rows(s, pcm, L, f0, nf, group ? mean : NULL, group ? rstd : NULL,
+                        s->feat + f0 * C);
     }
-    if (b1->ln_g)
-        kern_layer_norm(y1, NULL, T1, C1, b1->ln_g, b1->ln_b, c->ln_eps, 1, y1);
-    else
-        kern_gelu(y1, y1, T1 * C1);
-    float *x = y1, *y = s->cb;
-    size_t T = T1;
-    for (int i = 2; i < c->n_conv; i++) {
-        const conv_block *b = &m->conv[i];
-        size_t To = conv_len(c, n, i), Co = (size_t)b->c_out;
-        conv_gemm(b, x, To, y);
-        if (b->ln_g)
-            kern_layer_norm(y, NULL, To, Co, b->ln_g, b->ln_b, c->ln_eps, 1, y);
-        else
-            kern_gelu(y, y, To * Co);
-        float *t = x;
-        x = y;
-        y = t;
-        T = To;
-    }
-    (void)T;
-    return x;
+    return s->feat;
 }
 
 // x (T, H) += GELU(pos_conv(x)), grouped conv with padding K/2 (last frame dropped when K

@@ -27,8 +27,10 @@
 // re-laid-out conv / fused QKV / effective pos-conv weights (owned copies).
 // Each thread has its own hubert_state: buffers grow to the longest input seen
 // (or hubert_state_reserve) and are then reused; nothing is allocated per frame.
-// The first conv block is computed in chunks and fed straight into the second,
-// so its 320x-rate output never exists in full.
+// The conv stack is streamed: conv 0 in chunks fed straight into conv 1, and each later
+// block keeps a window of the rows the next one still reads, so no block's high-rate
+// output exists in full (~11 MB of conv buffers at any length, not 150 MB at 30 s),
+// with the bits of the unstreamed stack (products of 256 rows on a grid from row 0).
 //
 // Every matrix product goes through ops_matmul (OpenBLAS threads inside); the
 // element-wise work between them (GELU, LayerNorm, softmax: ~4 % of a HuBERT-base
