@@ -43,6 +43,7 @@ static size_t conv_blk(int i) { return i == 1 ? (size_t)CONV0_BLOCK : (size_t)CO
 // (kernel x kernel) on the stack.
 #define CONV0_MAX_DIM 4096
 #define CONV0_MAX_KERNEL 64
+#define RF_MAX_SAMPLES (3600 * 16000) // one frame's receptive field (HuBERT: 400)
 
 typedef struct conv_block {
     int c_in, c_out, k, stride;
@@ -161,6 +162,17 @@ static int parse_config(const char *dir, hubert_config *c, sl_err *err)
     if (c->conv_kernel[0] > CONV0_MAX_KERNEL) {
         rc = sl_fail(err, SL_EFORMAT, "hubert: %s: conv_kernel[0] = %d: the first conv block has "
                      "at most %d taps", path, c->conv_kernel[0], CONV0_MAX_KERNEL);
+        goto done;
+    }
+    // One frame's receptive field, refused past an hour of 16 kHz samples: it bounds every
+    // size computed from the kernels and strides (hubert_min_samples, the conv windows),
+    // which an untrusted config could otherwise overflow (double: 65536^16 fits).
+    double rf = 1.0;
+    for (int i = c->n_conv - 1; i >= 0; i--)
+        rf = (rf - 1.0) * c->conv_stride[i] + c->conv_kernel[i];
+    if (rf > RF_MAX_SAMPLES) {
+        rc = sl_fail(err, SL_EFORMAT, "hubert: %s: conv_kernel and conv_stride make one frame "
+                     "read %.3g samples (at most %d: an hour at 16 kHz)", path, rf, RF_MAX_SAMPLES);
         goto done;
     }
     int nfe = c->n_conv;

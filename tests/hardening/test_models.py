@@ -267,6 +267,14 @@ class ModelFiles(unittest.TestCase):
         d = self.hub_variant("conv0", lambda c: c["conv_dim"].__setitem__(0, 5000))
         self.refused([os.path.join(d, "config.json"), "conv_dim[0] = 5000"])
 
+    def test_cfg_receptive_field_overflow(self):
+        # strides and kernels each within the per-entry limit, multiplied: 65536^6 samples
+        def edit(c):
+            c["conv_stride"] = [65536] * len(c["conv_stride"])
+            c["conv_kernel"] = [c["conv_kernel"][0]] + [65536] * (len(c["conv_kernel"]) - 1)
+        d = self.hub_variant("rf", edit)
+        self.refused([os.path.join(d, "config.json"), "conv_kernel and conv_stride", "an hour"])
+
     def test_cfg_zero_eps_and_activation(self):
         d = self.hub_variant("eps", lambda c: c.update(layer_norm_eps=0))
         self.refused([os.path.join(d, "config.json"), "layer_norm_eps"])
