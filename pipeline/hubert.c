@@ -75,10 +75,11 @@ struct hubert_model {
     enc_layer *layers;                  // n_layers
 };
 
-// Rows [w0, w1) of one conv block's output, (w1 - w0, C) from buf.
+// Rows [w0, w1) of one conv block's output, (w1 - w0, C) from buf; rows: the block's
+// whole output length for the input being run.
 typedef struct conv_win {
     float *buf;
-    size_t w0, w1;
+    size_t w0, w1, rows;
 } conv_win;
 
 struct hubert_state {
@@ -90,7 +91,6 @@ struct hubert_state {
     float *colp;          // pos-conv patches of one block, (POS_BLOCK, K * H/G)
     conv_win win[HUBERT_MAX_CONV]; // conv block i's rows the next block still reads, 1 <= i < last
     float *feat;          // the conv stack's output, (T, C_last)
-    size_t n;             // samples of the input being run
     float *x;             // residual stream (T, H)
     float *h;             // normed input of a sub-block / scratch (T, max(H, C))
     float *qkv;           // (T, 3H)
@@ -112,6 +112,16 @@ static void fill_rows(float *y, size_t n, size_t c, const float *b)
 // ---- config --------------------------------------------------------------------------
 
 #define CFG_MAX (1 << 20) // the largest size or count config.json may give
+
+// Samples one output frame reads: the conv stack's receptive field (400 for HuBERT), in
+// double so that any config's kernels and strides fit (65536^16 does); exact below 2^53.
+static double receptive_field(const hubert_config *c)
+{
+    double n = 1.0; // work back from one output frame
+    for (int i = c->n_conv - 1; i >= 0; i--)
+        n = (n - 1.0) * c->conv_stride[i] + c->conv_kernel[i];
+    return n;
+}
 
 static int parse_config(const char *dir, hubert_config *c, sl_err *err)
 {
@@ -164,12 +174,10 @@ static int parse_config(const char *dir, hubert_config *c, sl_err *err)
                      "at most %d taps", path, c->conv_kernel[0], CONV0_MAX_KERNEL);
         goto done;
     }
-    // One frame's receptive field, refused past an hour of 16 kHz samples: it bounds every
-    // size computed from the kernels and strides (hubert_min_samples, the conv windows),
-    // which an untrusted config could otherwise overflow (double: 65536^16 fits).
-    double rf = 1.0;
-    for (int i = c->n_conv - 1; i >= 0; i--)
-        rf = (rf - 1.0) * c->conv_stride[i] + c->conv_kernel[i];
+    // Refused past an hour of 16 kHz samples: it bounds every size computed from the
+    // kernels and strides (hubert_min_samples, the conv windows), which an untrusted
+    // config could otherwise overflow.
+    double rf = receptive_field(c);
     if (rf > RF_MAX_SAMPLES) {
         rc = sl_fail(err, SL_EFORMAT, "hubert: %s: conv_kernel and conv_stride make one frame "
                      "read %.3g samples (at most %d: an hour at 16 kHz)", path, rf, RF_MAX_SAMPLES);
@@ -471,11 +479,7 @@ size_t hubert_n_frames(const hubert_model *m, size_t n_samples)
 
 size_t hubert_min_samples(const hubert_model *m)
 {
-    const hubert_config *c = &m->cfg;
-    size_t n = 1; // work back from one output frame
-    for (int i = c->n_conv - 1; i >= 0; i--)
-        n = (n - 1) * (size_t)c->conv_stride[i] + (size_t)c->conv_kernel[i];
-    return n;
+    return (size_t)receptive_field(&m->cfg); // at most RF_MAX_SAMPLES (refused at open)
 }
 
 double hubert_flops(const hubert_model *m, size_t n, int layer)
@@ -664,14 +668,14 @@ static void conv_block_rows(hubert_state *s, const float *pcm, int i, size_t b0,
                             const float *mean, const float *rstd, float *y);
 
 // Makes s->win[i] hold conv block i's output rows [x0, x1), dropping the rows before
-// x0. Rows are produced in blocks of conv_blk(i) on a grid from row 0, each block one
-// product of that many rows (the last shorter): row counts the whole-output
-// products had in multiples of OpenBLAS's row unroll, so every row keeps their bits.
+// x0. Rows are produced in blocks of conv_blk(i) rows on a grid from row 0, one product
+// per block (the last shorter). Every block but the last is a multiple of OpenBLAS's row
+// unroll, so each row is rounded as in one product over the whole output.
 static void conv_window(hubert_state *s, const float *pcm, int i, size_t x0, size_t x1,
                         const float *mean, const float *rstd)
 {
     conv_win *w = &s->win[i];
-    size_t C = (size_t)s->m->conv[i].c_out, T = conv_len(&s->m->cfg, s->n, i), B = conv_blk(i);
+    size_t C = (size_t)s->m->conv[i].c_out, T = w->rows, B = conv_blk(i);
     if (x0 >= w->w1) { // nothing held is wanted: start again at x0's block
         w->w0 = w->w1 = x0 / B * B;
     } else if (x0 > w->w0) {
@@ -718,9 +722,8 @@ static float *conv_stack(hubert_state *s, const float *pcm, size_t n)
     int group = !c->feat_norm_layer;
     if (group)
         conv0_stats(m, pcm, T0, mean, rstd);
-    s->n = n;
     for (int i = 1; i < L; i++)
-        s->win[i].w0 = s->win[i].w1 = 0;
+        s->win[i] = (conv_win){.buf = s->win[i].buf, .rows = conv_len(c, n, i)};
     size_t B = conv_blk(L);
     for (size_t f0 = 0; f0 < T; f0 += B) {
         size_t nf = T - f0 < B ? T - f0 : B;
