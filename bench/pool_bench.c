@@ -135,7 +135,7 @@ int main(int argc, char **argv)
         sl[i] = (int)(T / 4 + ((size_t)i * 37) % (3 * T / 4 + 1));
     }
     int B = P > U ? P : U;
-    s2t_limits lim = {B, beam > 0 ? beam : 1, (int)T, L};
+    s2t_limits lim = {B, beam > 0 ? beam : 1, (int)T, L, S2T_KV_F32};
     beam_state *bs;
     if (beam_state_new(&bs, m, lim, &err)) {
         fprintf(stderr, "pool_bench: %s\n", err.msg);

@@ -4,7 +4,7 @@
 // prints the comparison; this program prints one JSON line per setting.
 //
 //   s2t_bench --s2t MODEL --ids IDS.npy [--beam N (0 = greedy)] [--batch B]
-//             [--len L] [--threads T] [--reps R] [--out IDS_OUT.npy]
+//             [--len L] [--threads T] [--reps R] [--out IDS_OUT.npy] [--cross-kv f32|f16]
 // --out writes the text ids of every source (int64 [B, L]) for the driver's
 // comparison with the seed's output on the same weights.
 // IDS.npy: int64 [B, T] semantic ids (no padding, no EOS). Every source is
@@ -95,6 +95,7 @@ int main(int argc, char **argv)
 {
     const char *model = NULL, *ids_path = NULL, *out_path = NULL;
     int beam = 4, batch = 1, len = 128, threads = 1, reps = 3;
+    s2t_kv_type cross_kv = S2T_KV_F32;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--s2t"))
             model = argv[i + 1];
@@ -112,6 +113,8 @@ int main(int argc, char **argv)
             out_path = argv[i + 1];
         else if (!strcmp(argv[i], "--reps"))
             reps = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--cross-kv") && s2t_kv_type_parse(argv[i + 1]) >= 0)
+            cross_kv = (s2t_kv_type)s2t_kv_type_parse(argv[i + 1]);
         else {
             fprintf(stderr, "s2t_bench: unknown option %s\n", argv[i]);
             return 2;
@@ -120,7 +123,7 @@ int main(int argc, char **argv)
     if (!model || !ids_path || beam < 0 || batch < 1 || len < 1 || threads < 1 || reps < 1 ||
         reps > 100) {
         fprintf(stderr, "usage: s2t_bench --s2t MODEL --ids IDS.npy [--beam N] [--batch B] "
-                        "[--len L] [--threads T] [--reps R]\n");
+                        "[--len L] [--threads T] [--reps R] [--cross-kv f32|f16]\n");
         return 2;
     }
     ops_set_threads(threads);
@@ -147,7 +150,7 @@ int main(int argc, char **argv)
         sp[b] = src + (size_t)b * T;
         sl[b] = (int)T;
     }
-    s2t_limits lim = {batch, beam > 0 ? beam : 1, (int)T, len};
+    s2t_limits lim = {batch, beam > 0 ? beam : 1, (int)T, len, cross_kv};
     beam_state *bs;
     if (beam_state_new(&bs, m, lim, &err)) {
         fprintf(stderr, "s2t_bench: %s\n", err.msg);
@@ -214,13 +217,14 @@ int main(int argc, char **argv)
     const s2t_config *cfg = s2t_model_config(m);
     double S = (double)T + (cfg->speech_eos >= 0 ? 1 : 0);
     double flops = s2t_flops(cfg, S, len, beam > 0 ? beam : 1, batch);
-    printf("{\"impl\": \"c\", \"method\": \"%s\", \"beam\": %d, \"batch\": %d, \"threads\": %d, "
+    printf("{\"impl\": \"c\", \"cross_kv\": \"%s\", \"method\": \"%s\", \"beam\": %d, \"batch\": %d, \"threads\": %d, "
            "\"src_len\": %zu, \"tokens\": %d, \"min_s\": %.6f, \"median_s\": %.6f, "
            "\"tok_per_s\": %.3f, \"score0\": %.9g, \"batch_eq_alone\": %s, \"rows_kernel\": \"%s\", "
            "\"corename\": \"%s\", \"state_mib\": %.1f, \"gflop\": %.3f, \"gflops\": %.2f, "
            "\"sgemm_gflops\": %.2f, \"pct_peak\": %.1f, \"pct_peak_median\": %.1f, \"cpu_min_s\": %.6f, "
            "\"cpu_median_s\": %.6f, \"tok_per_cpu_s\": %.3f, \"sgemm_gflops_cpu\": %.2f, \"pct_peak_cpu\": %.1f}\n",
-           beam > 0 ? "beam" : "greedy", beam, batch, threads, T, n_tok, best, med,
+           s2t_kv_type_name(cross_kv), beam > 0 ? "beam" : "greedy", beam, batch, threads, T,
+           n_tok, best, med,
            (double)n_tok / best, (double)res[0].score,
            batch_eq_alone < 0 ? "null" : batch_eq_alone ? "true" : "false",
            ops_rows_kernel_name(ops_rows_kernel_current()), ops_blas_corename(),

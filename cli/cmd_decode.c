@@ -152,7 +152,7 @@ int cmd_decode(int argc, char **argv)
         max_src = (int)n > max_src ? (int)n : max_src;
     }
     s2t_limits lim = {(int)(batch < (long)B ? batch : (long)B),
-                      p.method == BEAM_SEARCH ? p.beam : 1, max_src, (int)max_len};
+                      p.method == BEAM_SEARCH ? p.beam : 1, max_src, (int)max_len, df.cross_kv};
     if (beam_state_new(&bs, m, lim, &err))
         goto fail;
     int S = 1;

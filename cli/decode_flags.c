@@ -14,7 +14,7 @@ const struct option DECODE_FLAG_OPTIONS[] = {
     {"temperature", required_argument, 0, DF_TEMP}, {"seed", required_argument, 0, DF_SEED},
     {"max-len", required_argument, 0, DF_MAXLEN}, {"max-len-a", required_argument, 0, DF_LENA},
     {"max-len-b", required_argument, 0, DF_LENB}, {"min-len", required_argument, 0, DF_MINLEN},
-    {0, 0, 0, 0}};
+    {"cross-kv", required_argument, 0, DF_CROSSKV}, {0, 0, 0, 0}};
 
 static int parse_int(const char *s, long lo, long hi, long *out)
 {
@@ -109,6 +109,13 @@ int decode_flags_parse(decode_flags *f, int opt, const char *arg, const char *cm
             return cli_usage_error(cmd, "--min-len wants an integer >= 0, got '%s'", arg);
         p->min_len = (int)v;
         return 0;
+    case DF_CROSSKV: {
+        int t = s2t_kv_type_parse(arg);
+        if (t < 0)
+            return cli_usage_error(cmd, "--cross-kv wants f32 or f16, got '%s'", arg);
+        f->cross_kv = (s2t_kv_type)t;
+        return 0;
+    }
     }
     return cli_usage_error(cmd, "internal: option %d is not a decoding flag", opt);
 }

@@ -40,6 +40,7 @@ void job_flags_init(job_flags *f, int regenerate)
     f->pp.text_only = regenerate;
     decode_flags_init(&f->df);
     f->pp.beam = f->df.p;
+    f->pp.cross_kv = f->df.cross_kv;
     f->pp.max_batch = (int)f->cp.unit_items;
     if (!regenerate) // --max-seconds: the longest segment, and the longest item left whole
         f->pp.audio.max_seconds = f->pp.seg.max_seconds;
@@ -161,6 +162,7 @@ int job_flags_finish(job_flags *f)
     if (rc)
         return rc;
     f->pp.beam = f->df.p;
+    f->pp.cross_kv = f->df.cross_kv;
     f->pp.max_batch = (int)f->cp.unit_items;
     return 0;
 }
@@ -242,7 +244,8 @@ int job_flags_check_segment(const job_flags *f)
 // Fields the old text did not have are appended only when they differ from the value every
 // existing dataset was written with (constants here, not the current defaults, so that a
 // changed default changes the text): run: target_hz (16000); regenerate: unit_seconds
-// (120), null (0); both: keep_eos (0, inside <decoding>).
+// (120), null (0); both: keep_eos (0, inside <decoding>), cross_kv (f32: ";cross_kv=f16"
+// after them; float16 cross K/V move scores, so rows of the two must not mix).
 // One change of the code itself is in the text: `run` ends in JOB_OPTIONS_RESAMPLE
 // (";resample=2") since audio is read through pipeline/audio_stream.h, which keeps the
 // tail that soxr_oneshot cut off non-16 kHz files (pipeline/audio.h). A dataset written
@@ -288,7 +291,9 @@ void job_options_canonical(const coord_params *cp, const pl_params *pp, char *bu
             k += (size_t)snprintf(extra + k, sizeof extra - k, ";unit_seconds=%.9g",
                                   cp->unit_seconds);
         if (pp->null_pipeline)
-            snprintf(extra + k, sizeof extra - k, ";null=1");
+            k += (size_t)snprintf(extra + k, sizeof extra - k, ";null=1");
+        if (pp->cross_kv != S2T_KV_F32)
+            snprintf(extra + k, sizeof extra - k, ";cross_kv=%s", s2t_kv_type_name(pp->cross_kv));
         n = snprintf(buf, cap, "format=1;regenerate=1;unit=%zu;seed_layout=%d;%s%s",
                      cp->unit_items, pp->seed_layout, dec, extra);
     } else {
@@ -297,8 +302,11 @@ void job_options_canonical(const coord_params *cp, const pl_params *pp, char *bu
         double min_s = pp->audio.min_samples == FP_MIN_SAMPLES_0
                            ? 0.0
                            : (double)pp->audio.min_samples / pp->audio.target_hz;
+        size_t k = 0;
         if (pp->audio.target_hz != FP_TARGET_HZ_0)
-            snprintf(extra, sizeof extra, ";target_hz=%d", pp->audio.target_hz);
+            k += (size_t)snprintf(extra, sizeof extra, ";target_hz=%d", pp->audio.target_hz);
+        if (pp->cross_kv != S2T_KV_F32)
+            snprintf(extra + k, sizeof extra - k, ";cross_kv=%s", s2t_kv_type_name(pp->cross_kv));
         n = snprintf(buf, cap, "format=1;layer=%d;final_norm=%d;unit=%zu;unit_seconds=%.9g;"
                      "min_seconds=%.9g;max_seconds=%s;seed_layout=%d;null=%d;%s%s%s%s",
                      pp->layer, pp->final_norm, cp->unit_items, cp->unit_seconds, min_s, max_s,

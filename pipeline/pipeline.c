@@ -89,7 +89,8 @@ int pl_open(pl **out, const pl_params *p, sl_err *err)
         x->text_eos = cfg->text_eos;
         s2t_limits lim = {.max_batch = x->p.max_batch > x->pool_cap ? x->p.max_batch : x->pool_cap,
                           .max_beam = p->beam.method == BEAM_SEARCH ? p->beam.beam : 1,
-                          .max_src_len = x->max_src, .max_len = max_len};
+                          .max_src_len = x->max_src, .max_len = max_len,
+                          .cross_kv = p->cross_kv};
         if ((rc = beam_state_new(&x->bs, x->s2t, lim, err)))
             goto fail;
     }

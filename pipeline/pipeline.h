@@ -40,6 +40,8 @@ typedef struct pl_params {
     const char *s2t;        // SPEAR-TTS speech->text safetensors
     audio_params audio;
     beam_params beam;       // max_len 0 = 256
+    s2t_kv_type cross_kv;   // the decoder's cross K/V storage (s2t.h; S2T_KV_F32). F16
+                            //   changes rows: it is in fp/options (cli/job_flags.c)
     int max_batch;          // utterances per pl_run call
     int seed_layout;        // rows as the seed writes them: speech EOS and text EOS included
     int null_pipeline;      // bench/tests: synthetic results from the name, no models

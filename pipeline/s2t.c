@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/json.h"
+#include "pipeline/half.h"
 #include "pipeline/kernels.h"
 #include "pipeline/ops.h"
 #include "pipeline/par.h"
@@ -56,10 +57,12 @@ struct s2t_state {
     float *eqkv;      // (n, 3*heads*dim_head): q | k | v
     float *eatt;      // (n, heads*dim_head)
     float *eff;       // (n, 2*ff_inner)
-    float *score;     // attention scores, score_cap floats (the encoder; worker 0's step scratch)
-    size_t score_cap;
+    float *score;     // attention scores, score_cap floats (the encoder; worker 0's step scratch),
+                      // then wide_cap floats (S2T_KV_F16: one head's keys and values widened)
+    size_t score_cap, wide_cap;
     // decoder step attention with threads (par.h): worker w > 0 scores into wscore[w]
-    // (step_cap floats, allocated on first use); wscore[0] = score
+    // (step_cap + wide_cap floats, allocated on first use; widened K/V at step_cap);
+    // wscore[0] = score
     float **wscore;
     int n_wscore;
     size_t step_cap;
@@ -73,8 +76,11 @@ struct s2t_state {
     // per decoder layer, per source: keys per head in tiles of 8 keys (heads,
     // ntile = ceil((src_pos + 1) / 8), dim_head, 8), the padding zero, so a
     // step's scores stream through memory once; values per head (heads, src_pos + 1,
-    // dim_head), row 0 the null value, so each head's values are one stream too
+    // dim_head), row 0 the null value, so each head's values are one stream too.
+    // S2T_KV_F32: x_k, x_v; S2T_KV_F16: h_k, h_v, the same layout in float16 (the
+    // other pair NULL)
     float **x_k, **x_v;
+    uint16_t **h_k, **h_v;
     // decoder: each row has its own position (rows of different sources may be at
     // different steps: continuous batching)
     int n_rows;
@@ -344,13 +350,14 @@ typedef struct plan {
     size_t n_src_pos; // encoder rows for one source
     size_t tot_pos;   // encoder rows of all sources
     size_t rows_cap, dec_cap, cache_pos, max_pos, score_cap, step_cap;
+    size_t wide_cap; // S2T_KV_F16: one head's keys (whole tiles) and values as floats
 } plan;
 
 static int make_plan(const s2t_model *m, s2t_limits lim, plan *p)
 {
     if (lim.max_batch < 1 || lim.max_beam < 1 || lim.max_src_len < 1 || lim.max_len < 1 ||
         lim.max_batch > (1 << 16) || lim.max_beam > 256 || lim.max_src_len > (1 << 24) ||
-        lim.max_len > (1 << 20))
+        lim.max_len > (1 << 20) || !s2t_kv_type_name(lim.cross_kv))
         return -1;
     p->n_src_pos = (size_t)lim.max_src_len + 1;
     p->tot_pos = p->n_src_pos * (size_t)lim.max_batch;
@@ -373,7 +380,27 @@ static int make_plan(const s2t_model *m, s2t_limits lim, plan *p)
     p->step_cap = self > cross ? self : cross;
     if (p->step_cap > p->score_cap)
         p->score_cap = p->step_cap;
+    p->wide_cap = lim.cross_kv == S2T_KV_F16
+                      ? ((p->n_src_pos + 8) / 8 * 8 + p->n_src_pos + 1) * (size_t)m->c.dim_head
+                      : 0;
     return 0;
+}
+
+const char *s2t_kv_type_name(s2t_kv_type t)
+{
+    switch (t) {
+    case S2T_KV_F32: return "f32";
+    case S2T_KV_F16: return "f16";
+    }
+    return NULL;
+}
+
+int s2t_kv_type_parse(const char *name)
+{
+    for (int t = S2T_KV_F32; t <= S2T_KV_F16; t++)
+        if (name && strcmp(name, s2t_kv_type_name((s2t_kv_type)t)) == 0)
+            return t;
+    return -1;
 }
 
 size_t s2t_state_bytes(const s2t_model *m, s2t_limits lim)
@@ -385,11 +412,12 @@ size_t s2t_state_bytes(const s2t_model *m, s2t_limits lim)
     size_t d = (size_t)c->dim, hd = (size_t)c->heads * (size_t)c->dim_head;
     size_t kvd = (size_t)c->kv_heads * (size_t)c->dim_head, ff = 2 * (size_t)c->ff_inner;
     size_t L = (size_t)c->target_depth, half = (size_t)c->dim_head / 2;
+    size_t kv = L * (2 * p.tot_pos + 9 * (size_t)lim.max_batch) * hd; // cross K/V elements
     size_t f = 2 * p.max_pos * half + p.n_src_pos * (2 * d + 3 * hd + hd + ff) + p.score_cap +
-               p.tot_pos * d + L * (2 * p.tot_pos + 9 * (size_t)lim.max_batch) * hd +
-               L * 4 * p.rows_cap * p.cache_pos * kvd +
+               p.wide_cap + p.tot_pos * d + L * 4 * p.rows_cap * p.cache_pos * kvd +
                p.dec_cap * (2 * d + hd + 2 * kvd + hd + ff + (size_t)c->n_text_vocab);
-    return f * sizeof(float) + (size_t)lim.max_batch * (sizeof(int) + 3 * sizeof(size_t)) +
+    size_t kv_bytes = kv * (lim.cross_kv == S2T_KV_F16 ? sizeof(uint16_t) : sizeof(float));
+    return f * sizeof(float) + kv_bytes + (size_t)lim.max_batch * (sizeof(int) + 3 * sizeof(size_t)) +
            3 * p.rows_cap * sizeof(int) + (p.rows_cap + 1) * sizeof(size_t);
 }
 
@@ -420,6 +448,10 @@ void s2t_state_free(s2t_state *s)
             free(s->x_k[i]);
         if (s->x_v)
             free(s->x_v[i]);
+        if (s->h_k)
+            free(s->h_k[i]);
+        if (s->h_v)
+            free(s->h_v[i]);
         if (s->kc)
             free(s->kc[i]);
         if (s->vc)
@@ -431,6 +463,8 @@ void s2t_state_free(s2t_state *s)
     }
     free(s->x_k);
     free(s->x_v);
+    free(s->h_k);
+    free(s->h_v);
     free(s->kc);
     free(s->vc);
     free(s->kc2);
@@ -457,6 +491,57 @@ static float *falloc(s2t_state *s, size_t n, int *bad)
     return p;
 }
 
+static uint16_t *halloc(s2t_state *s, size_t n, int *bad)
+{
+    uint16_t *p = malloc((n ? n : 1) * sizeof(uint16_t));
+    if (!p)
+        *bad = 1;
+    s->bytes += n * sizeof(uint16_t);
+    return p;
+}
+
+// S2T_KV_F16 only for a model whose cross keys/values cannot overflow float16 (s2t.h).
+// The encoder output y is RMS-normed: ||y|| <= sqrt(dim) * max |gamma|, so a key or value
+// is at most ||its row of W|| * that (Cauchy-Schwarz); the null key/value as stored. The
+// margin (1e-3) covers float32's rounding of the product.
+// The larger of worst and v; NaN once either is NaN (a NaN weight is refused too).
+static double max_nan(double worst, double v)
+{
+    return v > worst || isnan(v) || isnan(worst) ? (isnan(worst) ? worst : v) : worst;
+}
+
+static int check_f16_range(const s2t_model *m, sl_err *err)
+{
+    const s2t_config *c = &m->c;
+    size_t d = (size_t)c->dim, hd = (size_t)c->heads * (size_t)c->dim_head;
+    double g = 0.0;
+    for (size_t j = 0; j < d; j++)
+        g = max_nan(g, fabs((double)m->enc_final[j]));
+    double ny = sqrt((double)d) * g;
+    for (int l = 0; l < c->target_depth; l++) {
+        const s2t_layer *L = &m->dec[l];
+        double worst = 0.0;
+        for (size_t r = 0; r < 2 * hd; r++) {
+            double ss = 0.0;
+            for (size_t j = 0; j < d; j++)
+                ss += (double)L->x_wkv[r * d + j] * (double)L->x_wkv[r * d + j];
+            worst = max_nan(worst, sqrt(ss) * ny);
+        }
+        for (size_t e = 0; e < 2 * hd; e++)
+            worst = max_nan(worst, fabs((double)L->null_kv[e]));
+        if (isnan(worst))
+            return sl_fail(err, SL_EINVAL, "s2t: float16 cross-attention keys/values "
+                           "(--cross-kv f16): decoder layer %d's cross-attention weights or the "
+                           "encoder's final norm hold a NaN; this model needs the default f32", l);
+        if (!(worst * 1.001 < (double)HALF_MAX))
+            return sl_fail(err, SL_EINVAL, "s2t: float16 cross-attention keys/values "
+                           "(--cross-kv f16): decoder layer %d's could reach %.6g, beyond "
+                           "float16's largest finite %.0f; this model needs the default f32",
+                           l, worst, (double)HALF_MAX);
+    }
+    return SL_OK;
+}
+
 int s2t_state_new(s2t_state **out, const s2t_model *m, s2t_limits lim, sl_err *err)
 {
     *out = NULL;
@@ -465,11 +550,17 @@ int s2t_state_new(s2t_state **out, const s2t_model *m, s2t_limits lim, sl_err *e
         return sl_fail(err, SL_EINVAL, "s2t: state limits out of range (batch %d, beam %d, "
                        "source %d, length %d)", lim.max_batch, lim.max_beam, lim.max_src_len,
                        lim.max_len);
+    if (lim.cross_kv == S2T_KV_F16) {
+        int rc = check_f16_range(m, err);
+        if (rc)
+            return rc;
+    }
     s2t_state *s = calloc(1, sizeof *s);
     if (!s)
         return sl_fail(err, SL_ENOMEM, "s2t: out of memory");
     s->m = m;
     s->lim = lim;
+    s->wide_cap = p.wide_cap;
     s->max_pos = (int)p.max_pos;
     s->cache_pos = (int)p.cache_pos;
     s->rows_cap = (int)p.rows_cap;
@@ -488,7 +579,7 @@ int s2t_state_new(s2t_state **out, const s2t_model *m, s2t_limits lim, sl_err *e
     s->eqkv = falloc(s, p.n_src_pos * 3 * hd, &bad);
     s->eatt = falloc(s, p.n_src_pos * hd, &bad);
     s->eff = falloc(s, p.n_src_pos * ff, &bad);
-    s->score = falloc(s, p.score_cap, &bad);
+    s->score = falloc(s, p.score_cap + p.wide_cap, &bad);
     s->enc_out = falloc(s, p.tot_pos * d, &bad);
     s->src_pos = calloc((size_t)lim.max_batch, sizeof(int));
     s->enc_off = calloc((size_t)lim.max_batch, sizeof(size_t));
@@ -498,19 +589,32 @@ int s2t_state_new(s2t_state **out, const s2t_model *m, s2t_limits lim, sl_err *e
     s->row_len = calloc(p.rows_cap, sizeof(int));
     s->row_len2 = calloc(p.rows_cap, sizeof(int));
     s->grp = calloc(p.rows_cap + 1, sizeof(size_t));
-    s->x_k = calloc(L, sizeof(float *));
-    s->x_v = calloc(L, sizeof(float *));
+    int f16 = lim.cross_kv == S2T_KV_F16;
+    if (f16) {
+        s->h_k = calloc(L, sizeof(uint16_t *));
+        s->h_v = calloc(L, sizeof(uint16_t *));
+    } else {
+        s->x_k = calloc(L, sizeof(float *));
+        s->x_v = calloc(L, sizeof(float *));
+    }
     s->kc = calloc(L, sizeof(float *));
     s->vc = calloc(L, sizeof(float *));
     s->kc2 = calloc(L, sizeof(float *));
     s->vc2 = calloc(L, sizeof(float *));
     if (!s->src_pos || !s->enc_off || !s->x_off || !s->xk_off || !s->row_src || !s->row_len ||
-        !s->row_len2 || !s->grp || !s->x_k || !s->x_v || !s->kc || !s->vc || !s->kc2 || !s->vc2)
+        !s->row_len2 || !s->grp || !(f16 ? s->h_k && s->h_v : s->x_k && s->x_v) || !s->kc ||
+        !s->vc || !s->kc2 || !s->vc2)
         bad = 1;
     for (size_t i = 0; !bad && i < L; i++) {
         size_t xrows = p.tot_pos + (size_t)lim.max_batch, cache = p.rows_cap * p.cache_pos * kvd;
-        s->x_k[i] = falloc(s, (xrows + 7 * (size_t)lim.max_batch) * hd, &bad);
-        s->x_v[i] = falloc(s, xrows * hd, &bad);
+        size_t nkey = (xrows + 7 * (size_t)lim.max_batch) * hd, nval = xrows * hd;
+        if (f16) {
+            s->h_k[i] = halloc(s, nkey, &bad);
+            s->h_v[i] = halloc(s, nval, &bad);
+        } else {
+            s->x_k[i] = falloc(s, nkey, &bad);
+            s->x_v[i] = falloc(s, nval, &bad);
+        }
         s->kc[i] = falloc(s, cache, &bad);
         s->vc[i] = falloc(s, cache, &bad);
         s->kc2[i] = falloc(s, cache, &bad);
@@ -687,33 +791,40 @@ static void encode_into(s2t_state *s, int i, const int32_t *ids, int n_ids)
     encode_one(s, ids, n_ids, eo);
     // Row 0 of the cross K/V is the learned null key/value, rows 1..n the projected
     // encoder output.
+    int f16 = s->lim.cross_kv == S2T_KV_F16;
+    float *wide = s->score + s->score_cap; // (the encoder's attention is done)
     for (int l = 0; l < c->target_depth; l++) {
         const s2t_layer *L = &m->dec[l];
-        float *xk = s->x_k[l] + s->xk_off[i], *xv = s->x_v[l] + s->x_off[i] * hd;
-        size_t nk = (size_t)n + 1, dh = (size_t)c->dim_head;
-        float *k = s->eqkv; // (n, hd) scratch, then transposed per head
+        size_t nk = (size_t)n + 1, dh = (size_t)c->dim_head, nt = (nk + 7) / 8;
+        size_t ko = s->xk_off[i], vo = s->x_off[i] * hd; // the slot's first key / value
+        float *k = s->eqkv; // (n, hd) scratch, then tiled per head
         ops_matmul(OPS_N, OPS_T, (size_t)n, hd, d, 1.0f, eo, d, L->x_wkv, d, 0.0f, k, hd);
-        size_t nt = (nk + 7) / 8;
-        for (size_t h = 0; h < (size_t)c->heads; h++)
+        for (size_t h = 0; h < (size_t)c->heads; h++) {
+            // S2T_KV_F16: each head built in floats in the widening scratch, then narrowed
+            float *kt = f16 ? wide : s->x_k[l] + ko + h * nt * dh * 8;
             for (size_t t = 0; t < nt; t++)
                 for (size_t e = 0; e < dh; e++)
                     for (size_t j = 0; j < 8; j++) {
                         size_t key = t * 8 + j; // key 0 is the null key
-                        xk[((h * nt + t) * dh + e) * 8 + j] =
-                            key == 0    ? L->null_kv[h * dh + e]
-                            : key < nk ? k[(key - 1) * hd + h * dh + e]
-                                       : 0.0f;
+                        kt[(t * dh + e) * 8 + j] = key == 0   ? L->null_kv[h * dh + e]
+                                                   : key < nk ? k[(key - 1) * hd + h * dh + e]
+                                                              : 0.0f;
                     }
+            if (f16)
+                half_narrow(kt, s->h_k[l] + ko + h * nt * dh * 8, nt * 8 * dh);
+        }
         // Values head by head: head h's nk rows of dh are contiguous, so a step reads
         // each head's values as one stream (the bits do not depend on the layout).
         float *v = s->eqkv;
         ops_matmul(OPS_N, OPS_T, (size_t)n, hd, d, 1.0f, eo, d, L->x_wkv + hd * d, d, 0.0f, v,
                    hd);
         for (size_t h = 0; h < (size_t)c->heads; h++) {
-            float *vh = xv + h * nk * dh;
+            float *vh = f16 ? wide : s->x_v[l] + vo + h * nk * dh;
             memcpy(vh, L->null_kv + hd + h * dh, dh * sizeof(float));
             for (size_t key = 1; key < nk; key++)
                 memcpy(vh + key * dh, v + (key - 1) * hd + h * dh, dh * sizeof(float));
+            if (f16)
+                half_narrow(vh, s->h_v[l] + vo + h * nk * dh, nk * dh);
         }
     }
 }
@@ -825,6 +936,27 @@ static void self_task(void *ctx, size_t t, int worker)
                      s->wscore[worker]);
 }
 
+// Slot src's cross keys (tiles of 8) and values of layer l, head h, as floats: those
+// stored (S2T_KV_F32), or widened exactly into wide (S2T_KV_F16, wide_cap floats), so
+// the attention is the float32 code on the float16 values, whichever CPU path widened.
+static void cross_head(const s2t_state *s, size_t l, int src, size_t h, float *wide,
+                       const float **K, const float **V)
+{
+    const s2t_config *c = &s->m->c;
+    size_t dh = (size_t)c->dim_head, hd = (size_t)c->heads * dh;
+    size_t nkx = (size_t)s->src_pos[src] + 1, nt = (nkx + 7) / 8;
+    size_t ko = s->xk_off[src] + h * nt * dh * 8, vo = s->x_off[src] * hd + h * nkx * dh;
+    if (s->lim.cross_kv == S2T_KV_F16) {
+        half_widen(s->h_k[l] + ko, wide, nt * 8 * dh);
+        half_widen(s->h_v[l] + vo, wide + nt * 8 * dh, nkx * dh);
+        *K = wide;
+        *V = wide + nt * 8 * dh;
+    } else {
+        *K = s->x_k[l] + ko;
+        *V = s->x_v[l] + vo;
+    }
+}
+
 static void cross_task(void *ctx, size_t t, int worker)
 {
     const step_job *j = ctx;
@@ -833,11 +965,11 @@ static void cross_task(void *ctx, size_t t, int worker)
     size_t H = (size_t)c->heads, dh = (size_t)c->dim_head, hd = H * dh, q = t / H, h = t % H;
     size_t r0 = s->grp[q], r1 = s->grp[q + 1];
     int src = s->row_src[r0];
-    size_t nkx = (size_t)s->src_pos[src] + 1, nt = (nkx + 7) / 8;
-    const float *K = s->x_k[j->l] + s->xk_off[src], *V = s->x_v[j->l] + s->x_off[src] * hd;
-    kern_step_attend(s->dq + r0 * hd + h * dh, hd, r1 - r0, K + h * nt * dh * 8, dh * 8, 8,
-                     V + h * nkx * dh, dh, nkx, dh, j->scale, s->datt + r0 * hd + h * dh, hd,
-                     s->wscore[worker]);
+    size_t nkx = (size_t)s->src_pos[src] + 1;
+    const float *K, *V;
+    cross_head(s, j->l, src, h, s->wscore[worker] + s->step_cap, &K, &V);
+    kern_step_attend(s->dq + r0 * hd + h * dh, hd, r1 - r0, K, dh * 8, 8, V, dh, nkx, dh,
+                     j->scale, s->datt + r0 * hd + h * dh, hd, s->wscore[worker]);
 }
 
 // Runs the tasks on par_threads() workers if each has its scratch (allocated here on
@@ -851,7 +983,8 @@ static void run_step(s2t_state *s, size_t n_tasks, par_fn fn, step_job *j)
             s->wscore = w;
             if (s->n_wscore == 0)
                 w[s->n_wscore++] = s->score;
-            while (s->n_wscore < T && (w[s->n_wscore] = malloc(s->step_cap * sizeof(float))))
+            while (s->n_wscore < T &&
+                   (w[s->n_wscore] = malloc((s->step_cap + s->wide_cap) * sizeof(float))))
                 s->n_wscore++;
         }
     }
@@ -931,12 +1064,14 @@ static void dec_forward(s2t_state *s, size_t n_rows, size_t n_new)
         } else {
             for (size_t r = 0; r < n_rows; r++) {
                 int src = s->row_src[r];
-                size_t nkx = (size_t)s->src_pos[src] + 1, nt = (nkx + 7) / 8;
-                const float *K = s->x_k[l] + s->xk_off[src], *V = s->x_v[l] + s->x_off[src] * hd;
-                for (size_t h = 0; h < H; h++)
-                    kern_step_attend(s->dq + r * n_new * hd + h * dh, hd, n_new,
-                                     K + h * nt * dh * 8, dh * 8, 8, V + h * nkx * dh, dh, nkx,
-                                     dh, scale, s->datt + r * n_new * hd + h * dh, hd, s->score);
+                size_t nkx = (size_t)s->src_pos[src] + 1;
+                for (size_t h = 0; h < H; h++) {
+                    const float *K, *V;
+                    cross_head(s, l, src, h, s->score + s->score_cap, &K, &V);
+                    kern_step_attend(s->dq + r * n_new * hd + h * dh, hd, n_new, K, dh * 8, 8,
+                                     V, dh, nkx, dh, scale, s->datt + r * n_new * hd + h * dh,
+                                     hd, s->score);
+                }
             }
         }
         lin(1, s->datt, N, hd, hd, L->x_wo, d, 1.0f, s->dx, d);

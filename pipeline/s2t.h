@@ -77,13 +77,36 @@ void s2t_close(s2t_model *m); // NULL is fine; every state of m must be freed fi
 // Lent; lives until s2t_close().
 const s2t_config *s2t_model_config(const s2t_model *m);
 
+// How a state stores the cross-attention keys/values of its sources: the largest
+// term of a decoding state (decoder layers x source ids x 2 x heads x dim_head
+// per source held) and the one memory stream a decoder step cannot share between
+// sources.
+//  * S2T_KV_F32 (the default): float32, what the reference computes.
+//  * S2T_KV_F16: IEEE float16 (pipeline/half.h), rounded to nearest once per
+//    source and widened exactly for each step's attention: half the memory and
+//    half the step's cross-attention traffic, but every score and logit moves by
+//    the rounding (about 2^-11 relative per key/value), so rows may differ from
+//    float32's: an explicit, row-changing choice (the CLI's --cross-kv, in the
+//    options fingerprint). Still batch-invariant and the same bits on every CPU
+//    path. s2t_state_new() refuses it (SL_EINVAL) for a model whose keys/values
+//    could overflow float16: it bounds them from the weights (|k| <= ||W row|| *
+//    sqrt(dim) * max |final-norm gamma|, the encoder output being RMS-normed), so
+//    an accepted model can never produce an infinity.
+typedef enum s2t_kv_type { S2T_KV_F32 = 0, S2T_KV_F16 = 1 } s2t_kv_type;
+
 // Sizes of a per-thread state. Every call on the state must stay within them.
 typedef struct s2t_limits {
     int max_batch;   // sources per call
     int max_beam;    // hypotheses per source (1 for greedy / sampling)
     int max_src_len; // source ids per source, WITHOUT the speech EOS
     int max_len;     // text tokens per hypothesis (EOS included)
+    s2t_kv_type cross_kv; // storage of the cross-attention K/V (0: S2T_KV_F32)
 } s2t_limits;
+
+// "f32" / "f16" (option values and the options fingerprint); NULL for no such type.
+const char *s2t_kv_type_name(s2t_kv_type t);
+// S2T_KV_* for a name s2t_kv_type_name() gives; -1 for any other string.
+int s2t_kv_type_parse(const char *name);
 
 // Allocates everything the limits need (KV cache, cross K/V, activations).
 int s2t_state_new(s2t_state **out, const s2t_model *m, s2t_limits lim, sl_err *err);

@@ -29,3 +29,7 @@
 #define TOL_S2T_LOGITS 7.8e-05f
 #define TOL_S2T_STEP_LOGITS 6.5e-05f
 #define TOL_S2T_BEAM_SCORE 1e-04f // no table row: a float32 sum over ~20 steps (MANIFEST notes)
+// --cross-kv f16 (s2t.h S2T_KV_F16), not a reference setting: keys/values rounded to
+// float16 (2^-11 relative) move each step's log-probs; measured 1.1e-4 against the golden
+// beam score and 3.4e-4 on the unit test's sources; 1e-3 leaves ~3x.
+#define TOL_S2T_BEAM_SCORE_F16 1e-03f

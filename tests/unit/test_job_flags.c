@@ -339,6 +339,7 @@ SET(len_a, pp->beam.len_a = 0.5f)
 SET(len_b, pp->beam.len_b = 3.0f)
 SET(min_len, pp->beam.min_len = 2)
 SET(keep_eos, pp->beam.keep_eos = 1)
+SET(cross_kv, pp->cross_kv = S2T_KV_F16)
 SET(max_batch, pp->max_batch = 1)
 SET(seed_layout, pp->seed_layout = 1)
 SET(null_pipeline, pp->null_pipeline = 1)
@@ -408,6 +409,7 @@ static const struct field_case {
     {"beam.len_b", set_len_b, BOTH},
     {"beam.min_len", set_min_len, BOTH},
     {"beam.keep_eos", set_keep_eos, BOTH},
+    {"cross_kv", set_cross_kv, BOTH},          // float16 cross K/V move scores
     {"max_batch", set_max_batch, 0},          // a batch decodes each row as alone
     {"seed_layout", set_seed_layout, BOTH},
     {"null_pipeline", set_null_pipeline, BOTH},
@@ -522,6 +524,24 @@ static void test_parse_and_defaults(void)
     CU_ASSERT_EQUAL(job_flags_parse(&g, DF_GREEDY, NULL), 0);
     CU_ASSERT_EQUAL(job_flags_parse(&g, DF_SAMPLE, NULL), 0);
     CU_ASSERT_EQUAL(job_flags_finish(&g), SL_EXIT_USAGE); // two methods
+    // --cross-kv: f32 (the default, no tag: every existing text unchanged) or f16, whose
+    // tag is in the text of both commands
+    for (int regen = 0; regen <= 1; regen++) {
+        job_flags h;
+        char text[JOB_OPTIONS_CAP];
+        job_flags_init(&h, regen);
+        CU_ASSERT_EQUAL(h.pp.cross_kv, S2T_KV_F32);
+        CU_ASSERT_EQUAL(job_flags_parse(&h, DF_CROSSKV, "f8"), SL_EXIT_USAGE);
+        CU_ASSERT_EQUAL(job_flags_parse(&h, DF_CROSSKV, "f32"), 0);
+        CU_ASSERT_EQUAL(job_flags_finish(&h), 0);
+        canonical_of(&h, text);
+        CU_ASSERT_PTR_NULL(strstr(text, "cross_kv"));
+        CU_ASSERT_EQUAL(job_flags_parse(&h, DF_CROSSKV, "f16"), 0);
+        CU_ASSERT_EQUAL(job_flags_finish(&h), 0);
+        CU_ASSERT_EQUAL(h.pp.cross_kv, S2T_KV_F16);
+        canonical_of(&h, text);
+        CU_ASSERT_PTR_NOT_NULL(strstr(text, ";cross_kv=f16"));
+    }
     CU_ASSERT(job_flags_takes(JF_OUT) && job_flags_takes(DF_BEAM) && !job_flags_takes('h'));
     // The loop: own flags to the command, refusals of unknown options and arguments.
     static const char *const with_own[] = {"--from", "OLD", "--unit", "2", NULL};

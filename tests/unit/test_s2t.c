@@ -2,6 +2,7 @@
 // clear errors naming the tensor or config key; bad arguments are refused.
 // Variants of tests/data/s2t_tiny.safetensors are written with an edited header.
 #include <jansson.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,10 +10,12 @@
 
 #include "common/fileio.h"
 #include "pipeline/beam.h"
+#include "pipeline/half.h"
 #include "pipeline/ops.h"
 #include "pipeline/s2t.h"
 #include "tests/testutil.h"
 
+static s2t_kv_type g_kv; // the cross K/V type of the invariance tests (run for both)
 static unsigned char *g_file;
 static size_t g_size, g_hlen;
 static const char *g_dir;
@@ -169,7 +172,7 @@ static void test_bad_arguments(void)
     sl_err e;
     CU_ASSERT_EQUAL_FATAL(s2t_open(&m, sl_test_data("s2t_tiny.safetensors"), &e), SL_OK);
     beam_state *b;
-    s2t_limits lim = {2, 2, 10, 8};
+    s2t_limits lim = {2, 2, 10, 8, S2T_KV_F32};
     CU_ASSERT_EQUAL_FATAL(beam_state_new(&b, m, lim, &e), SL_OK);
     int32_t ok[3] = {1, 2, 3}, bad[3] = {1, 16, 3}, big[11] = {0};
     const int32_t *s1[1] = {bad};
@@ -215,7 +218,7 @@ static void test_batch_invariance(void)
         }
         sp[i] = src[i];
     }
-    s2t_limits lim = {12, 4, 100, 24};
+    s2t_limits lim = {12, 4, 100, 24, g_kv};
     beam_state *b;
     CU_ASSERT_EQUAL_FATAL(beam_state_new(&b, m, lim, &e), SL_OK);
     for (int k = 0; k < 4; k++) {
@@ -296,7 +299,7 @@ static void test_pool_schedules(void)
         }
         sp[i] = src[i];
     }
-    s2t_limits lim1 = {1, 4, 100, POOL_T}, lim = {5, 4, 100, POOL_T};
+    s2t_limits lim1 = {1, 4, 100, POOL_T, g_kv}, lim = {5, 4, 100, POOL_T, g_kv};
     beam_state *one, *b;
     CU_ASSERT_EQUAL_FATAL(beam_state_new(&one, m, lim1, &e), SL_OK);
     CU_ASSERT_EQUAL_FATAL(beam_state_new(&b, m, lim, &e), SL_OK);
@@ -435,7 +438,7 @@ static void test_thread_invariance(void)
         }
         sp[i] = src[i];
     }
-    s2t_limits lim = {12, 4, 100, 24};
+    s2t_limits lim = {12, 4, 100, 24, g_kv};
     beam_state *b;
     CU_ASSERT_EQUAL_FATAL(beam_state_new(&b, m, lim, &e), SL_OK);
     static const int threads[] = {1, 2, 3, 5};
@@ -489,7 +492,7 @@ static void test_many_rows_one_source(void)
     for (int threads = 1; threads <= 2; threads++) {
         ops_set_threads(threads);
         s2t_state *s, *one;
-        s2t_limits lim = {16, 1, 10, 3}, lim1 = {1, 1, 10, 3};
+        s2t_limits lim = {16, 1, 10, 3, g_kv}, lim1 = {1, 1, 10, 3, g_kv};
         CU_ASSERT_EQUAL_FATAL(s2t_state_new(&s, m, lim, &e), SL_OK);
         CU_ASSERT_EQUAL_FATAL(s2t_state_new(&one, m, lim1, &e), SL_OK);
         CU_ASSERT_EQUAL_FATAL(s2t_encode_slot(s, 0, src, 10, &e), SL_OK);
@@ -515,6 +518,155 @@ static void test_many_rows_one_source(void)
     s2t_close(m);
 }
 
+// Runs test fn with float16 cross K/V (s2t.h S2T_KV_F16): the batch, pool and thread
+// guarantees hold for it as for float32.
+static void with_f16(void (*fn)(void))
+{
+    g_kv = S2T_KV_F16;
+    fn();
+    g_kv = S2T_KV_F32;
+}
+static void test_batch_invariance_f16(void) { with_f16(test_batch_invariance); }
+static void test_pool_schedules_f16(void) { with_f16(test_pool_schedules); }
+static void test_thread_invariance_f16(void) { with_f16(test_thread_invariance); }
+static void test_many_rows_one_source_f16(void) { with_f16(test_many_rows_one_source); }
+
+// Decodes 6 sources with the given cross K/V type; ids and score bits into the arrays.
+static void decode6(const s2t_model *m, s2t_kv_type kv, int32_t ids[6][24], int n[6],
+                    float sc[6])
+{
+    static int32_t src[6][100];
+    const int32_t *sp[6];
+    int len[6];
+    unsigned x = 5;
+    for (int i = 0; i < 6; i++) {
+        len[i] = 30 + 11 * i;
+        for (int t = 0; t < len[i]; t++) {
+            x = x * 1103515245u + 12345u;
+            src[i][t] = (int32_t)((x >> 16) % 16);
+        }
+        sp[i] = src[i];
+    }
+    s2t_limits lim = {6, 4, 100, 24, kv};
+    beam_state *b;
+    sl_err e;
+    CU_ASSERT_EQUAL_FATAL(beam_state_new(&b, m, lim, &e), SL_OK);
+    beam_params p = beam_default_params();
+    p.max_len = 24;
+    beam_result r[6];
+    CU_ASSERT_EQUAL_FATAL(beam_decode(b, sp, len, 6, &p, r, &e), SL_OK);
+    for (int i = 0; i < 6; i++) {
+        n[i] = r[i].n_ids;
+        sc[i] = r[i].score;
+        memcpy(ids[i], r[i].ids, (size_t)n[i] * sizeof(int32_t));
+    }
+    beam_state_free(b);
+}
+
+// Float16 cross K/V: the same ids and score bits whether the CPU's F16C or the plain C
+// conversion ran (a row must not depend on the node), and scores that differ from
+// float32's (the option is not a no-op) by little on these sources.
+static void test_f16_paths_and_effect(void)
+{
+    s2t_model *m;
+    sl_err e;
+    CU_ASSERT_EQUAL_FATAL(s2t_open(&m, sl_test_data("s2t_tiny.safetensors"), &e), SL_OK);
+    static int32_t a[6][24], b[6][24], c[6][24];
+    int na[6], nb[6], nc[6];
+    float sa[6], sb[6], scf[6];
+    half_force_portable(0);
+    printf("\n    F16C: %s", half_uses_f16c() ? "yes" : "no (both runs plain C)");
+    decode6(m, S2T_KV_F16, a, na, sa);
+    half_force_portable(1);
+    decode6(m, S2T_KV_F16, b, nb, sb);
+    half_force_portable(0);
+    for (int i = 0; i < 6; i++) {
+        CU_ASSERT(na[i] == nb[i] && !memcmp(a[i], b[i], (size_t)na[i] * 4));
+        CU_ASSERT(memcmp(&sa[i], &sb[i], sizeof(float)) == 0);
+    }
+    decode6(m, S2T_KV_F32, c, nc, scf);
+    int moved = 0;
+    float worst = 0.0f;
+    for (int i = 0; i < 6; i++) {
+        moved += memcmp(&sa[i], &scf[i], sizeof(float)) != 0;
+        if (na[i] == nc[i] && !memcmp(a[i], c[i], (size_t)na[i] * 4))
+            worst = fabsf(sa[i] - scf[i]) > worst ? fabsf(sa[i] - scf[i]) : worst;
+    }
+    printf("\n    f16 vs f32: %d of 6 scores moved, largest |diff| %.3g on equal ids", moved,
+           (double)worst);
+    CU_ASSERT(moved > 0);
+    CU_ASSERT(worst < 1e-2f);
+    s2t_close(m);
+}
+
+// Writes the tiny model with every float of tensor `name` set to v; returns the path.
+static const char *variant_fill(const char *file, const char *name, float v)
+{
+    static char path[4300];
+    json_t *hdr = json_loadb((const char *)g_file + 8, g_hlen, 0, NULL);
+    json_t *off = json_object_get(json_object_get(hdr, name), "data_offsets");
+    size_t lo = (size_t)json_integer_value(json_array_get(off, 0));
+    size_t hi = (size_t)json_integer_value(json_array_get(off, 1));
+    json_decref(hdr);
+    CU_ASSERT_FATAL(hi > lo && 8 + g_hlen + hi <= g_size);
+    unsigned char *copy = malloc(g_size);
+    memcpy(copy, g_file, g_size);
+    for (size_t i = lo; i < hi; i += 4)
+        memcpy(copy + 8 + g_hlen + i, &v, 4);
+    snprintf(path, sizeof path, "%s/%s.safetensors", g_dir, file);
+    FILE *f = fopen(path, "wb");
+    fwrite(copy, 1, g_size, f);
+    fclose(f);
+    free(copy);
+    return path;
+}
+
+// Float16 is refused for a model whose cross keys/values could overflow it (a large
+// final-norm gamma of the encoder, a large or NaN null key), and float32 still works.
+static void test_f16_range_refused(void)
+{
+    static const struct {
+        const char *file, *tensor;
+        float v;
+    } cases[] = {
+        {"big_gamma", "source_transformer.final_norm.gamma", 1e5f},
+        {"big_null", "target_transformer.layers.1.1.null_kv", 7e4f},
+        {"nan_null", "target_transformer.layers.0.1.null_kv", NAN},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        s2t_model *m;
+        sl_err e;
+        CU_ASSERT_EQUAL_FATAL(s2t_open(&m, variant_fill(cases[k].file, cases[k].tensor,
+                                                        cases[k].v), &e), SL_OK);
+        s2t_state *s = (s2t_state *)1;
+        s2t_limits lim = {2, 2, 10, 8, S2T_KV_F16};
+        int rc = s2t_state_new(&s, m, lim, &e);
+        printf("\n    %s -> %s", cases[k].file, e.msg);
+        CU_ASSERT_EQUAL(rc, SL_EINVAL);
+        CU_ASSERT_PTR_NULL(s);
+        CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "float16"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "f32"));
+        lim.cross_kv = S2T_KV_F32;
+        CU_ASSERT_EQUAL(s2t_state_new(&s, m, lim, &e), SL_OK);
+        s2t_state_free(s);
+        s2t_close(m);
+    }
+    s2t_model *m; // the model as it is: accepted
+    sl_err e;
+    s2t_state *s;
+    CU_ASSERT_EQUAL_FATAL(s2t_open(&m, sl_test_data("s2t_tiny.safetensors"), &e), SL_OK);
+    s2t_limits lim = {2, 2, 10, 8, S2T_KV_F16};
+    CU_ASSERT_EQUAL(s2t_state_new(&s, m, lim, &e), SL_OK);
+    // sized for 8 sources of 30 s: the float16 state is the smaller by ~half its cross K/V
+    s2t_limits big = {8, 4, 1500, 64, S2T_KV_F16}, big32 = big;
+    big32.cross_kv = S2T_KV_F32;
+    size_t b16 = s2t_state_bytes(m, big), b32 = s2t_state_bytes(m, big32);
+    printf("\n    state for 8 x 1500 ids: f32 %zu MiB, f16 %zu MiB", b32 >> 20, b16 >> 20);
+    CU_ASSERT(b16 < b32);
+    s2t_state_free(s);
+    s2t_close(m);
+}
+
 int main(void)
 {
     load_tiny();
@@ -529,6 +681,12 @@ int main(void)
         {"ops_matmul_rows: rows independent of M, AVX2 == portable", test_rows_kernel},
         {"threads 1/2/3/5: same ids and score bits", test_thread_invariance},
         {"16 rows on one source (> max_beam): groups, == alone", test_many_rows_one_source},
+        {"f16 cross K/V: 12 sources batch == alone", test_batch_invariance_f16},
+        {"f16 cross K/V: pool random joins == alone", test_pool_schedules_f16},
+        {"f16 cross K/V: threads 1/2/3/5 same bits", test_thread_invariance_f16},
+        {"f16 cross K/V: 16 rows on one source == alone", test_many_rows_one_source_f16},
+        {"f16 cross K/V: F16C == plain C bits; scores move a little", test_f16_paths_and_effect},
+        {"f16 cross K/V: refused for a model that could overflow it", test_f16_range_refused},
         {NULL, NULL},
     };
     int rc = sl_test_main("s2t", cases);
