@@ -2,7 +2,8 @@
 """Memory per rank of `spearlabel run` with realistic models: what one more rank on a node costs.
 
 usage: /usr/bin/python3 bench/mem_bench.py BUILD_DIR --ref-pythonpath PP
-           [--seconds 30] [--dims 512,1024] [--tokens 64] [--unit 1] [--pool N] [--workdir DIR]
+           [--seconds 30] [--dims 512,1024] [--tokens 64] [--unit 1] [--pool N]
+           [--cross-kv f32|f16] [--workdir DIR]
 
 Models (random weights, as bench/e2e_bench.py): HuBERT-base (torchaudio hubert_base(), seed 0,
 HF directory), layer 9; 500 centroids; the seed's speech->text TextToSemantic at each --dims
@@ -125,6 +126,8 @@ def main():
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--unit", type=int, default=1, help="utterances per work unit (run --unit)")
     ap.add_argument("--pool", type=int, default=0, help="run --pool (0: its default)")
+    ap.add_argument("--cross-kv", default="f32", choices=["f32", "f16"],
+                    help="run --cross-kv (f16: the cross K/V in float16, rows may change)")
     ap.add_argument("--workdir")
     a = ap.parse_args()
     if not a.ref_pythonpath:
@@ -183,7 +186,8 @@ def main():
                               "--manifest", man, "--out", db, "--hubert", hub, "--layer", "9", "--kmeans", km,
                               "--s2t", path, "--beam", "4", "--min-len", str(a.tokens), "--max-len",
                               str(a.tokens), "--unit", str(a.unit), "--threads", "1"]
-                             + (["--pool", str(a.pool)] if a.pool > 0 else []),
+                             + (["--pool", str(a.pool)] if a.pool > 0 else [])
+                             + ["--cross-kv", a.cross_kv],
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         th = threading.Thread(target=sample, args=(stop, peaks, r.pid))
         th.start()
@@ -196,6 +200,7 @@ def main():
         for k in sorted(k for k in peaks if k >= 0):
             rss, filep, anon = peaks[k]
             label = f"{cfg['dim']} {cfg['source_depth']}/{cfg['target_depth']}"
+            label += ", f16 cross K/V" if a.cross_kv == "f16" else ""
             print(f"| {label} | {mb:.0f} | {k} | {mib(rss):.0f} | {mib(filep):.0f} | {mib(anon):.0f} |")
     print("Peaks are sampled every 20 ms (a shorter spike can be missed); file pages are the mmapped "
           "weights and libraries, resident once per node however many ranks map them.")

@@ -398,9 +398,11 @@ KERN_STEP static void step_scores(const float *Q, size_t ldq, size_t M, const fl
     }
 }
 
-// out[r, 0..dh) = sum_j P[r, j] V[j, 0..dh) over j < nk, in key order.
+// out[r, 0..dh) = sum_j P[r, j] V[j, 0..dh) over j < nk, in key order; acc: each chain
+// starts from out's value instead of 0 (the next range of keys of the same sums).
 KERN_STEP static void step_values(const float *P, size_t lds, size_t M, const float *V,
-                                  size_t ldv, size_t nk, size_t dh, float *out, size_t ldo)
+                                  size_t ldv, size_t nk, size_t dh, float *out, size_t ldo,
+                                  int acc)
 {
     size_t d0 = 0;
     // 32 dims of 4 rows at a time (8 AVX-512 registers): half as many passes over the
@@ -409,7 +411,13 @@ KERN_STEP static void step_values(const float *P, size_t lds, size_t M, const fl
         size_t r = 0;
         for (; r + 4 <= M; r += 4) {
             const float *p0 = P + r * lds, *p1 = p0 + lds, *p2 = p1 + lds, *p3 = p2 + lds;
-            float a0[32] = {0}, a1[32] = {0}, a2[32] = {0}, a3[32] = {0};
+            float a0[32], a1[32], a2[32], a3[32];
+            for (int l = 0; l < 32; l++) {
+                a0[l] = acc ? out[r * ldo + d0 + (size_t)l] : 0.0f;
+                a1[l] = acc ? out[(r + 1) * ldo + d0 + (size_t)l] : 0.0f;
+                a2[l] = acc ? out[(r + 2) * ldo + d0 + (size_t)l] : 0.0f;
+                a3[l] = acc ? out[(r + 3) * ldo + d0 + (size_t)l] : 0.0f;
+            }
             for (size_t j = 0; j < nk; j++) {
                 const float *v = V + j * ldv + d0;
                 __builtin_prefetch(v + 16 * ldv);
@@ -429,7 +437,9 @@ KERN_STEP static void step_values(const float *P, size_t lds, size_t M, const fl
         }
         for (; r < M; r++) {
             const float *p0 = P + r * lds;
-            float a0[32] = {0};
+            float a0[32];
+            for (int l = 0; l < 32; l++)
+                a0[l] = acc ? out[r * ldo + d0 + (size_t)l] : 0.0f;
             for (size_t j = 0; j < nk; j++) {
                 const float *v = V + j * ldv + d0;
                 for (int l = 0; l < 32; l++)
@@ -443,7 +453,13 @@ KERN_STEP static void step_values(const float *P, size_t lds, size_t M, const fl
         size_t r = 0;
         for (; r + 4 <= M; r += 4) {
             const float *p0 = P + r * lds, *p1 = p0 + lds, *p2 = p1 + lds, *p3 = p2 + lds;
-            float a0[16] = {0}, a1[16] = {0}, a2[16] = {0}, a3[16] = {0};
+            float a0[16], a1[16], a2[16], a3[16];
+            for (int l = 0; l < 16; l++) {
+                a0[l] = acc ? out[r * ldo + d0 + (size_t)l] : 0.0f;
+                a1[l] = acc ? out[(r + 1) * ldo + d0 + (size_t)l] : 0.0f;
+                a2[l] = acc ? out[(r + 2) * ldo + d0 + (size_t)l] : 0.0f;
+                a3[l] = acc ? out[(r + 3) * ldo + d0 + (size_t)l] : 0.0f;
+            }
             for (size_t j = 0; j < nk; j++) {
                 const float *v = V + j * ldv + d0;
                 // V's rows may be ldv apart (the self-attention cache: the kv heads of
@@ -467,7 +483,9 @@ KERN_STEP static void step_values(const float *P, size_t lds, size_t M, const fl
         }
         for (; r < M; r++) {
             const float *p0 = P + r * lds;
-            float a0[16] = {0};
+            float a0[16];
+            for (int l = 0; l < 16; l++)
+                a0[l] = acc ? out[r * ldo + d0 + (size_t)l] : 0.0f;
             for (size_t j = 0; j < nk; j++) {
                 const float *v = V + j * ldv + d0;
                 __builtin_prefetch(v + 16 * ldv);
@@ -480,7 +498,7 @@ KERN_STEP static void step_values(const float *P, size_t lds, size_t M, const fl
     }
     for (size_t e = d0; e < dh; e++) // dh % 16 tail: the same chain per element
         for (size_t r = 0; r < M; r++) {
-            float a = 0.0f;
+            float a = acc ? out[r * ldo + e] : 0.0f;
             for (size_t j = 0; j < nk; j++)
                 a = fmaf(P[r * lds + j], V[j * ldv + e], a);
             out[r * ldo + e] = a;
@@ -494,5 +512,17 @@ void kern_step_attend(const float *Q, size_t ldq, size_t M, const float *K, size
     size_t lds = (nk + 7) / 8 * 8;
     step_scores(Q, ldq, M, K, ts, es, nk, dh, scale, score, lds);
     kern_softmax_rows_masked(score, M, lds, nk, 0, nk);
-    step_values(score, lds, M, V, ldv, nk, dh, out, ldo);
+    step_values(score, lds, M, V, ldv, nk, dh, out, ldo, 0);
+}
+
+void kern_step_scores(const float *Q, size_t ldq, size_t M, const float *K, size_t ts, size_t es,
+                      size_t nk, size_t dh, float scale, float *S, size_t lds)
+{
+    step_scores(Q, ldq, M, K, ts, es, nk, dh, scale, S, lds);
+}
+
+void kern_step_values(const float *P, size_t lds, size_t M, const float *V, size_t ldv,
+                      size_t nk, size_t dh, float *out, size_t ldo, int acc)
+{
+    step_values(P, lds, M, V, ldv, nk, dh, out, ldo, acc);
 }

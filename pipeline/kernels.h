@@ -95,3 +95,15 @@ void kern_log_softmax_row(const float *logits, int V, int suppress, float *lp);
 void kern_step_attend(const float *Q, size_t ldq, size_t M, const float *K, size_t ts, size_t es,
                       const float *V, size_t ldv, size_t nk, size_t dh, float scale, float *out,
                       size_t ldo, float *score);
+// kern_step_attend's two products, for a caller that brings the keys and values a range
+// at a time (s2t.c's float16 cross K/V, widened a few tiles at a time into L1):
+//   kern_step_scores: S[r, j] = scale * Q[r] . K_j for j < nk (S's rows lds apart; K's
+//   layout as above, from the range's first tile, so a range starts at a multiple of 8);
+//   kern_step_values: out[r, e] = sum_j P[r, j] V[j, e] over j < nk in key order, each
+//   chain from 0 (acc = 0) or from out's value (acc != 0: the next keys of the same sums).
+// Scores over consecutive ranges, kern_softmax_rows_masked over all nk keys, then values
+// over the same ranges (acc from the second on) give kern_step_attend's bits exactly.
+void kern_step_scores(const float *Q, size_t ldq, size_t M, const float *K, size_t ts, size_t es,
+                      size_t nk, size_t dh, float scale, float *S, size_t lds);
+void kern_step_values(const float *P, size_t lds, size_t M, const float *V, size_t ldv,
+                      size_t nk, size_t dh, float *out, size_t ldo, int acc);

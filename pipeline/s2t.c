@@ -346,11 +346,16 @@ const s2t_config *s2t_model_config(const s2t_model *m) { return &m->c; }
 
 // ------------------------------------------------------------------ state ---
 
+// S2T_KV_F16: keys (and values) a step's attention widens at a time: 64 keys x dim_head 64
+// are 16 KiB of floats, in L1 beside the scores (a whole head widened at once went through
+// L2 and was no faster than float32)
+#define S2T_KV_CHUNK ((size_t)64)
+
 typedef struct plan {
     size_t n_src_pos; // encoder rows for one source
     size_t tot_pos;   // encoder rows of all sources
     size_t rows_cap, dec_cap, cache_pos, max_pos, score_cap, step_cap;
-    size_t wide_cap; // S2T_KV_F16: one head's keys (whole tiles) and values as floats
+    size_t wide_cap; // S2T_KV_F16: one head's keys (whole tiles) or values as floats
 } plan;
 
 static int make_plan(const s2t_model *m, s2t_limits lim, plan *p)
@@ -380,8 +385,11 @@ static int make_plan(const s2t_model *m, s2t_limits lim, plan *p)
     p->step_cap = self > cross ? self : cross;
     if (p->step_cap > p->score_cap)
         p->score_cap = p->step_cap;
+    // S2T_KV_F16: encode_into builds one head's tiles (or values) in floats before narrowing
+    // them; a step's attention widens S2T_KV_CHUNK keys (or values) at a time
+    size_t head = (p->n_src_pos + 8) / 8 * 8;
     p->wide_cap = lim.cross_kv == S2T_KV_F16
-                      ? ((p->n_src_pos + 8) / 8 * 8 + p->n_src_pos + 1) * (size_t)m->c.dim_head
+                      ? (head > S2T_KV_CHUNK ? head : S2T_KV_CHUNK) * (size_t)m->c.dim_head
                       : 0;
     return 0;
 }
@@ -936,24 +944,35 @@ static void self_task(void *ctx, size_t t, int worker)
                      s->wscore[worker]);
 }
 
-// Slot src's cross keys (tiles of 8) and values of layer l, head h, as floats: those
-// stored (S2T_KV_F32), or widened exactly into wide (S2T_KV_F16, wide_cap floats), so
-// the attention is the float32 code on the float16 values, whichever CPU path widened.
-static void cross_head(const s2t_state *s, size_t l, int src, size_t h, float *wide,
-                       const float **K, const float **V)
+// One head's cross-attention for M query rows of slot src, layer l (kern_step_attend;
+// score: the step scratch). S2T_KV_F16: the keys, then the values, are widened exactly a
+// range of S2T_KV_CHUNK keys at a time into wide (S2T_KV_CHUNK * dim_head floats, stays in
+// L1) and go through kern_step_scores / kern_step_values, which give kern_step_attend's
+// bits over the widened values whatever CPU path widened them.
+static void cross_attend(const s2t_state *s, size_t l, int src, size_t h, const float *q,
+                         size_t ldq, size_t M, float scale, float *out, size_t ldo, float *score,
+                         float *wide)
 {
     const s2t_config *c = &s->m->c;
     size_t dh = (size_t)c->dim_head, hd = (size_t)c->heads * dh;
     size_t nkx = (size_t)s->src_pos[src] + 1, nt = (nkx + 7) / 8;
     size_t ko = s->xk_off[src] + h * nt * dh * 8, vo = s->x_off[src] * hd + h * nkx * dh;
-    if (s->lim.cross_kv == S2T_KV_F16) {
-        half_widen(s->h_k[l] + ko, wide, nt * 8 * dh);
-        half_widen(s->h_v[l] + vo, wide + nt * 8 * dh, nkx * dh);
-        *K = wide;
-        *V = wide + nt * 8 * dh;
-    } else {
-        *K = s->x_k[l] + ko;
-        *V = s->x_v[l] + vo;
+    if (s->lim.cross_kv == S2T_KV_F32) {
+        kern_step_attend(q, ldq, M, s->x_k[l] + ko, dh * 8, 8, s->x_v[l] + vo, dh, nkx, dh, scale,
+                         out, ldo, score);
+        return;
+    }
+    size_t lds = nt * 8;
+    for (size_t j0 = 0; j0 < nkx; j0 += S2T_KV_CHUNK) {
+        size_t n = nkx - j0 < S2T_KV_CHUNK ? nkx - j0 : S2T_KV_CHUNK;
+        half_widen(s->h_k[l] + ko + j0 * dh, wide, (n + 7) / 8 * 8 * dh); // whole tiles
+        kern_step_scores(q, ldq, M, wide, dh * 8, 8, n, dh, scale, score + j0, lds);
+    }
+    kern_softmax_rows_masked(score, M, lds, nkx, 0, nkx);
+    for (size_t j0 = 0; j0 < nkx; j0 += S2T_KV_CHUNK) {
+        size_t n = nkx - j0 < S2T_KV_CHUNK ? nkx - j0 : S2T_KV_CHUNK;
+        half_widen(s->h_v[l] + vo + j0 * dh, wide, n * dh);
+        kern_step_values(score + j0, lds, M, wide, dh, n, dh, out, ldo, j0 > 0);
     }
 }
 
@@ -964,12 +983,9 @@ static void cross_task(void *ctx, size_t t, int worker)
     const s2t_config *c = &s->m->c;
     size_t H = (size_t)c->heads, dh = (size_t)c->dim_head, hd = H * dh, q = t / H, h = t % H;
     size_t r0 = s->grp[q], r1 = s->grp[q + 1];
-    int src = s->row_src[r0];
-    size_t nkx = (size_t)s->src_pos[src] + 1;
-    const float *K, *V;
-    cross_head(s, j->l, src, h, s->wscore[worker] + s->step_cap, &K, &V);
-    kern_step_attend(s->dq + r0 * hd + h * dh, hd, r1 - r0, K, dh * 8, 8, V, dh, nkx, dh,
-                     j->scale, s->datt + r0 * hd + h * dh, hd, s->wscore[worker]);
+    cross_attend(s, j->l, s->row_src[r0], h, s->dq + r0 * hd + h * dh, hd, r1 - r0, j->scale,
+                 s->datt + r0 * hd + h * dh, hd, s->wscore[worker],
+                 s->wscore[worker] + s->step_cap);
 }
 
 // Runs the tasks on par_threads() workers if each has its scratch (allocated here on
@@ -1063,15 +1079,10 @@ static void dec_forward(s2t_state *s, size_t n_rows, size_t n_new)
             run_step(s, n_grp * H, cross_task, &job);
         } else {
             for (size_t r = 0; r < n_rows; r++) {
-                int src = s->row_src[r];
-                size_t nkx = (size_t)s->src_pos[src] + 1;
-                for (size_t h = 0; h < H; h++) {
-                    const float *K, *V;
-                    cross_head(s, l, src, h, s->score + s->score_cap, &K, &V);
-                    kern_step_attend(s->dq + r * n_new * hd + h * dh, hd, n_new, K, dh * 8, 8,
-                                     V, dh, nkx, dh, scale, s->datt + r * n_new * hd + h * dh,
-                                     hd, s->score);
-                }
+                for (size_t h = 0; h < H; h++)
+                    cross_attend(s, l, s->row_src[r], h, s->dq + r * n_new * hd + h * dh, hd,
+                                 n_new, scale, s->datt + r * n_new * hd + h * dh, hd, s->score,
+                                 s->score + s->score_cap);
             }
         }
         lin(1, s->datt, N, hd, hd, L->x_wo, d, 1.0f, s->dx, d);

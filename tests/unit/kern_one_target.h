@@ -16,4 +16,6 @@
 #define kern_softmax_rows_masked KERN_RENAME(kern_softmax_rows_masked)
 #define kern_log_softmax_row KERN_RENAME(kern_log_softmax_row)
 #define kern_step_attend KERN_RENAME(kern_step_attend)
+#define kern_step_scores KERN_RENAME(kern_step_scores)
+#define kern_step_values KERN_RENAME(kern_step_values)
 #include "pipeline/kernels.c"

@@ -185,6 +185,17 @@ static void test_step_attend_plain_chains(void)
                         want[r * dh + e] = acc;
                     }
                 same &= memcmp(got, want, M * dh * sizeof(float)) == 0;
+                // the same in ranges of 16 keys (kern_step_scores / kern_step_values, as
+                // s2t.c's float16 cross K/V): the bits of one call
+                static float part[9 * 64];
+                for (size_t j0 = 0; j0 < nk; j0 += 16)
+                    kern_step_scores(Q, dh, M, K + (j0 / 8) * dh * 8, dh * 8, 8,
+                                     nk - j0 < 16 ? nk - j0 : 16, dh, 0.25f, sc + j0, lds);
+                kern_softmax_rows_masked(sc, M, lds, nk, 0, nk);
+                for (size_t j0 = 0; j0 < nk; j0 += 16)
+                    kern_step_values(sc + j0, lds, M, V + j0 * ldv, ldv,
+                                     nk - j0 < 16 ? nk - j0 : 16, dh, part, dh, j0 > 0);
+                same &= memcmp(part, want, M * dh * sizeof(float)) == 0;
                 cases++;
             }
     CU_ASSERT(same);
