@@ -3,7 +3,8 @@
 
 #include <string.h>
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__x86_64__) && defined(__GNUC__) // GCC and clang
+#include <cpuid.h>
 #include <immintrin.h>
 #define HALF_HAVE_F16C 1
 #endif
@@ -90,13 +91,26 @@ __attribute__((target("avx,f16c"))) static void narrow_f16c(const float *f, uint
 
 static int use_f16c = -1; // -1: not checked yet
 
+#ifdef HALF_HAVE_F16C
+// F16C and AVX, and the OS saving the YMM registers (XCR0 bits 1 and 2).
+static int cpu_has_f16c(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE) || !(c & bit_AVX) ||
+        !(c & bit_F16C))
+        return 0;
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    (void)hi;
+    return (lo & 6u) == 6u;
+}
+#endif
+
 int half_uses_f16c(void)
 {
 #ifdef HALF_HAVE_F16C
-    if (use_f16c < 0) {
-        __builtin_cpu_init();
-        use_f16c = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
-    }
+    if (use_f16c < 0) // CPUID itself: clang 14's __builtin_cpu_supports has no "f16c"
+        use_f16c = cpu_has_f16c();
     return use_f16c;
 #else
     return 0;
