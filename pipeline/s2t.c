@@ -54,7 +54,7 @@ struct s2t_state {
     float *cos_t, *sin_t; // (max_pos, dim_head/2)
     // encoder scratch for one source (n <= max_src_len + 1)
     float *ex, *eh;   // (n, dim)
-    float *eqkv;      // (n, 3*heads*dim_head): q | k | v
+    float *eqkv;      // (n, 3*heads*dim_head): q | k rows, then v transposed (encode_one)
     float *eatt;      // (n, heads*dim_head)
     float *eff;       // (n, 2*ff_inner)
     float *score;     // attention scores, score_cap floats (the encoder; worker 0's step scratch),
@@ -675,30 +675,27 @@ static void rotate(float *x, size_t half, const float *cs, const float *sn)
     }
 }
 
-// out[M, dh] (ldo) = softmax(Q[M, dh] (ldq) . K * scale) . V[N, dh] (ldv), where K is
-// [N, dh] (ldk) or, with kt, already transposed [dh, N] (ldk): the decoder
-// keeps keys transposed so a step's scores are contiguous row updates.
-// causal < 0: every key valid; else query row r sees keys 0 .. causal + r.
-static void attend(const float *Q, size_t ldq, size_t M, const float *K, size_t ldk, int kt,
-                   const float *V, size_t ldv, size_t N, size_t dh, float scale, long causal,
-                   float *out, size_t ldo, float *score)
+// out[M, dh] (ldo) = softmax(Q[M, dh] (ldq) . K * scale) . V[N, dh] (ldv), K already
+// transposed [dh, N] (ldk) as the decoder's self cache keeps it; query row r sees keys
+// 0 .. causal + r. Only s2t_dec_forced (many new positions at once) uses it: a checking
+// path, not a row of a dataset, so OpenBLAS may do its products.
+static void attend_cached(const float *Q, size_t ldq, size_t M, const float *K, size_t ldk,
+                          const float *V, size_t ldv, size_t N, size_t dh, float scale,
+                          size_t causal, float *out, size_t ldo, float *score)
 {
-    ops_matmul(OPS_N, kt ? OPS_N : OPS_T, M, N, dh, scale, Q, ldq, K, ldk, 0.0f, score, N);
-    if (causal >= 0)
-        kern_softmax_rows_masked(score, M, N, (size_t)causal + 1, 1, N);
-    else
-        kern_softmax_rows_masked(score, M, N, N, 0, N);
+    ops_matmul(OPS_N, OPS_N, M, N, dh, scale, Q, ldq, K, ldk, 0.0f, score, N);
+    kern_softmax_rows_masked(score, M, N, causal + 1, 1, N);
     ops_matmul(OPS_N, OPS_N, M, dh, N, 1.0f, score, N, V, ldv, 0.0f, out, ldo);
 }
 
-// y[n, N] = x[n, K] . W[N, K]^T (+ beta y); rowwise: each row independent of n (decoder).
-static void lin(int rowwise, const float *x, size_t n, size_t K, size_t ldx, const float *W,
-                size_t N, float beta, float *y, size_t ldy)
+// y[n, N] = x[n, K] . W[N, K]^T (+ beta y). Every product of a row (encoder and decoder)
+// is ops_matmul_rows: each element's bits depend only on its row and column, never on
+// the batch, the thread count or the CPU (OpenBLAS's sgemm rounds differently with its
+// thread count and kernel: on an AVX2 Zen, 2 threads changed score bits).
+static void lin(const float *x, size_t n, size_t K, size_t ldx, const float *W, size_t N,
+                float beta, float *y, size_t ldy)
 {
-    if (rowwise)
-        ops_matmul_rows(n, N, K, 1.0f, x, ldx, W, K, beta, y, ldy);
-    else
-        ops_matmul(OPS_N, OPS_T, n, N, K, 1.0f, x, ldx, W, K, beta, y, ldy);
+    ops_matmul_rows(n, N, K, 1.0f, x, ldx, W, K, beta, y, ldy);
 }
 
 // GEGLU of rows [t * per, ...) (element-wise: the same bits however rows are split).
@@ -726,17 +723,17 @@ static void geglu(float *f, size_t n, size_t inner)
 
 // x[n, d] += FF(x): RMSNorm -> Linear(d, 2*inner) -> GEGLU -> Linear(inner, d).
 static void feed_forward(const s2t_layer *L, size_t n, size_t d, size_t inner, float *x,
-                         float *h, float *f, int rowwise)
+                         float *h, float *f)
 {
     kern_rmsnorm_rows(x, n, d, L->ff_gamma, h);
     for (size_t r = 0; r < n; r++)
         memcpy(f + r * 2 * inner, L->b1, 2 * inner * sizeof(float));
-    lin(rowwise, h, n, d, d, L->w1, 2 * inner, 1.0f, f, 2 * inner);
+    lin(h, n, d, d, L->w1, 2 * inner, 1.0f, f, 2 * inner);
     geglu(f, n, inner);
     for (size_t r = 0; r < n; r++)
         for (size_t i = 0; i < d; i++)
             x[r * d + i] += L->b2[i];
-    lin(rowwise, f, n, inner, 2 * inner, L->w2, d, 1.0f, x, d);
+    lin(f, n, inner, 2 * inner, L->w2, d, 1.0f, x, d);
 }
 
 // ---------------------------------------------------------------- encoder ---
@@ -753,20 +750,29 @@ static void encode_one(s2t_state *s, const int32_t *ids, int n_ids, float *out)
         int id = t < (size_t)n_ids ? ids[t] : c->speech_eos;
         memcpy(s->ex + t * d, m->speech_emb + (size_t)id * d, d * sizeof(float));
     }
-    size_t ld = 3 * hd;
+    // eqkv: q | k rows (n, 2 hd), then the values transposed, vt (hd, n): head h's
+    // values are rows h dh .. of vt, so both attention products take rows of weights.
+    size_t ld = 2 * hd;
+    float *vt = s->eqkv + n * ld;
     for (int l = 0; l < c->source_depth; l++) {
         const s2t_layer *L = &m->enc[l];
         kern_rmsnorm_rows(s->ex, n, d, L->attn_gamma, s->eh);
-        ops_matmul(OPS_N, OPS_T, n, hd, d, 1.0f, s->eh, d, L->wq, d, 0.0f, s->eqkv, ld);
-        ops_matmul(OPS_N, OPS_T, n, 2 * hd, d, 1.0f, s->eh, d, L->wkv, d, 0.0f, s->eqkv + hd, ld);
+        lin(s->eh, n, d, d, L->wq, hd, 0.0f, s->eqkv, ld);
+        lin(s->eh, n, d, d, L->wkv, hd, 0.0f, s->eqkv + hd, ld);
+        // vt[e, t] = Wv[e, :] . h[t, :]: the same fused chain as row t's value e
+        ops_matmul_rows(hd, n, d, 1.0f, L->wkv + hd * d, d, s->eh, d, 0.0f, vt, n);
         for (size_t t = 0; t < n; t++)
             for (size_t h = 0; h < 2 * H; h++) // q heads then k heads
                 rotate(s->eqkv + t * ld + h * dh, half, s->cos_t + t * half, s->sin_t + t * half);
-        for (size_t h = 0; h < H; h++)
-            attend(s->eqkv + h * dh, ld, n, s->eqkv + hd + h * dh, ld, 0, s->eqkv + 2 * hd + h * dh,
-                   ld, n, dh, scale, -1, s->eatt + h * dh, hd, s->score);
-        ops_matmul(OPS_N, OPS_T, n, d, hd, 1.0f, s->eatt, hd, L->wo, hd, 1.0f, s->ex, d);
-        feed_forward(L, n, d, inner, s->ex, s->eh, s->eff, 0);
+        for (size_t h = 0; h < H; h++) {
+            ops_matmul_rows(n, n, dh, scale, s->eqkv + h * dh, ld, s->eqkv + hd + h * dh, ld,
+                            0.0f, s->score, n);
+            kern_softmax_rows_masked(s->score, n, n, n, 0, n);
+            ops_matmul_rows(n, dh, n, 1.0f, s->score, n, vt + h * dh * n, n, 0.0f,
+                            s->eatt + h * dh, hd);
+        }
+        lin(s->eatt, n, hd, hd, L->wo, d, 1.0f, s->ex, d);
+        feed_forward(L, n, d, inner, s->ex, s->eh, s->eff);
     }
     kern_rmsnorm_rows(s->ex, n, d, m->enc_final, out);
 }
@@ -806,7 +812,7 @@ static void encode_into(s2t_state *s, int i, const int32_t *ids, int n_ids)
         size_t nk = (size_t)n + 1, dh = (size_t)c->dim_head, nt = (nk + 7) / 8;
         size_t ko = s->xk_off[i], vo = s->x_off[i] * hd; // the slot's first key / value
         float *k = s->eqkv; // (n, hd) scratch, then tiled per head
-        ops_matmul(OPS_N, OPS_T, (size_t)n, hd, d, 1.0f, eo, d, L->x_wkv, d, 0.0f, k, hd);
+        lin(eo, (size_t)n, d, d, L->x_wkv, hd, 0.0f, k, hd);
         for (size_t h = 0; h < (size_t)c->heads; h++) {
             // S2T_KV_F16: each head built in floats in the widening scratch, then narrowed
             float *kt = f16 ? wide : s->x_k[l] + ko + h * nt * dh * 8;
@@ -824,8 +830,7 @@ static void encode_into(s2t_state *s, int i, const int32_t *ids, int n_ids)
         // Values head by head: head h's nk rows of dh are contiguous, so a step reads
         // each head's values as one stream (the bits do not depend on the layout).
         float *v = s->eqkv;
-        ops_matmul(OPS_N, OPS_T, (size_t)n, hd, d, 1.0f, eo, d, L->x_wkv + hd * d, d, 0.0f, v,
-                   hd);
+        lin(eo, (size_t)n, d, d, L->x_wkv + hd * d, hd, 0.0f, v, hd);
         for (size_t h = 0; h < (size_t)c->heads; h++) {
             float *vh = f16 ? wide : s->x_v[l] + vo + h * nk * dh;
             memcpy(vh, L->null_kv + hd + h * dh, dh * sizeof(float));
@@ -1041,8 +1046,8 @@ static void dec_forward(s2t_state *s, size_t n_rows, size_t n_new)
         step_job job = {s, l, scale};
         // causal self-attention, GQA, rotary, KV cache
         kern_rmsnorm_rows(s->dx, N, d, L->attn_gamma, s->dh);
-        lin(1, s->dh, N, d, d, L->wq, hd, 0.0f, s->dq, hd);
-        lin(1, s->dh, N, d, d, L->wkv, 2 * kvd, 0.0f, s->dkv, 2 * kvd);
+        lin(s->dh, N, d, d, L->wq, hd, 0.0f, s->dq, hd);
+        lin(s->dh, N, d, d, L->wkv, 2 * kvd, 0.0f, s->dkv, 2 * kvd);
         for (size_t r = 0; r < n_rows; r++)
             for (size_t j = 0; j < n_new; j++) {
                 size_t pos = (size_t)s->row_len[r] + j, i = r * n_new + j;
@@ -1065,16 +1070,16 @@ static void dec_forward(s2t_state *s, size_t n_rows, size_t n_new)
                 size_t L0 = (size_t)s->row_len[r], nk = L0 + n_new; // keys after this call
                 for (size_t h = 0; h < H; h++) {
                     size_t g = h % G;
-                    attend(s->dq + r * n_new * hd + h * dh, hd, n_new, K + g * dh * P, P, 1,
-                           V + g * dh, kvd, nk, dh, scale, (long)L0,
-                           s->datt + r * n_new * hd + h * dh, hd, s->score);
+                    attend_cached(s->dq + r * n_new * hd + h * dh, hd, n_new, K + g * dh * P, P,
+                                  V + g * dh, kvd, nk, dh, scale, L0,
+                                  s->datt + r * n_new * hd + h * dh, hd, s->score);
                 }
             }
         }
-        lin(1, s->datt, N, hd, hd, L->wo, d, 1.0f, s->dx, d);
+        lin(s->datt, N, hd, hd, L->wo, d, 1.0f, s->dx, d);
         // cross-attention: the rows of one source share its K/V in one pass
         kern_rmsnorm_rows(s->dx, N, d, L->x_gamma, s->dh);
-        lin(1, s->dh, N, d, d, L->x_wq, hd, 0.0f, s->dq, hd);
+        lin(s->dh, N, d, d, L->x_wq, hd, 0.0f, s->dq, hd);
         if (n_new == 1) {
             run_step(s, n_grp * H, cross_task, &job);
         } else {
@@ -1085,11 +1090,11 @@ static void dec_forward(s2t_state *s, size_t n_rows, size_t n_new)
                                  s->score + s->score_cap);
             }
         }
-        lin(1, s->datt, N, hd, hd, L->x_wo, d, 1.0f, s->dx, d);
-        feed_forward(L, N, d, inner, s->dx, s->dh, s->dff, 1);
+        lin(s->datt, N, hd, hd, L->x_wo, d, 1.0f, s->dx, d);
+        feed_forward(L, N, d, inner, s->dx, s->dh, s->dff);
     }
     kern_rmsnorm_rows(s->dx, N, d, m->dec_final, s->dh);
-    lin(1, s->dh, N, d, d, m->text_emb, (size_t)c->n_text_vocab, 0.0f, s->logits,
+    lin(s->dh, N, d, d, m->text_emb, (size_t)c->n_text_vocab, 0.0f, s->logits,
         (size_t)c->n_text_vocab);
     for (size_t r = 0; r < n_rows; r++)
         s->row_len[r] += (int)n_new;

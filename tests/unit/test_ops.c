@@ -125,6 +125,58 @@ static void test_rows_alone_in_batch(void)
     free(A), free(B), free(C), free(C1);
 }
 
+// Many rows (an encoder's source) are taken in panels that stay in L2 (ops.c's
+// rows_one: 512, 64 and 24 rows at these K): a row's bits are those it has alone, for
+// each kernel, with 1 and 2 threads, and the values are right.
+static void test_rows_panels(void)
+{
+    enum { M = 600, N = 19, K = 1365 };
+    float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * N * K);
+    float *C = malloc(sizeof(float) * M * N), *C1 = malloc(sizeof(float) * N);
+    for (size_t i = 0; i < (size_t)M * K; i++)
+        A[i] = rnd();
+    for (size_t i = 0; i < (size_t)N * K; i++)
+        B[i] = rnd();
+    static const size_t Ks[] = {64, 512, 1365};
+    for (int k = OPS_ROWS_PORTABLE; k <= OPS_ROWS_AVX512; k++) {
+        if (ops_rows_set_kernel((ops_rows_kernel)k))
+            continue;
+        for (int threads = 1; threads <= 2; threads++) {
+            ops_set_threads(threads);
+            for (size_t ki = 0; ki < sizeof Ks / sizeof *Ks; ki++) {
+                size_t Kc = Ks[ki];
+                ops_matmul_rows(M, N, Kc, 1.0f, A, K, B, K, 0.0f, C, N);
+                ops_set_threads(1);
+                int same = 1;
+                double worst = 0.0;
+                for (size_t i = 0; i < M; i++) {
+                    ops_matmul_rows(1, N, Kc, 1.0f, A + i * K, K, B, K, 0.0f, C1, N);
+                    same &= memcmp(C1, C + i * N, sizeof(float) * N) == 0;
+                    for (size_t j = 0; j < N; j += 7) {
+                        double want = 0.0, mag = 0.0; // relative to sum |a b|
+                        for (size_t t = 0; t < Kc; t++) {
+                            double ab = (double)A[i * K + t] * (double)B[j * K + t];
+                            want += ab;
+                            mag += fabs(ab);
+                        }
+                        double err = fabs(want - (double)C[i * N + j]) / mag;
+                        worst = err > worst ? err : worst;
+                    }
+                }
+                ops_set_threads(threads);
+                CU_ASSERT(same);
+                CU_ASSERT(worst < 1e-6); // float32 sums of <= 1365 terms: 4e-8 seen
+                if (threads == 2 && ki == 2)
+                    printf("\n    %s: K %zu, largest error %.2g of sum |a b|",
+                           ops_rows_kernel_name((ops_rows_kernel)k), Kc, worst);
+            }
+        }
+    }
+    ops_set_threads(1);
+    ops_rows_set_kernel(OPS_ROWS_AUTO);
+    free(A), free(B), free(C), free(C1);
+}
+
 static void test_kernel_selection(void)
 {
     sl_err e;
@@ -223,6 +275,8 @@ int main(void)
     static const sl_test_case cases[] = {
         {"ops_matmul_rows: every kernel == portable, bit for bit, and right", test_kernels_same_bits},
         {"ops_matmul_rows: a row alone == in a batch, each kernel", test_rows_alone_in_batch},
+        {"ops_matmul_rows: 600 rows in panels == each row alone, each kernel, 1-2 threads",
+         test_rows_panels},
         {"rows kernel selection and SL_ROWS_KERNEL", test_kernel_selection},
         {"small products: baseline build == AVX2 build == the pinned bits", test_small_products_bits},
         {NULL, NULL},

@@ -667,6 +667,164 @@ static void test_f16_range_refused(void)
     s2t_close(m);
 }
 
+// ------------------------------------------------ a model of realistic width ---
+
+// The tiny model's tensors at dim 256, dim_head 64, ff inner 682 (each of the tiny
+// shape's sizes mapped: 64 -> 256, 128 -> 512, 16 -> 64, 8 -> 32, 340 -> 1364,
+// 170 -> 682), random weights: products large enough that OpenBLAS's sgemm would
+// thread them. Returns the path.
+static size_t wide_dim(size_t v)
+{
+    switch (v) {
+    case 64: return 256;
+    case 128: return 512;
+    case 16: return 64;
+    case 8: return 32;
+    case 340: return 1364;
+    case 170: return 682;
+    default: return v;
+    }
+}
+
+static const char *write_wide(void)
+{
+    static char path[4300];
+    json_t *hdr = json_loadb((const char *)g_file + 8, g_hlen, 0, NULL);
+    json_t *meta = json_object_get(hdr, "__metadata__");
+    json_t *cfg = json_loads(json_string_value(json_object_get(meta, "config")), 0, NULL);
+    json_object_set_new(cfg, "dim", json_integer(256));
+    json_object_set_new(cfg, "dim_head", json_integer(64));
+    json_object_set_new(cfg, "rotary_dim", json_integer(64));
+    json_object_set_new(cfg, "ff_inner_dim", json_integer(682));
+    char *cs = json_dumps(cfg, JSON_COMPACT);
+    json_object_set_new(meta, "config", json_string(cs));
+    free(cs);
+    json_decref(cfg);
+    // new shapes and offsets, in the header's (sorted) key order
+    size_t off = 0;
+    const char *key;
+    json_t *t;
+    json_object_foreach(hdr, key, t) {
+        if (!strcmp(key, "__metadata__"))
+            continue;
+        json_t *shape = json_object_get(t, "shape"), *ns = json_array();
+        size_t n = 1, i;
+        json_t *d;
+        json_array_foreach(shape, i, d) {
+            size_t v = wide_dim((size_t)json_integer_value(d));
+            json_array_append_new(ns, json_integer((json_int_t)v));
+            n *= v;
+        }
+        json_object_set_new(t, "shape", ns);
+        json_t *offs = json_array();
+        json_array_append_new(offs, json_integer((json_int_t)off));
+        json_array_append_new(offs, json_integer((json_int_t)(off + 4 * n)));
+        json_object_set_new(t, "data_offsets", offs);
+        off += 4 * n;
+    }
+    char *hs = json_dumps(hdr, JSON_COMPACT | JSON_SORT_KEYS);
+    size_t hn = strlen(hs), padded = (hn + 7) / 8 * 8;
+    snprintf(path, sizeof path, "%s/wide.safetensors", g_dir);
+    FILE *f = fopen(path, "wb");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    for (int i = 0; i < 8; i++)
+        fputc((int)(((uint64_t)padded >> (8 * i)) & 0xff), f);
+    fwrite(hs, 1, hn, f);
+    for (size_t i = hn; i < padded; i++)
+        fputc(' ', f);
+    unsigned x = 2024;
+    json_object_foreach(hdr, key, t) { // (the same order as the offsets)
+        if (!strcmp(key, "__metadata__"))
+            continue;
+        json_t *shape = json_object_get(t, "shape");
+        size_t rank = json_array_size(shape), n = 1;
+        for (size_t i = 0; i < rank; i++)
+            n *= (size_t)json_integer_value(json_array_get(shape, i));
+        size_t fan = (size_t)json_integer_value(json_array_get(shape, rank - 1));
+        float a = strstr(key, ".weight") && !strstr(key, "emb") ? sqrtf(3.0f / (float)fan) : 1.0f;
+        for (size_t i = 0; i < n; i++) {
+            x = x * 1103515245u + 12345u;
+            float u = (float)((x >> 8) & 0xffff) / 32768.0f - 1.0f; // [-1, 1)
+            float v = strstr(key, "gamma")   ? 1.0f + 0.1f * u
+                      : strstr(key, "bias")  ? 0.02f * u
+                      : strstr(key, "freqs") ? 1.0f / powf(10000.0f, (float)(2 * i) / 64.0f)
+                                             : a * u;
+            fwrite(&v, sizeof v, 1, f);
+        }
+    }
+    fclose(f);
+    free(hs);
+    json_decref(hdr);
+    return path;
+}
+
+// At realistic width every product of the encoder, the cross K/V and the decoder is
+// ops_matmul_rows: 3 sources of 300 ids decode to the same ids and score bits at 1, 2
+// and 3 threads and with every rows kernel the CPU has (the portable one included).
+// (When the encoder used OpenBLAS's sgemm, an AVX2 Zen gave other score bits at 2 threads.)
+static void test_wide_model_threads_and_kernels(void)
+{
+    s2t_model *m;
+    sl_err e;
+    int orc = s2t_open(&m, write_wide(), &e);
+    if (orc)
+        printf("\n    %s", e.msg);
+    CU_ASSERT_EQUAL_FATAL(orc, SL_OK);
+    CU_ASSERT_EQUAL(s2t_model_config(m)->dim, 256);
+    enum { NS = 3, LEN = 300, ML = 10 };
+    static int32_t src[NS][LEN];
+    const int32_t *sp[NS];
+    int len[NS];
+    unsigned x = 5;
+    for (int i = 0; i < NS; i++) {
+        len[i] = LEN - 37 * i;
+        for (int t = 0; t < len[i]; t++) {
+            x = x * 1103515245u + 12345u;
+            src[i][t] = (int32_t)((x >> 16) % 16);
+        }
+        sp[i] = src[i];
+    }
+    s2t_limits lim = {NS, 4, LEN, ML, g_kv};
+    beam_state *b;
+    CU_ASSERT_EQUAL_FATAL(beam_state_new(&b, m, lim, &e), SL_OK);
+    beam_params p = beam_default_params();
+    p.max_len = ML;
+    static int32_t ids[NS][ML];
+    int n[NS];
+    float sc[NS];
+    int runs = 0;
+    static const int threads[] = {1, 2, 3};
+    for (int k = OPS_ROWS_AUTO; k <= OPS_ROWS_AVX512; k++) {
+        if (ops_rows_set_kernel((ops_rows_kernel)k))
+            continue;
+        for (size_t ti = 0; ti < sizeof threads / sizeof *threads; ti++) {
+            if (k != OPS_ROWS_AUTO && ti > 0)
+                continue; // (kernels forced at one thread: the threads are checked on auto)
+            ops_set_threads(threads[ti]);
+            beam_result r[NS];
+            CU_ASSERT_EQUAL_FATAL(beam_decode(b, sp, len, NS, &p, r, &e), SL_OK);
+            for (int i = 0; i < NS; i++) {
+                if (runs == 0) {
+                    sc[i] = r[i].score;
+                    n[i] = r[i].n_ids;
+                    memcpy(ids[i], r[i].ids, (size_t)n[i] * sizeof(int32_t));
+                    continue;
+                }
+                CU_ASSERT(r[i].n_ids == n[i] && !memcmp(r[i].ids, ids[i], (size_t)n[i] * 4));
+                CU_ASSERT(memcmp(&r[i].score, &sc[i], sizeof(float)) == 0);
+            }
+            runs++;
+        }
+    }
+    printf("\n    %d runs (kernels x threads), scores %.6f %.6f %.6f", runs, (double)sc[0],
+           (double)sc[1], (double)sc[2]);
+    CU_ASSERT(runs >= 4);
+    ops_set_threads(1);
+    ops_rows_set_kernel(OPS_ROWS_AUTO);
+    beam_state_free(b);
+    s2t_close(m);
+}
+
 int main(void)
 {
     load_tiny();
@@ -681,6 +839,8 @@ int main(void)
         {"ops_matmul_rows: rows independent of M, AVX2 == portable", test_rows_kernel},
         {"threads 1/2/3/5: same ids and score bits", test_thread_invariance},
         {"16 rows on one source (> max_beam): groups, == alone", test_many_rows_one_source},
+        {"dim 256, 300 ids: threads 1/2/3 and every rows kernel, same bits",
+         test_wide_model_threads_and_kernels},
         {"f16 cross K/V: 12 sources batch == alone", test_batch_invariance_f16},
         {"f16 cross K/V: pool random joins == alone", test_pool_schedules_f16},
         {"f16 cross K/V: threads 1/2/3/5 same bits", test_thread_invariance_f16},
