@@ -1,11 +1,12 @@
 // pipeline/ops.h — the matrix products the models go through.
 //
-// The models' weight products, convolutions, encoder attention and k-means
-// distances are ops_matmul() calls (row-major, so transposes and leading
-// dimensions are right in one place): OpenBLAS sgemm, one sgemv per row for a
-// few rows, or loops of its own for products too small to pay for a BLAS call
-// (explicit fmaf: the same bits on every x86-64, see ops_small_force_baseline).
-// Decoders use ops_matmul_rows() (batch-invariant bits, below). Two kinds of
+// HuBERT's weight products, convolutions and attention and the k-means distances
+// are ops_matmul() calls (row-major, so transposes and leading dimensions are right
+// in one place): OpenBLAS sgemm, one sgemv per row for a few rows, or loops of its
+// own for products too small to pay for a BLAS call (explicit fmaf: the same bits on
+// every x86-64, see ops_small_force_baseline). sgemm's bits depend on OpenBLAS's
+// thread count and kernel (CPU). Every product of the speech->text model (encoder,
+// cross K/V, decoder) is ops_matmul_rows() (bits that depend on neither, below). Two kinds of
 // product do not come here: a decoder step's attention (a few query rows over
 // one source's keys per head: kern_step_attend in pipeline/kernels.h, fmaf
 // chains whose bits do not depend on the batch either) and MFCC's per-frame
@@ -29,9 +30,10 @@ void ops_matmul(ops_trans ta, ops_trans tb, size_t M, size_t N, size_t K, float 
 // C[M,N] = alpha * A[M,K] . B[N,K]^T + beta * C like ops_matmul(OPS_N, OPS_T, ...),
 // but row i of C depends only on row i of A (and C), bit for bit, whatever M and
 // the thread count: threads take ranges of output columns (par.h), each element
-// computed by the same code as single-threaded, one pass over B for all rows, a fixed
-// summation order per element. For decoders, where a hypothesis must come out the
-// same whatever batch it is decoded in (labels and scores independent of scheduling).
+// computed by the same code as single-threaded, a fixed summation order per element
+// (one pass over B for up to 191 rows; more rows in L2-sized panels, each one pass).
+// For the speech->text model, where a hypothesis must come out the same whatever batch,
+// thread count or node it is decoded on (labels and scores independent of scheduling).
 // Each element is 8-lane fused multiply-adds over K in order, a fixed add tree,
 // fused tail (see ops.c): every kernel below gives the same bits.
 void ops_matmul_rows(size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
