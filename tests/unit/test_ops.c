@@ -24,6 +24,15 @@ static float rnd(void)
     return (float)((int)(g_x >> 8) % 2001 - 1000) / 313.0f;
 }
 
+// n floats from rnd(), malloc'd.
+static float *rnd_alloc(size_t n)
+{
+    float *x = malloc(sizeof(float) * n);
+    for (size_t i = 0; i < n; i++)
+        x[i] = rnd();
+    return x;
+}
+
 // Runs kernel k on C (pre-filled from C0) and returns 0, or -1 when k is not available.
 static int run_kernel(ops_rows_kernel k, size_t M, size_t N, size_t K, float alpha,
                       const float *A, size_t lda, const float *B, size_t ldb, float beta,
@@ -104,12 +113,8 @@ static void test_kernels_same_bits(void)
 static void test_rows_alone_in_batch(void)
 {
     enum { M = 37, N = 14, K = 1365 };
-    float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * N * K);
+    float *A = rnd_alloc((size_t)M * K), *B = rnd_alloc((size_t)N * K);
     float *C = malloc(sizeof(float) * M * N), *C1 = malloc(sizeof(float) * N);
-    for (size_t i = 0; i < (size_t)M * K; i++)
-        A[i] = rnd();
-    for (size_t i = 0; i < (size_t)N * K; i++)
-        B[i] = rnd();
     for (int k = OPS_ROWS_PORTABLE; k <= OPS_ROWS_AVX512; k++) {
         if (ops_rows_set_kernel((ops_rows_kernel)k))
             continue;
@@ -131,12 +136,8 @@ static void test_rows_alone_in_batch(void)
 static void test_rows_panels(void)
 {
     enum { M = 600, N = 19, K = 1365 };
-    float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * N * K);
+    float *A = rnd_alloc((size_t)M * K), *B = rnd_alloc((size_t)N * K);
     float *C = malloc(sizeof(float) * M * N), *C1 = malloc(sizeof(float) * N);
-    for (size_t i = 0; i < (size_t)M * K; i++)
-        A[i] = rnd();
-    for (size_t i = 0; i < (size_t)N * K; i++)
-        B[i] = rnd();
     static const size_t Ks[] = {64, 512, 1365};
     for (int k = OPS_ROWS_PORTABLE; k <= OPS_ROWS_AVX512; k++) {
         if (ops_rows_set_kernel((ops_rows_kernel)k))

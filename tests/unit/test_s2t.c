@@ -39,10 +39,10 @@ static void load_tiny(void)
         g_hlen = (g_hlen << 8) | g_file[i];
 }
 
-// Writes the tiny model with its header passed through edit(); returns the path.
-static const char *variant(const char *name, void (*edit)(json_t *hdr, json_t *cfg))
+// The tiny model's header passed through edit() (its config re-serialised); the
+// caller owns it.
+static json_t *edited_header(void (*edit)(json_t *hdr, json_t *cfg))
 {
-    static char path[4300];
     json_t *hdr = json_loadb((const char *)g_file + 8, g_hlen, 0, NULL);
     json_t *meta = json_object_get(hdr, "__metadata__");
     json_t *cfg = json_loads(json_string_value(json_object_get(meta, "config")), 0, NULL);
@@ -53,22 +53,58 @@ static const char *variant(const char *name, void (*edit)(json_t *hdr, json_t *c
         free(cs);
     }
     json_decref(cfg);
+    return hdr;
+}
+
+// Creates g_dir/NAME.safetensors holding hdr (length, JSON padded to 8 bytes) and
+// returns it open at the data area; path gets the file's name.
+static FILE *create_with_header(const char *name, const json_t *hdr, char *path, size_t cap)
+{
     char *hs = json_dumps(hdr, JSON_COMPACT);
     size_t n = strlen(hs), padded = (n + 7) / 8 * 8;
-    snprintf(path, sizeof path, "%s/%s.safetensors", g_dir, name);
+    snprintf(path, cap, "%s/%s.safetensors", g_dir, name);
     FILE *f = fopen(path, "wb");
-    unsigned char len[8];
+    if (!f) {
+        perror(path);
+        exit(1);
+    }
     for (int i = 0; i < 8; i++)
-        len[i] = (unsigned char)((uint64_t)padded >> (8 * i));
-    fwrite(len, 1, 8, f);
+        fputc((int)(((uint64_t)padded >> (8 * i)) & 0xff), f);
     fwrite(hs, 1, n, f);
     for (size_t i = n; i < padded; i++)
         fputc(' ', f);
+    free(hs);
+    return f;
+}
+
+// Writes the tiny model with its header passed through edit(); returns the path.
+static const char *variant(const char *name, void (*edit)(json_t *hdr, json_t *cfg))
+{
+    static char path[4300];
+    json_t *hdr = edited_header(edit);
+    FILE *f = create_with_header(name, hdr, path, sizeof path);
     fwrite(g_file + 8 + g_hlen, 1, g_size - 8 - g_hlen, f);
     fclose(f);
-    free(hs);
     json_decref(hdr);
     return path;
+}
+
+// Every run of a source set after the first gives the first run's ids and score bits:
+// run 0 records them in ids (rows of stride ints), n and sc.
+static void same_as_first(int run, const beam_result *r, int n_src, int32_t *ids, size_t stride,
+                          int *n, float *sc)
+{
+    for (int i = 0; i < n_src; i++) {
+        int32_t *want = ids + (size_t)i * stride;
+        if (run == 0) {
+            sc[i] = r[i].score;
+            n[i] = r[i].n_ids;
+            memcpy(want, r[i].ids, (size_t)n[i] * sizeof(int32_t));
+            continue;
+        }
+        CU_ASSERT(r[i].n_ids == n[i] && !memcmp(r[i].ids, want, (size_t)n[i] * 4));
+        CU_ASSERT(memcmp(&r[i].score, &sc[i], sizeof(float)) == 0);
+    }
 }
 
 static void expect_fail(const char *path, int code, const char *needle1, const char *needle2)
@@ -456,16 +492,7 @@ static void test_thread_invariance(void)
             ops_set_threads(threads[ti]);
             beam_result r[12];
             CU_ASSERT_EQUAL_FATAL(beam_decode(b, sp, len, 12, &p, r, &e), SL_OK);
-            for (int i = 0; i < 12; i++) {
-                if (ti == 0) {
-                    sc[i] = r[i].score;
-                    n[i] = r[i].n_ids;
-                    memcpy(ids[i], r[i].ids, (size_t)n[i] * sizeof(int32_t));
-                    continue;
-                }
-                CU_ASSERT(r[i].n_ids == n[i] && !memcmp(r[i].ids, ids[i], (size_t)n[i] * 4));
-                CU_ASSERT(memcmp(&r[i].score, &sc[i], sizeof(float)) == 0);
-            }
+            same_as_first((int)ti, r, 12, ids[0], 24, n, sc);
         }
     }
     ops_set_threads(1);
@@ -686,21 +713,20 @@ static size_t wide_dim(size_t v)
     }
 }
 
-static const char *write_wide(void)
+static void wide_config(json_t *hdr, json_t *cfg)
 {
-    static char path[4300];
-    json_t *hdr = json_loadb((const char *)g_file + 8, g_hlen, 0, NULL);
-    json_t *meta = json_object_get(hdr, "__metadata__");
-    json_t *cfg = json_loads(json_string_value(json_object_get(meta, "config")), 0, NULL);
+    (void)hdr;
     json_object_set_new(cfg, "dim", json_integer(256));
     json_object_set_new(cfg, "dim_head", json_integer(64));
     json_object_set_new(cfg, "rotary_dim", json_integer(64));
     json_object_set_new(cfg, "ff_inner_dim", json_integer(682));
-    char *cs = json_dumps(cfg, JSON_COMPACT);
-    json_object_set_new(meta, "config", json_string(cs));
-    free(cs);
-    json_decref(cfg);
-    // new shapes and offsets, in the header's (sorted) key order
+}
+
+static const char *write_wide(void)
+{
+    static char path[4300];
+    json_t *hdr = edited_header(wide_config);
+    // new shapes and offsets, in the header's key order
     size_t off = 0;
     const char *key;
     json_t *t;
@@ -722,16 +748,7 @@ static const char *write_wide(void)
         json_object_set_new(t, "data_offsets", offs);
         off += 4 * n;
     }
-    char *hs = json_dumps(hdr, JSON_COMPACT | JSON_SORT_KEYS);
-    size_t hn = strlen(hs), padded = (hn + 7) / 8 * 8;
-    snprintf(path, sizeof path, "%s/wide.safetensors", g_dir);
-    FILE *f = fopen(path, "wb");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    for (int i = 0; i < 8; i++)
-        fputc((int)(((uint64_t)padded >> (8 * i)) & 0xff), f);
-    fwrite(hs, 1, hn, f);
-    for (size_t i = hn; i < padded; i++)
-        fputc(' ', f);
+    FILE *f = create_with_header("wide", hdr, path, sizeof path);
     unsigned x = 2024;
     json_object_foreach(hdr, key, t) { // (the same order as the offsets)
         if (!strcmp(key, "__metadata__"))
@@ -753,7 +770,6 @@ static const char *write_wide(void)
         }
     }
     fclose(f);
-    free(hs);
     json_decref(hdr);
     return path;
 }
@@ -792,29 +808,20 @@ static void test_wide_model_threads_and_kernels(void)
     static int32_t ids[NS][ML];
     int n[NS];
     float sc[NS];
+    // the threads on the CPU's kernel; each kernel forced at one thread
+    static const struct {
+        ops_rows_kernel k;
+        int threads;
+    } setting[] = {{OPS_ROWS_AUTO, 1},     {OPS_ROWS_AUTO, 2}, {OPS_ROWS_AUTO, 3},
+                   {OPS_ROWS_PORTABLE, 1}, {OPS_ROWS_AVX2, 1}, {OPS_ROWS_AVX512, 1}};
     int runs = 0;
-    static const int threads[] = {1, 2, 3};
-    for (int k = OPS_ROWS_AUTO; k <= OPS_ROWS_AVX512; k++) {
-        if (ops_rows_set_kernel((ops_rows_kernel)k))
-            continue;
-        for (size_t ti = 0; ti < sizeof threads / sizeof *threads; ti++) {
-            if (k != OPS_ROWS_AUTO && ti > 0)
-                continue; // (kernels forced at one thread: the threads are checked on auto)
-            ops_set_threads(threads[ti]);
-            beam_result r[NS];
-            CU_ASSERT_EQUAL_FATAL(beam_decode(b, sp, len, NS, &p, r, &e), SL_OK);
-            for (int i = 0; i < NS; i++) {
-                if (runs == 0) {
-                    sc[i] = r[i].score;
-                    n[i] = r[i].n_ids;
-                    memcpy(ids[i], r[i].ids, (size_t)n[i] * sizeof(int32_t));
-                    continue;
-                }
-                CU_ASSERT(r[i].n_ids == n[i] && !memcmp(r[i].ids, ids[i], (size_t)n[i] * 4));
-                CU_ASSERT(memcmp(&r[i].score, &sc[i], sizeof(float)) == 0);
-            }
-            runs++;
-        }
+    for (size_t si = 0; si < sizeof setting / sizeof *setting; si++) {
+        if (ops_rows_set_kernel(setting[si].k))
+            continue; // (not on this CPU)
+        ops_set_threads(setting[si].threads);
+        beam_result r[NS];
+        CU_ASSERT_EQUAL_FATAL(beam_decode(b, sp, len, NS, &p, r, &e), SL_OK);
+        same_as_first(runs++, r, NS, ids[0], ML, n, sc);
     }
     printf("\n    %d runs (kernels x threads), scores %.6f %.6f %.6f", runs, (double)sc[0],
            (double)sc[1], (double)sc[2]);
